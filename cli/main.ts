@@ -1,0 +1,78 @@
+// The `ulc` command line. `main(argv, io)` parses the arguments with commander, runs a subcommand and
+// returns the exit code (see EXIT in ./args.ts); it never calls process.exit, so tests run it in-process
+// with captured streams. bin/ulc.js calls it with the real process.
+import { Command, CommanderError } from "commander";
+import { EXIT, collectBinding, validateSourceFiles } from "./args.js";
+import { runCheck, type CheckCommandOptions } from "./check.js";
+import { processIo, type CliIo } from "./io.js";
+import { packageInfo } from "./package.js";
+
+/** Builds the commander program; `finish` records a subcommand's exit code. */
+export function buildProgram(io: CliIo, finish: (code: number) => void): Command {
+  const program = new Command("ulc");
+  program
+    .description("Compiler for .ul model-graph files (the typed model language of Unified Latents).")
+    .version(packageInfo().version, "-V, --version", "print the version of ulc")
+    .helpOption("-h, --help", "show help")
+    .helpCommand("help [command]", "show help for a command")
+    .configureOutput({
+      writeOut: (s) => void io.stdout.write(s),
+      writeErr: (s) => void io.stderr.write(s),
+      getOutHelpWidth: () => (io.stdout.isTTY && io.stdout.columns ? io.stdout.columns : 80),
+      getErrHelpWidth: () => (io.stderr.isTTY && io.stderr.columns ? io.stderr.columns : 80),
+      getOutHasColors: () => false,
+      getErrHasColors: () => false,
+    })
+    .showHelpAfterError("(run 'ulc --help' for usage)")
+    .exitOverride();
+  program.addHelpText(
+    "after",
+    "\nExit codes: 0 ok, 1 errors in the input, 2 usage error, 3 internal error.\n" +
+      "Not implemented yet: build, train, sample, eval, gradcheck.",
+  );
+
+  program
+    .command("check")
+    .summary("parse and type-check .ul files")
+    .description("Parse and type-check .ul files and report every diagnostic (file:line:col, code, message).")
+    .argument("<files...>", ".ul source files to check")
+    .option("--json", "print { diagnostics, files } as JSON on stdout instead of text on stderr")
+    .option(
+      "--bind <NAME=INT>",
+      "bind a generic dim or int left open on an entry, e.g. --bind B=64 (repeatable)",
+      collectBinding,
+    )
+    .option("--color", "colour the diagnostics even when stderr is not a terminal")
+    .option("--no-color", "never colour the diagnostics")
+    .showHelpAfterError("(run 'ulc check --help' for usage)")
+    .action(function (this: Command, paths: string[], options: CheckCommandOptions) {
+      const { files, problems } = validateSourceFiles(paths);
+      if (problems.length > 0) {
+        this.error(problems.map((p) => `error: ${p}`).join("\n"), { exitCode: EXIT.usage, code: "ulc.badFile" });
+      }
+      finish(runCheck(files, options, io));
+    });
+
+  return program;
+}
+
+/** Runs ulc with the arguments after the program name; resolves to the exit code. */
+export async function main(argv: readonly string[], io: CliIo = processIo()): Promise<number> {
+  let code: number = EXIT.ok;
+  const program = buildProgram(io, (c) => {
+    code = c;
+  });
+  try {
+    await program.parseAsync([...argv], { from: "user" });
+    return code;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // --help and --version end with 0; every commander complaint (unknown option or command, missing
+      // argument, invalid option value, no command at all) is a usage error.
+      return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    }
+    const detail = e instanceof Error ? (e.stack ?? e.message) : String(e);
+    io.stderr.write(`ulc: internal error (this is a bug in ulc, please report it):\n${detail}\n`);
+    return EXIT.internal;
+  }
+}

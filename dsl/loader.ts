@@ -1,0 +1,120 @@
+// Loads a set of .ul files and everything they import: std.NAME from the standard library folder, strings
+// relative to the importing file. Reports missing files and import cycles at the import that causes them.
+import { readFileSync, statSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import type { FileAst, ImportDecl } from "./ast.js";
+import { diagnostic, type Diagnostic } from "./diagnostics.js";
+import { parseFile } from "./parse.js";
+import { SourceFile } from "./source.js";
+
+export interface SourceHost {
+  /** The file's text, or undefined when it does not exist. */
+  readFile(path: string): string | undefined;
+}
+
+export const diskHost: SourceHost = {
+  readFile(p) {
+    try {
+      if (!statSync(p).isFile()) return undefined;
+      return readFileSync(p, "utf8");
+    } catch {
+      return undefined;
+    }
+  },
+};
+
+/** models/std next to this package, whether running from source or from dist/. */
+export function defaultStdRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 4; i++) {
+    const candidate = path.join(dir, "models", "std");
+    if (diskHost.readFile(path.join(candidate, "layers.ul")) !== undefined) return candidate;
+    dir = path.dirname(dir);
+  }
+  return path.resolve("models", "std");
+}
+
+export interface LoadedFile {
+  readonly path: string;
+  readonly source: SourceFile;
+  readonly ast?: FileAst;
+  /** Resolved target path of each import declaration that was found. */
+  readonly imports: Map<ImportDecl, string>;
+}
+
+export interface LoadResult {
+  readonly files: Map<string, LoadedFile>;
+  readonly roots: string[];
+  readonly diagnostics: Diagnostic[];
+}
+
+export function resolveImport(decl: ImportDecl, fromFile: string, stdRoot: string): string {
+  if (decl.source.kind === "file") return path.resolve(path.dirname(fromFile), decl.source.path);
+  const [head, ...rest] = decl.source.path;
+  const base = head === "std" ? stdRoot : path.dirname(fromFile);
+  const parts = head === "std" ? rest : decl.source.path;
+  return path.join(base, ...parts) + ".ul";
+}
+
+export function loadProgram(paths: readonly string[], host: SourceHost, stdRoot: string): LoadResult {
+  const files = new Map<string, LoadedFile>();
+  const diagnostics: Diagnostic[] = [];
+  const roots = paths.map((p) => path.resolve(p));
+
+  const load = (p: string): LoadedFile | undefined => {
+    const existing = files.get(p);
+    if (existing) return existing;
+    const text = host.readFile(p);
+    if (text === undefined) return undefined;
+    const source = new SourceFile(displayPath(p), text);
+    const parsed = parseFile(source);
+    diagnostics.push(...parsed.diagnostics);
+    const file: LoadedFile = { path: p, source, ...(parsed.ast && { ast: parsed.ast }), imports: new Map() };
+    files.set(p, file);
+    for (const d of parsed.ast?.decls ?? []) {
+      if (d.kind !== "import") continue;
+      const target = resolveImport(d, p, stdRoot);
+      if (load(target)) file.imports.set(d, target);
+      else {
+        const what = d.source.kind === "std" ? `${d.source.path.join(".")} (looked for ${displayPath(target)})` : displayPath(target);
+        diagnostics.push(diagnostic("E0501", d.source.span, `cannot find the imported file ${what}`));
+      }
+    }
+    return file;
+  };
+  for (const r of roots) load(r);
+  diagnostics.push(...findCycles(files));
+  return { files, roots, diagnostics };
+}
+
+/** Every import cycle, reported once, at the import that closes it. */
+function findCycles(files: Map<string, LoadedFile>): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  const state = new Map<string, "active" | "done">();
+  const stack: LoadedFile[] = [];
+  const visit = (f: LoadedFile) => {
+    state.set(f.path, "active");
+    for (const [decl, target] of f.imports) {
+      const s = state.get(target);
+      if (s === "active") {
+        const start = stack.findIndex((e) => e.path === target);
+        const chain = [...(start >= 0 ? stack.slice(start) : []), f, files.get(target)!].map((e) => e.source.path);
+        out.push(diagnostic("E0503", decl.span, `import cycle: ${chain.join(" -> ")}`));
+      } else if (s === undefined) {
+        stack.push(f);
+        visit(files.get(target)!);
+        stack.pop();
+      }
+    }
+    state.set(f.path, "done");
+  };
+  for (const f of files.values()) if (!state.has(f.path)) visit(f);
+  return out;
+}
+
+/** Paths in messages: relative to the working directory when inside it. */
+export function displayPath(p: string): string {
+  const rel = path.relative(process.cwd(), p);
+  return rel && !rel.startsWith("..") && !path.isAbsolute(rel) ? rel : p;
+}

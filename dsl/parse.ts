@@ -1,0 +1,133 @@
+// Source text -> AST, with lexical, bracket and syntax diagnostics in plain words.
+import type { IToken, TokenType } from "chevrotain";
+import type { FileAst } from "./ast.js";
+import { AstBuilder } from "./build-ast.js";
+import { diagnostic, type Diagnostic } from "./diagnostics.js";
+import * as T from "./lexer.js";
+import { parseTokens } from "./parser.js";
+import type { SourceFile } from "./source.js";
+
+export interface ParseResult {
+  /** Absent when the file has syntax errors: later stages would only add noise. */
+  ast?: FileAst;
+  diagnostics: Diagnostic[];
+}
+
+const SYMBOLS: Record<string, string> = {
+  Arrow: "->",
+  Ellipsis: "...",
+  DotDot: "..",
+  Dot: ".",
+  ColonColon: "::",
+  Colon: ":",
+  Semicolon: ";",
+  Comma: ",",
+  LParen: "(",
+  RParen: ")",
+  LBrace: "{",
+  RBrace: "}",
+  LBracket: "[",
+  RBracket: "]",
+  StarStar: "**",
+  Star: "*",
+  Slash: "/",
+  Percent: "%",
+  At: "@",
+  Plus: "+",
+  Minus: "-",
+  EqEq: "==",
+  NotEq: "!=",
+  LtEq: "<=",
+  GtEq: ">=",
+  Lt: "<",
+  Gt: ">",
+  AndAnd: "&&",
+  OrOr: "||",
+  Bang: "!",
+  Equals: "=",
+};
+
+function describeTokenType(name: string): string {
+  if (name === "Identifier") return "a name";
+  if (name === "NumberLiteral") return "a number";
+  if (name === "StringLiteral") return "a string";
+  if (name === "EOF") return "the end of the file";
+  const sym = SYMBOLS[name];
+  if (sym) return `'${sym}'`;
+  return `'${name.toLowerCase()}'`;
+}
+
+function describeToken(t: IToken): string {
+  if (t.tokenType.name === "EOF") return "the end of the file";
+  return `'${t.image}'`;
+}
+
+const RULE_WANTS: Record<string, string> = {
+  file: "a declaration (import, from, const, fn, module, model, optimizer)",
+  decl: "a declaration (import, from, const, fn, module, model, optimizer)",
+  member: "a member (param, state, hyper, const, fn, train, entry, or a component `name: Type`)",
+  blockItem: "a statement (let, var, for, if, assert) or an expression",
+  primary: "an expression",
+  unary: "an expression",
+  type: "a type",
+  namedType: "a type",
+  dimItem: "a dim",
+  modulePath: "a module path (std.NAME or \"./file.ul\")",
+  genericParam: "a generic parameter",
+  listItem: "a list element",
+  letStmt: "a name or a tuple of names",
+  fieldSuffix: "a field name or tuple index",
+};
+
+const OPENERS = new Map<TokenType, TokenType>([
+  [T.LParen, T.RParen],
+  [T.LBracket, T.RBracket],
+  [T.LBrace, T.RBrace],
+]);
+const CLOSERS = new Set<TokenType>([T.RParen, T.RBracket, T.RBrace]);
+
+/** Unclosed and mismatched brackets, reported at the bracket itself rather than at the end of the file. */
+function bracketDiagnostics(file: SourceFile, tokens: IToken[]): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  const stack: IToken[] = [];
+  const span = (t: IToken) => file.span(t.startOffset, t.startOffset + t.image.length);
+  for (const t of tokens) {
+    if (OPENERS.has(t.tokenType)) stack.push(t);
+    else if (CLOSERS.has(t.tokenType)) {
+      const open = stack[stack.length - 1];
+      if (open && OPENERS.get(open.tokenType) === t.tokenType) stack.pop();
+      else if (open && stack.some((o) => OPENERS.get(o.tokenType) === t.tokenType)) {
+        // Closing an outer bracket: the inner ones were left open.
+        while (stack.length > 0 && OPENERS.get(stack[stack.length - 1]!.tokenType) !== t.tokenType) {
+          const inner = stack.pop()!;
+          out.push(diagnostic("E0202", span(inner), `this '${inner.image}' is never closed`, [{ span: span(t), message: `'${t.image}' closes an outer bracket here` }]));
+        }
+        stack.pop();
+      } else out.push(diagnostic("E0201", span(t), `'${t.image}' has no matching opening bracket`));
+    }
+  }
+  for (const open of stack) out.push(diagnostic("E0202", span(open), `this '${open.image}' is never closed`));
+  return out;
+}
+
+export function parseFile(file: SourceFile): ParseResult {
+  const lexed = T.tokenize(file);
+  const diagnostics = [...lexed.diagnostics];
+  const brackets = bracketDiagnostics(file, lexed.tokens);
+  diagnostics.push(...brackets);
+  const parsed = parseTokens(lexed.tokens);
+  for (const e of parsed.errors) {
+    const atEof = e.token.tokenType.name === "EOF";
+    if (atEof && brackets.length > 0) continue; // the bracket diagnostic already says it better
+    const span = atEof ? file.span(file.text.length, file.text.length) : file.span(e.token.startOffset, e.token.startOffset + e.token.image.length);
+    const expected = /Expecting token of type --> (\w+) <--/.exec(e.message)?.[1];
+    const rule = [...e.ruleStack].reverse().find((r) => RULE_WANTS[r]);
+    const want = expected ? describeTokenType(expected) : rule ? RULE_WANTS[rule]! : "something else";
+    diagnostics.push(diagnostic("E0201", span, `expected ${want}, found ${describeToken(e.token)}`));
+  }
+  if (diagnostics.length > 0) return { diagnostics };
+  const builder = new AstBuilder(file);
+  const ast = builder.build(parsed.cst);
+  if (builder.diagnostics.length > 0) return { diagnostics: builder.diagnostics };
+  return { ast, diagnostics: [] };
+}

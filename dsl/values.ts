@@ -1,0 +1,212 @@
+// What the checker computes for each expression: a tensor's type (dtype + symbolic shape + where the shape came
+// from), or a compile-time value (int dims, floats, bools, lists), or a structure of those.
+import type * as A from "./ast.js";
+import { Dim } from "./dims.js";
+import type { Span } from "./source.js";
+
+export type DType = "f32" | "f16" | "i32" | "bool";
+export const DTYPES: readonly DType[] = ["f32", "f16", "i32", "bool"];
+
+export interface TensorValue {
+  readonly k: "tensor";
+  readonly dtype: DType;
+  readonly shape: readonly Dim[];
+  /** Where this shape was established: a declaration, or the expression that computed it. */
+  readonly origin: Span;
+}
+
+export type Value =
+  | TensorValue
+  | { readonly k: "int"; readonly value: Dim }
+  | { readonly k: "float"; readonly value: number | undefined }
+  | { readonly k: "bool"; readonly value: boolean | undefined }
+  | { readonly k: "string"; readonly value: string }
+  | { readonly k: "dtype"; readonly dtype: DType }
+  | { readonly k: "list"; readonly items: readonly Value[] }
+  | { readonly k: "tuple"; readonly items: readonly Value[] }
+  | { readonly k: "record"; readonly fields: ReadonlyMap<string, Value> }
+  | { readonly k: "instance"; readonly inst: Instance }
+  | { readonly k: "array"; readonly element: Instance; readonly count: Dim }
+  | { readonly k: "fn"; readonly decl: A.FnDecl; readonly home: Home }
+  | { readonly k: "builtin"; readonly name: string }
+  | { readonly k: "decl"; readonly decl: A.ContainerDecl; readonly home: Home }
+  | { readonly k: "namespace"; readonly file: Home }
+  /** A value whose error was already reported: every use of it is silent. */
+  | { readonly k: "error" };
+
+export const ERROR: Value = { k: "error" };
+
+/** Where a declaration's free names resolve: a file's scope, or a module instance's scope. */
+export interface Home {
+  readonly scope: Scope;
+  readonly filePath: string;
+  /** Stable identity for memo keys. */
+  readonly key: string;
+}
+
+export interface Instance extends Home {
+  readonly decl: A.ContainerDecl;
+  /** Parameters, components, consts, functions, hypers by name. */
+  readonly members: Map<string, Value>;
+}
+
+export interface Binding {
+  value: Value;
+  readonly mutable: boolean;
+  readonly span: Span | undefined;
+}
+
+export class Scope {
+  private readonly names = new Map<string, Binding>();
+  constructor(readonly parent: Scope | undefined) {}
+
+  define(name: string, value: Value, span: Span | undefined, mutable = false): void {
+    this.names.set(name, { value, mutable, span });
+  }
+
+  lookup(name: string): Binding | undefined {
+    return this.names.get(name) ?? this.parent?.lookup(name);
+  }
+
+  hasOwn(name: string): boolean {
+    return this.names.has(name);
+  }
+
+  ownBinding(name: string): Binding | undefined {
+    return this.names.get(name);
+  }
+
+  /** All visible names, for "did you mean". */
+  visible(): string[] {
+    return [...this.names.keys(), ...(this.parent?.visible() ?? [])];
+  }
+
+  /** Every mutable binding visible from here (to snapshot around branches). */
+  mutableBindings(): Binding[] {
+    const own = [...this.names.values()].filter((b) => b.mutable);
+    return [...own, ...(this.parent?.mutableBindings() ?? [])];
+  }
+}
+
+export function tensor(dtype: DType, shape: readonly Dim[], origin: Span): TensorValue {
+  return { k: "tensor", dtype, shape, origin };
+}
+
+export function intValue(n: number | Dim): Value {
+  return { k: "int", value: typeof n === "number" ? Dim.const(n) : n };
+}
+
+export function shapeText(shape: readonly Dim[]): string {
+  return `[${shape.map((d) => d.toString()).join(", ")}]`;
+}
+
+export function tensorText(t: { dtype: DType; shape: readonly Dim[] }): string {
+  return t.shape.length === 0 ? t.dtype : `${t.dtype}${shapeText(t.shape)}`;
+}
+
+/** How a value is named in messages. */
+export function describe(v: Value): string {
+  switch (v.k) {
+    case "tensor":
+      return `a tensor ${tensorText(v)}`;
+    case "int":
+      return `the integer ${v.value}`;
+    case "float":
+      return v.value === undefined ? "a compile-time float" : `the float ${v.value}`;
+    case "bool":
+      return v.value === undefined ? "a compile-time bool" : `the bool ${v.value}`;
+    case "string":
+      return "a string";
+    case "dtype":
+      return `the dtype ${v.dtype}`;
+    case "list":
+      return `a list of ${v.items.length}`;
+    case "tuple":
+      return `a tuple of ${v.items.length}`;
+    case "record":
+      return `a record {${[...v.fields.keys()].join(", ")}}`;
+    case "instance":
+      return `the module ${v.inst.decl.name.name}`;
+    case "array":
+      return `an array of ${v.count} ${v.element.decl.name.name}`;
+    case "fn":
+      return `the function ${v.decl.name.name}`;
+    case "builtin":
+      return `the builtin ${v.name}`;
+    case "decl":
+      return `the ${v.decl.kind} ${v.decl.name.name}`;
+    case "namespace":
+      return `the namespace ${v.file.filePath}`;
+    case "error":
+      return "an erroneous value";
+  }
+}
+
+/** A key that identifies a value's type (and compile-time value) for memoising template instantiations. */
+export function typeKey(v: Value): string {
+  switch (v.k) {
+    case "tensor":
+      return tensorText(v);
+    case "int":
+      return `i:${v.value}`;
+    case "float":
+      return `f:${v.value ?? "?"}`;
+    case "bool":
+      return `b:${v.value ?? "?"}`;
+    case "string":
+      return `s:${JSON.stringify(v.value)}`;
+    case "dtype":
+      return `d:${v.dtype}`;
+    case "list":
+      return `[${v.items.map(typeKey).join(",")}]`;
+    case "tuple":
+      return `(${v.items.map(typeKey).join(",")})`;
+    case "record":
+      return `{${[...v.fields].map(([k, f]) => `${k}:${typeKey(f)}`).join(",")}}`;
+    case "instance":
+      return `m:${v.inst.key}`;
+    case "array":
+      return `a:${v.element.key};${v.count}`;
+    case "fn":
+      return `fn:${v.home.key}.${v.decl.name.name}`;
+    case "builtin":
+      return `builtin:${v.name}`;
+    case "decl":
+      return `decl:${v.home.key}.${v.decl.name.name}`;
+    case "namespace":
+      return `ns:${v.file.key}`;
+    case "error":
+      return "error";
+  }
+}
+
+/** Levenshtein distance, for "did you mean". */
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1]!.toLowerCase() === b[j - 1]!.toLowerCase() ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return row[b.length]!;
+}
+
+export function didYouMean(name: string, candidates: Iterable<string>): string {
+  let best: string | undefined;
+  let bestD = Math.max(1, Math.floor(name.length / 3));
+  for (const c of new Set(candidates)) {
+    if (c === name) continue;
+    const d = editDistance(name, c);
+    // Short names are one edit away from too much: suggest only a change of case for them.
+    if (name.length < 3 && c.toLowerCase() !== name.toLowerCase()) continue;
+    if (d < bestD || (d === bestD && best === undefined)) {
+      best = c;
+      bestD = d;
+    }
+  }
+  return best ? `; did you mean '${best}'?` : "";
+}

@@ -1,0 +1,353 @@
+// The ulc command line: exit codes, output formats and argument errors. Most tests call main() in-process
+// with captured streams (no build needed); the last group spawns the real bin/ulc.js against dist/, which the
+// global setup builds.
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
+import { collectBinding, parseBinding, plural, resolveColor, validateSourceFiles } from "../cli/args.js";
+import type { CliIo } from "../cli/io.js";
+import { main } from "../cli/main.js";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const CLEAN = "fn f<N>(x: f32[N]) -> f32[N] { x * 2.0 }\n";
+const BAD = "fn f<N>(x: f32[N]) -> f32[N] { y }\n";
+const BAD_COL = BAD.indexOf("{ y") + 3; // 1-based column of `y`
+const ESC = "\x1b[";
+
+let dir: string;
+let clean: string;
+let clean2: string;
+let bad: string;
+let bad2: string;
+let notUl: string;
+let folder: string;
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "ulc-cli-"));
+  const put = (name: string, text: string) => {
+    const p = join(dir, name);
+    writeFileSync(p, text);
+    return p;
+  };
+  clean = put("clean.ul", CLEAN);
+  clean2 = put("clean2.ul", CLEAN.replace("fn f", "fn g"));
+  bad = put("bad.ul", BAD);
+  bad2 = put("bad2.ul", BAD.replace("fn f", "fn h"));
+  notUl = put("notes.txt", CLEAN);
+  folder = join(dir, "folder.ul");
+  mkdirSync(folder);
+});
+
+afterAll(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function ulc(argv: string[], opts: { tty?: boolean; env?: Record<string, string> } = {}): Promise<Run> {
+  let stdout = "";
+  let stderr = "";
+  const io: CliIo = {
+    stdout: { write: (s: string) => (stdout += s), isTTY: opts.tty ?? false },
+    stderr: { write: (s: string) => (stderr += s), isTTY: opts.tty ?? false },
+    env: opts.env ?? {},
+  };
+  const code = await main(argv, io);
+  return { code, stdout, stderr };
+}
+
+describe("ulc check: exit codes and text output", () => {
+  test("a clean file exits 0 with an ok summary and nothing on stdout", async () => {
+    const r = await ulc(["check", clean]);
+    expect(r.stderr).toBe("ok: 1 file checked\n");
+    expect(r.stdout).toBe("");
+    expect(r.code).toBe(0);
+  });
+
+  test("several clean files are counted", async () => {
+    const r = await ulc(["check", clean, clean2]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain("ok: 2 files checked");
+  });
+
+  test("an unknown name exits 1 with a located, rendered diagnostic and a summary", async () => {
+    const r = await ulc(["check", bad]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toContain(`${bad}:1:${BAD_COL}: error[E0301]`);
+    expect(r.stderr).toContain(BAD.trimEnd()); // the source line
+    expect(r.stderr).toMatch(/\^/); // the caret
+    expect(r.stderr.trimEnd().split("\n").at(-1)).toBe("1 error in 1 file");
+  });
+
+  test("errors in two files are summed", async () => {
+    const r = await ulc(["check", bad, clean, bad2]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`${bad}:1:${BAD_COL}`);
+    expect(r.stderr).toContain(`${bad2}:1:${BAD_COL}`);
+    expect(r.stderr.trimEnd().split("\n").at(-1)).toBe("2 errors in 2 files");
+  });
+
+  test("a file named twice is checked once", async () => {
+    const r = await ulc(["check", bad, bad]);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trimEnd().split("\n").at(-1)).toBe("1 error in 1 file");
+  });
+});
+
+describe("ulc check --json", () => {
+  test("clean: empty diagnostics, the files, nothing on stderr", async () => {
+    const r = await ulc(["check", "--json", clean]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe("");
+    expect(JSON.parse(r.stdout)).toEqual({ diagnostics: [], files: [clean] });
+  });
+
+  test("errors: each diagnostic has code, severity, message, 1-based location and notes", async () => {
+    const r = await ulc(["check", bad, clean, "--json"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe("");
+    const out = JSON.parse(r.stdout) as { diagnostics: Record<string, unknown>[]; files: string[] };
+    expect(Object.keys(out).sort()).toEqual(["diagnostics", "files"]);
+    expect(out.files).toEqual([bad, clean]);
+    expect(out.diagnostics).toHaveLength(1);
+    const d = out.diagnostics[0]!;
+    expect(d).toMatchObject({ code: "E0301", severity: "error", file: bad, line: 1, col: BAD_COL, endLine: 1, endCol: BAD_COL + 1 });
+    expect(typeof d.message).toBe("string");
+    expect(d.message).toContain("y");
+    expect(Array.isArray(d.notes)).toBe(true);
+  });
+});
+
+describe("ulc check --bind", () => {
+  test("a well-formed binding is accepted (repeatable)", async () => {
+    const r = await ulc(["check", "--bind", "B=64", "--bind", "C=3", clean]);
+    expect(r.code).toBe(0);
+  });
+
+  test.each([
+    ["B=abc", /must be an integer, got 'abc'/i],
+    ["=3", /name before '=' is missing/i],
+    ["B", /expected NAME=INT/i],
+    ["B=", /value of B is missing/i],
+    ["3B=4", /'3B' is not a valid name/i],
+    ["B=1.5", /must be an integer/i],
+    ["B=99999999999999999999", /too large/i],
+  ])("--bind %s is a usage error naming the flag", async (text, why) => {
+    const r = await ulc(["check", "--bind", text, clean]);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toContain("--bind");
+    expect(r.stderr).toContain(`'${text}'`);
+    expect(r.stderr).toMatch(why);
+  });
+
+  test("binding one name twice is a usage error", async () => {
+    const r = await ulc(["check", "--bind", "B=1", "--bind", "B=2", clean]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/B is bound twice/);
+  });
+
+  test("--bind with no value is a usage error", async () => {
+    const r = await ulc(["check", clean, "--bind"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("--bind");
+  });
+});
+
+describe("ulc check: usage errors (exit 2)", () => {
+  test("a file that does not exist", async () => {
+    const missing = join(dir, "missing.ul");
+    const r = await ulc(["check", clean, missing]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`file not found: ${missing}`);
+    expect(r.stderr).not.toContain("ok:");
+  });
+
+  test("a file that is not a .ul file", async () => {
+    const r = await ulc(["check", notUl]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`${notUl} is not a .ul file`);
+  });
+
+  test("a directory", async () => {
+    const r = await ulc(["check", folder]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`${folder} is a directory`);
+  });
+
+  test("every bad file is named", async () => {
+    const missing = join(dir, "missing.ul");
+    const r = await ulc(["check", missing, notUl]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(missing);
+    expect(r.stderr).toContain(notUl);
+  });
+
+  test("no file argument", async () => {
+    const r = await ulc(["check"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/missing required argument 'files'/);
+  });
+
+  test("an unknown flag", async () => {
+    const r = await ulc(["check", "--frobnicate", clean]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("unknown option '--frobnicate'");
+  });
+
+  test("an unknown command", async () => {
+    const r = await ulc(["frobnicate"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("unknown command 'frobnicate'");
+  });
+
+  test("a command that is not implemented yet is not offered", async () => {
+    const r = await ulc(["build", clean]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("unknown command 'build'");
+  });
+
+  test("no arguments at all: help on stderr", async () => {
+    const r = await ulc([]);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toContain("Usage: ulc");
+  });
+});
+
+describe("help and version", () => {
+  test("--help lists the check command and exits 0", async () => {
+    const r = await ulc(["--help"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("Usage: ulc");
+    expect(r.stdout).toMatch(/check.*type-check/);
+    expect(r.stdout).toContain("Exit codes");
+    expect(r.stderr).toBe("");
+  });
+
+  test("help check / check --help describe the flags", async () => {
+    for (const argv of [["check", "--help"], ["help", "check"]]) {
+      const r = await ulc(argv);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain("Usage: ulc check");
+      for (const flag of ["--json", "--bind <NAME=INT>", "--color", "--no-color"]) expect(r.stdout).toContain(flag);
+    }
+  });
+
+  test("--version prints the package version", async () => {
+    const { version } = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string };
+    const r = await ulc(["--version"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe(version);
+  });
+});
+
+describe("colour", () => {
+  test("no colour when stderr is not a terminal", async () => {
+    const r = await ulc(["check", bad]);
+    expect(r.stderr).not.toContain(ESC);
+  });
+
+  test("colour on a terminal", async () => {
+    const r = await ulc(["check", bad], { tty: true });
+    expect(r.stderr).toContain(ESC);
+  });
+
+  test("--color forces it, --no-color and NO_COLOR turn it off", async () => {
+    expect((await ulc(["check", "--color", bad])).stderr).toContain(ESC);
+    expect((await ulc(["check", "--no-color", bad], { tty: true })).stderr).not.toContain(ESC);
+    expect((await ulc(["check", bad], { tty: true, env: { NO_COLOR: "1" } })).stderr).not.toContain(ESC);
+    expect((await ulc(["check", bad], { env: { FORCE_COLOR: "1" } })).stderr).toContain(ESC);
+  });
+
+  test("--json output never has colour", async () => {
+    const r = await ulc(["check", "--json", "--color", bad], { tty: true });
+    expect(r.stdout).not.toContain(ESC);
+  });
+});
+
+describe("argument helpers (cli/args.ts)", () => {
+  test("parseBinding", () => {
+    expect(parseBinding("B=64")).toEqual({ name: "B", value: 64 });
+    expect(parseBinding("depth_2=-1")).toEqual({ name: "depth_2", value: -1 });
+    expect(parseBinding("_=+7")).toEqual({ name: "_", value: 7 });
+    for (const bad of ["", "=", "B", "B=", "=3", "B=x", "B=1e3", "B=0x10", "B = 3", "B=3=4", "a-b=1"]) {
+      expect(() => parseBinding(bad), bad).toThrow();
+    }
+  });
+
+  test("collectBinding accumulates without mutating its input", () => {
+    const a = collectBinding("B=2", undefined);
+    const b = collectBinding("C=3", a);
+    expect(a).toEqual({ B: 2 });
+    expect(b).toEqual({ B: 2, C: 3 });
+    expect(() => collectBinding("B=5", b)).toThrow(/bound twice/);
+    expect(() => collectBinding("constructor=1", {})).not.toThrow();
+  });
+
+  test("validateSourceFiles", () => {
+    const kinds: Record<string, "file" | "directory"> = { "a.ul": "file", "b.txt": "file", "d.ul": "directory" };
+    const probe = { kind: (p: string) => kinds[p] ?? ("missing" as const) };
+    expect(validateSourceFiles(["a.ul", "a.ul", "./a.ul"], probe)).toEqual({ files: ["a.ul"], problems: [] });
+    const r = validateSourceFiles(["a.ul", "b.txt", "d.ul", "z.ul"], probe);
+    expect(r.files).toEqual(["a.ul"]);
+    expect(r.problems).toHaveLength(3);
+  });
+
+  test("resolveColor and plural", () => {
+    expect(resolveColor(undefined, { isTTY: true }, {})).toBe(true);
+    expect(resolveColor(undefined, { isTTY: true }, { TERM: "dumb" })).toBe(false);
+    expect(resolveColor(undefined, {}, { FORCE_COLOR: "0" })).toBe(false);
+    expect(resolveColor(false, { isTTY: true }, { FORCE_COLOR: "1" })).toBe(false);
+    expect(resolveColor(true, {}, { NO_COLOR: "1" })).toBe(true);
+    expect(plural(1, "file")).toBe("1 file");
+    expect(plural(0, "error")).toBe("0 errors");
+  });
+});
+
+describe("the real bin/ulc.js (spawned, against dist/)", () => {
+  const bin = join(ROOT, "bin", "ulc.js");
+  const run = (args: string[]) => spawnSync(process.execPath, [bin, ...args], { cwd: ROOT, encoding: "utf8" });
+
+  test("the TypeScript build succeeded", () => {
+    const buildError = inject("buildError");
+    expect(buildError, buildError).toBe("");
+    expect(existsSync(join(ROOT, "dist", "cli", "main.js")), "dist/cli/main.js missing: run `npm run build`").toBe(true);
+  });
+
+  test("exit codes 0, 1 and 2 reach the shell; --json output arrives whole through a pipe", () => {
+    const ok = run(["check", clean]);
+    expect(ok.stderr).toContain("ok: 1 file checked");
+    expect(ok.status).toBe(0);
+
+    const errs = run(["check", bad, bad2]);
+    expect(errs.status).toBe(1);
+    expect(errs.stderr).toContain("error[E0301]");
+    expect(errs.stderr).toContain("2 errors in 2 files");
+
+    const json = run(["check", "--json", bad, bad2, clean]);
+    expect(json.status).toBe(1);
+    expect(JSON.parse(json.stdout).diagnostics).toHaveLength(2);
+
+    const usage = run(["check", "--bind", "B=abc", clean]);
+    expect(usage.status).toBe(2);
+    expect(usage.stderr).toContain("--bind");
+  });
+
+  test("--version and --help", () => {
+    const v = run(["--version"]);
+    expect(v.status).toBe(0);
+    expect(v.stdout).toMatch(/^\d+\.\d+\.\d+/);
+    const h = run(["--help"]);
+    expect(h.status).toBe(0);
+    expect(h.stdout).toContain("Usage: ulc");
+  });
+});

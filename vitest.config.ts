@@ -1,0 +1,13 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["test/**/*.test.ts"],
+    // Builds dist/ once (for the tests that spawn bin/ulc.js); set ULC_PREBUILT=1 to skip when already built.
+    globalSetup: ["test/global-setup.ts"],
+    // Generous: a few tests spawn node processes, and property/fuzz tests run many cases. A test that needs
+    // longer passes its own timeout as the third argument of `test(...)`.
+    testTimeout: 60_000,
+    hookTimeout: 180_000,
+  },
+});

@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 // The `ulc` command: runs the compiled CLI (dist/cli/main.js, made by `npm run build`).
 import { existsSync } from "node:fs";
+import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const entry = new URL("../dist/cli/main.js", import.meta.url);
 if (!existsSync(fileURLToPath(entry))) {
   process.stderr.write(
     `ulc: the compiled CLI is missing (${fileURLToPath(entry)}).\n` +
-      `Run \`npm run build\` in ${fileURLToPath(new URL("..", import.meta.url))} first.\n`,
+      `Run \`npm run build\` in ${dirname(fileURLToPath(new URL("../package.json", import.meta.url)))} first.\n`,
   );
   process.exit(3);
 }

@@ -3,7 +3,7 @@
 // with captured streams. bin/ulc.js calls it with the real process.
 import { Command, CommanderError } from "commander";
 import { EXIT, collectBinding, validateSourceFiles } from "./args.js";
-import { runCheck, type CheckCommandOptions } from "./check.js";
+import type { CheckCommandOptions } from "./check.js";
 import { processIo, type CliIo } from "./io.js";
 import { packageInfo } from "./package.js";
 
@@ -45,11 +45,13 @@ export function buildProgram(io: CliIo, finish: (code: number) => void): Command
     .option("--color", "colour the diagnostics even when stderr is not a terminal")
     .option("--no-color", "never colour the diagnostics")
     .showHelpAfterError("(run 'ulc check --help' for usage)")
-    .action(function (this: Command, paths: string[], options: CheckCommandOptions) {
+    .action(async function (this: Command, paths: string[], options: CheckCommandOptions) {
       const { files, problems } = validateSourceFiles(paths);
       if (problems.length > 0) {
         this.error(problems.map((p) => `error: ${p}`).join("\n"), { exitCode: EXIT.usage, code: "ulc.badFile" });
       }
+      // Loaded on use: the front end (chevrotain) takes ~0.5 s to import, which --help and usage errors skip.
+      const { runCheck } = await import("./check.js");
       finish(runCheck(files, options, io));
     });
 

@@ -1,5 +1,5 @@
 // CST -> typed AST. Only called on CSTs without syntax errors, so every mandatory child is present.
-import type { CstElement, CstNode, IToken } from "chevrotain";
+import type { CstElement, CstNode, IToken } from "./chevrotain.js";
 import type * as A from "./ast.js";
 import { diagnostic, type Diagnostic } from "./diagnostics.js";
 import type { SourceFile, Span } from "./source.js";

@@ -323,11 +323,11 @@ export class Checker {
       case "tensor": {
         const x = v.k === "tensor" ? v : (v.k === "int" || v.k === "float") && t.shape.length === 0 && t.dtype !== "bool" ? tensor(t.dtype, [], span) : undefined;
         if (!x) return this.error("E0401", span, `${what} should be ${tensorText(t)}, but it is ${describe(v)}`, [declared]);
-        const from: Note = { span: x.origin, message: `its shape ${shapeText(x.shape)} comes from here` };
-        if (x.dtype !== t.dtype) return this.error("E0401", span, `${what} should be ${tensorText(t)}, but it is ${tensorText(x)} (dtype ${x.dtype}, not ${t.dtype})`, [declared, from]);
-        if (x.shape.length !== t.shape.length) return this.error("E0404", span, `${what} should be ${tensorText(t)} (rank ${t.shape.length}), but it is ${tensorText(x)} (rank ${x.shape.length})`, [declared, from]);
+        const from: Note[] = x.origin.start === span.start && x.origin.end === span.end ? [] : [{ span: x.origin, message: `its shape ${shapeText(x.shape)} comes from here` }];
+        if (x.dtype !== t.dtype) return this.error("E0401", span, `${what} should be ${tensorText(t)}, but it is ${tensorText(x)} (dtype ${x.dtype}, not ${t.dtype})`, [declared, ...from]);
+        if (x.shape.length !== t.shape.length) return this.error("E0404", span, `${what} should be ${tensorText(t)} (rank ${t.shape.length}), but it is ${tensorText(x)} (rank ${x.shape.length})`, [declared, ...from]);
         const bad = t.shape.findIndex((d, i) => d.differs(x.shape[i]!));
-        if (bad >= 0) return this.error("E0402", span, `${what} should be ${tensorText(t)}, but it is ${tensorText(x)}: dim ${bad} is ${x.shape[bad]}, not ${t.shape[bad]}`, [declared, from]);
+        if (bad >= 0) return this.error("E0402", span, `${what} should be ${tensorText(t)}, but it is ${tensorText(x)}: dim ${bad} is ${x.shape[bad]}, not ${t.shape[bad]}`, [declared, ...from]);
         return x;
       }
       case "int":
@@ -857,9 +857,10 @@ export class Checker {
     try {
       result = this.evalBlockValue(d.body, scope, `function ${d.name.name}`);
       if (d.returnType) {
+        // Callers go on with the declared type even when the body failed: their own errors still show.
         const ret = this.evalType(d.returnType, genScope);
-        const checked = this.expectType(result, ret, d.body.value?.span ?? d.body.span, `the result of ${d.name.name}`);
-        result = checked.k === "error" ? ERROR : this.valueOf(ret);
+        this.expectType(result, ret, d.body.value?.span ?? d.body.span, `the result of ${d.name.name}`);
+        result = this.valueOf(ret);
       }
     } finally {
       this.activeFns.pop();

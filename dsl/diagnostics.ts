@@ -59,13 +59,14 @@ export function diagnostic(code: ErrorCode, span: Span, message: string, notes: 
   return { code, span, message, notes };
 }
 
-/** Collects diagnostics, dropping exact repeats (a template body checked at several call sites). */
+/** Collects diagnostics, dropping repeats. */
 export class DiagnosticBag {
   readonly items: Diagnostic[] = [];
   private readonly seen = new Set<string>();
 
   add(d: Diagnostic): void {
-    const key = `${d.code}|${d.span.file.path}|${d.span.start}|${d.span.end}|${d.message}`;
+    // One error per code and place: a template body checked at several instantiations says it once.
+    const key = `${d.code}|${d.span.file.path}|${d.span.start}|${d.span.end}`;
     if (this.seen.has(key)) return;
     this.seen.add(key);
     this.items.push(d);

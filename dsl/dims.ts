@@ -154,8 +154,14 @@ export class Dim {
     return this.compare(o) === "different";
   }
 
-  /** A stable text form: constants last, `2*C + 1`. */
+  private text: string | undefined;
+
+  /** A stable text form: constants last, `2*C + 1`. Memo keys use it, so it is computed once. */
   toString(): string {
+    return (this.text ??= this.render());
+  }
+
+  private render(): string {
     if (this.terms.size === 0) return "0";
     const parts = [...this.terms]
       .sort(([a], [b]) => (a === "" ? 1 : b === "" ? -1 : a.localeCompare(b)))

@@ -1,5 +1,5 @@
 // Tokens of .ul. Keywords are declared before Identifier with `longer_alt` so `format` is a name, not `for`.
-import { createToken, Lexer, type IToken, type TokenType } from "chevrotain";
+import { createToken, Lexer, type IToken, type TokenType } from "./chevrotain.js";
 import { diagnostic, type Diagnostic } from "./diagnostics.js";
 import type { SourceFile } from "./source.js";
 

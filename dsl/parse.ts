@@ -1,5 +1,5 @@
 // Source text -> AST, with lexical, bracket and syntax diagnostics in plain words.
-import type { IToken, TokenType } from "chevrotain";
+import type { IToken, TokenType } from "./chevrotain.js";
 import type { FileAst } from "./ast.js";
 import { AstBuilder } from "./build-ast.js";
 import { diagnostic, type Diagnostic } from "./diagnostics.js";
@@ -116,14 +116,18 @@ export function parseFile(file: SourceFile): ParseResult {
   const brackets = bracketDiagnostics(file, lexed.tokens);
   diagnostics.push(...brackets);
   const parsed = parseTokens(lexed.tokens);
+  const last = lexed.tokens[lexed.tokens.length - 1];
   for (const e of parsed.errors) {
     const atEof = e.token.tokenType.name === "EOF";
-    if (atEof && brackets.length > 0) continue; // the bracket diagnostic already says it better
-    const span = atEof ? file.span(file.text.length, file.text.length) : file.span(e.token.startOffset, e.token.startOffset + e.token.image.length);
+    // A bracket or lexical diagnostic already explains a parse that runs off the end.
+    if (atEof && diagnostics.length > 0) continue;
+    const span = atEof ? file.span(last ? last.startOffset + last.image.length : 0, file.text.length) : file.span(e.token.startOffset, e.token.startOffset + e.token.image.length);
     const expected = /Expecting token of type --> (\w+) <--/.exec(e.message)?.[1];
-    const rule = [...e.ruleStack].reverse().find((r) => RULE_WANTS[r]);
-    const want = expected ? describeTokenType(expected) : rule ? RULE_WANTS[rule]! : "something else";
-    diagnostics.push(diagnostic("E0201", span, `expected ${want}, found ${describeToken(e.token)}`));
+    const topLevel = expected === "EOF" && e.ruleStack.length <= 1;
+    const rule = topLevel ? "decl" : [...e.ruleStack].reverse().find((r) => RULE_WANTS[r]);
+    const want = expected && !topLevel ? describeTokenType(expected) : rule ? RULE_WANTS[rule]! : "something else";
+    const hint = e.token.tokenType === T.Semicolon ? " (.ul has no semicolons: a statement ends with its line)" : "";
+    diagnostics.push(diagnostic("E0201", span, `expected ${want}, found ${describeToken(e.token)}${hint}`));
   }
   if (diagnostics.length > 0) return { diagnostics };
   const builder = new AstBuilder(file);

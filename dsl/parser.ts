@@ -1,6 +1,6 @@
 // The .ul grammar as a chevrotain CstParser with error recovery, so one run reports several syntax errors.
 // build-ast.ts turns the CST into the typed AST.
-import { CstParser, EOF, type IToken, type CstNode } from "chevrotain";
+import { CstParser, type IToken, type CstNode } from "./chevrotain.js";
 import * as T from "./lexer.js";
 
 class UlParser extends CstParser {
@@ -584,4 +584,4 @@ export function parseTokens(tokens: IToken[]): ParseOutput {
   return { cst, errors };
 }
 
-export { EOF };
+

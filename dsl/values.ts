@@ -201,8 +201,8 @@ export function didYouMean(name: string, candidates: Iterable<string>): string {
   for (const c of new Set(candidates)) {
     if (c === name) continue;
     const d = editDistance(name, c);
-    // Short names are one edit away from too much: suggest only a change of case for them.
-    if (name.length < 3 && c.toLowerCase() !== name.toLowerCase()) continue;
+    // A short name is one insertion away from too many others.
+    if (name.length < 3 && c.length > name.length) continue;
     if (d < bestD || (d === bestD && best === undefined)) {
       best = c;
       bestD = d;

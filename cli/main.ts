@@ -45,6 +45,11 @@ export function buildProgram(io: CliIo, finish: (code: number) => void): Command
     .option("--color", "colour the diagnostics even when stderr is not a terminal")
     .option("--no-color", "never colour the diagnostics")
     .showHelpAfterError("(run 'ulc check --help' for usage)")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  ulc check models/ul_small.ul\n  ulc check --bind B=64 --json model.ul\n" +
+        "\nExit codes: 0 no errors, 1 errors in the input, 2 usage error, 3 internal error.",
+    )
     .action(async function (this: Command, paths: string[], options: CheckCommandOptions) {
       const { files, problems } = validateSourceFiles(paths);
       if (problems.length > 0) {

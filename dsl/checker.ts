@@ -8,7 +8,7 @@ import { Dim } from "./dims.js";
 import { DiagnosticBag, diagnostic, type ErrorCode, type Note } from "./diagnostics.js";
 import type { LoadResult, LoadedFile } from "./loader.js";
 import { joinSpans, type Span } from "./source.js";
-import { ERROR, Scope, describe, didYouMean, intValue, shapeText, tensor, tensorText, typeKey, type DType, type Home, type Instance, type TensorValue, type Value } from "./values.js";
+import { ERROR, Scope, describe, didYouMean, intValue, joinValues, shapeText, tensor, tensorText, typeKey, type DType, type Home, type Instance, type TensorValue, type Value } from "./values.js";
 
 /** An evaluated type annotation. */
 type TypeVal =
@@ -236,7 +236,8 @@ export class Checker {
     const head = t.path[0]!;
     if (t.path.length === 1 && DTYPE_VALUES.has(head.name) && (t.shape !== null || head.name !== "bool")) {
       if (t.args.length > 0) this.error("E0201", t.args[0]!.span, `a tensor type takes its shape in brackets: ${head.name}[...]`);
-      return { k: "tensor", dtype: head.name as DType, shape: t.shape ? this.evalShape(t.shape, scope) : [], span };
+      const shape = t.shape ? this.evalShape(t.shape, scope) : [];
+      return shape ? { k: "tensor", dtype: head.name as DType, shape, span } : { k: "error", span };
     }
     if (t.path.length === 1 && (head.name === "int" || head.name === "float" || head.name === "bool")) {
       if (t.shape) this.error("E0401", span, `${head.name} is a compile-time type and has no shape; for a tensor write f32[...]`);
@@ -255,23 +256,30 @@ export class Checker {
     return inst ? { k: "instance", inst, span } : { k: "error", span };
   }
 
-  private evalShape(items: readonly A.DimItem[], scope: Scope): Dim[] {
+  /** The dims of a shape annotation; undefined when one of them was erroneous (already reported). */
+  private evalShape(items: readonly A.DimItem[], scope: Scope): Dim[] | undefined {
     const out: Dim[] = [];
+    let ok = true;
     for (const item of items) {
       if (item.kind === "spread") {
         const v = this.lookup(item.name.name, scope, item.name.span);
         if (v.k === "list" && v.items.every((i) => i.k === "int")) out.push(...v.items.map((i) => (i as { value: Dim }).value));
-        else if (v.k !== "error") this.error("E0401", item.span, `'...${item.name.name}' must be a shape pack (declared <...${item.name.name}>), but it is ${describe(v)}`);
+        else {
+          if (v.k !== "error") this.error("E0401", item.span, `'...${item.name.name}' must be a shape pack (declared <...${item.name.name}>), but it is ${describe(v)}`);
+          ok = false;
+        }
         continue;
       }
       const v = this.eval(item.expr, scope);
       if (v.k === "int") {
         if (v.value.value !== undefined && v.value.value < 1) this.error("E0407", item.expr.span, `dims must be ≥ 1, but this one is ${v.value}`);
         out.push(v.value);
-      } else if (v.k !== "error") this.error("E0401", item.expr.span, `a dim must be a compile-time integer, but this is ${describe(v)}`);
-      else out.push(Dim.symbol("?"));
+      } else {
+        if (v.k !== "error") this.error("E0401", item.expr.span, `a dim must be a compile-time integer, but this is ${describe(v)}`);
+        ok = false;
+      }
     }
-    return out;
+    return ok ? out : undefined;
   }
 
   /** A value of the annotated type: how parameters, returns and entry inputs enter the evaluation. */
@@ -972,13 +980,14 @@ export class Checker {
     }
     // Symbolic trip count: check one representative iteration; carried vars must keep their types.
     const carried = scope.mutableBindings();
-    const before = carried.map((b) => typeKey(b.value));
+    const before = carried.map((b) => b.value);
     const body = new Scope(scope);
     body.define(s.name.name, intValue(Dim.symbol(s.name.name)), s.name.span);
     this.execStmts(s.body.stmts, body);
     carried.forEach((b, i) => {
-      if (typeKey(b.value) !== before[i] && b.value.k !== "error")
-        this.error("E0310", s.to.span, `the loop count is not known at compile time, and a variable changes type in the loop (now ${describe(b.value)}); make the bound a constant`);
+      const joined = joinValues(before[i]!, b.value);
+      if (!joined) this.error("E0310", s.to.span, `the loop count is not known at compile time, and a variable changes type in the loop (from ${describe(before[i]!)} to ${describe(b.value)}); make the bound a constant`);
+      b.value = joined ?? ERROR;
     });
   }
 
@@ -1009,8 +1018,9 @@ export class Checker {
     cells.forEach((b, i) => (b.value = start[i]!));
     runBranch(e.else);
     cells.forEach((b, i) => {
-      if (typeKey(b.value) !== typeKey(afterThen[i]!) && b.value.k !== "error" && afterThen[i]!.k !== "error")
-        this.error("E0401", e.cond.span, `the branches leave a variable with different types (${describe(afterThen[i]!)} vs ${describe(b.value)}) and the condition is not known at compile time`);
+      const joined = joinValues(afterThen[i]!, b.value);
+      if (!joined) this.error("E0401", e.cond.span, `the branches leave a variable with different types (${describe(afterThen[i]!)} vs ${describe(b.value)}) and the condition is not known at compile time`);
+      b.value = joined ?? ERROR;
     });
   }
 
@@ -1072,8 +1082,7 @@ export class Checker {
     if (c.value !== undefined) return this.evalBlockValue(c.value ? e.then : e.else, new Scope(scope), "this branch");
     const a = this.evalBlockValue(e.then, new Scope(scope), "this branch");
     const b = this.evalBlockValue(e.else, new Scope(scope), "this branch");
-    if (a.k !== "error" && b.k !== "error" && typeKey(a) !== typeKey(b)) return this.error("E0401", e.span, `the branches give ${describe(a)} and ${describe(b)}, and the condition is not known at compile time`);
-    return a;
+    return joinValues(a, b) ?? this.error("E0401", e.span, `the branches give ${describe(a)} and ${describe(b)}, and the condition is not known at compile time`);
   }
 
   private member(obj: Value, field: A.Ident, span: Span): Value {

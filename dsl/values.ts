@@ -180,6 +180,32 @@ export function typeKey(v: Value): string {
   }
 }
 
+/**
+ * Where control flow depends on an unknown condition, the two outcomes merge: compile-time numbers that differ
+ * become unknown; anything else must have the same type. `undefined` when they cannot merge.
+ */
+export function joinValues(a: Value, b: Value): Value | undefined {
+  if (a.k === "error" || b.k === "error") return ERROR;
+  if (a.k === "int" && b.k === "int") return a.value.compare(b.value) === "equal" ? a : { k: "int", value: Dim.symbol(`?`) };
+  if (a.k === "float" && b.k === "float") return a.value === b.value ? a : { k: "float", value: undefined };
+  if (a.k === "bool" && b.k === "bool") return a.value === b.value ? a : { k: "bool", value: undefined };
+  if (a.k === "tuple" && b.k === "tuple" && a.items.length === b.items.length) {
+    const items = a.items.map((x, i) => joinValues(x, b.items[i]!));
+    return items.every((x) => x !== undefined) ? { k: "tuple", items: items as Value[] } : undefined;
+  }
+  if (a.k === "record" && b.k === "record" && a.fields.size === b.fields.size) {
+    const fields = new Map<string, Value>();
+    for (const [n, x] of a.fields) {
+      const y = b.fields.get(n);
+      const j = y && joinValues(x, y);
+      if (!j) return undefined;
+      fields.set(n, j);
+    }
+    return { k: "record", fields };
+  }
+  return typeKey(a) === typeKey(b) ? a : undefined;
+}
+
 /** Levenshtein distance, for "did you mean". */
 function editDistance(a: string, b: string): number {
   const row = Array.from({ length: b.length + 1 }, (_, i) => i);

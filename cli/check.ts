@@ -20,6 +20,10 @@ export function runCheck(files: readonly string[], options: CheckCommandOptions,
   const bindings = options.bind ?? {};
   // The standard library is found next to the package (dsl/loader.ts: defaultStdRoot).
   const result = checkFiles([...files], { bindings });
+  if (result.usageErrors.length > 0) {
+    for (const e of result.usageErrors) io.stderr.write(`ulc check: ${e}\n`);
+    return EXIT.usage;
+  }
   const diagnostics = sortDiagnostics(result.diagnostics);
 
   if (options.json) {

@@ -127,9 +127,26 @@ describe("ulc check --json", () => {
 });
 
 describe("ulc check --bind", () => {
-  test("a well-formed binding is accepted (repeatable)", async () => {
-    const r = await ulc(["check", "--bind", "B=64", "--bind", "C=3", clean]);
-    expect(r.code).toBe(0);
+  test("a well-formed binding is accepted (repeatable) and fixes the dims", async () => {
+    const model = join(dir, "bound.ul");
+    writeFileSync(model, "model M {\n  entry e<B, C>(x: f32[B, C]) -> f32[B, C] { x * 2.0 }\n  entry half<B>(x: f32[B]) -> f32[B/2] { slice(x, 0, 0, B/2) }\n}\n");
+    expect((await ulc(["check", "--bind", "B=64", "--bind", "C=3", model])).code).toBe(0);
+    // B = 5 makes B/2 inexact: the binding reached the checker.
+    const odd = await ulc(["check", "--bind", "B=5", model]);
+    expect(odd.code).toBe(1);
+    expect(odd.stderr).toContain("E0407");
+  });
+
+  test.each([
+    ["Zzz=3", /no model or entry has a generic parameter 'Zzz' \(they have: B\)/],
+    ["B=0", /'B' is a dim, so it must be at least 1/],
+  ])("--bind %s that no model can take is reported once, as a usage error", async (text, why) => {
+    const model = join(dir, "bindable.ul");
+    writeFileSync(model, "model M {\n  entry e<B>(x: f32[B]) -> f32[B] { x * 2.0 }\n}\n");
+    const r = await ulc(["check", "--bind", text, model]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(why);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
   });
 
   test.each([

@@ -8,7 +8,7 @@ import { Dim } from "./dims.js";
 import { DiagnosticBag, diagnostic, type ErrorCode, type Note } from "./diagnostics.js";
 import type { LoadResult, LoadedFile } from "./loader.js";
 import { joinSpans, type Span } from "./source.js";
-import { ERROR, Scope, describe, didYouMean, intValue, joinValues, shapeText, tensor, tensorText, typeKey, type DType, type Home, type Instance, type TensorValue, type Value } from "./values.js";
+import { ERROR, Scope, describe, didYouMean, intValue, joinValues, shapeText, tensor, tensorText, typeKey, type DType, type Home, type Instance, type TensorValue, type Tracer, type Value } from "./values.js";
 
 /** An evaluated type annotation. */
 type TypeVal =
@@ -17,7 +17,7 @@ type TypeVal =
   | { readonly k: "tuple"; readonly items: readonly TypeVal[]; readonly span: Span }
   | { readonly k: "record"; readonly fields: ReadonlyMap<string, TypeVal>; readonly span: Span }
   | { readonly k: "instance"; readonly inst: Instance; readonly span: Span }
-  | { readonly k: "array"; readonly inst: Instance; readonly count: Dim; readonly span: Span }
+  | { readonly k: "array"; readonly inst: Instance; readonly count: Dim; readonly elements?: readonly Instance[]; readonly span: Span }
   | { readonly k: "error"; readonly span: Span };
 
 /** Thrown to abandon the current declaration after an error that makes going on pointless. */
@@ -29,6 +29,8 @@ const MAX_DEPTH = 200;
 export interface CheckerOptions {
   /** Values for generic dims of models and entries (`--bind B=64`). */
   readonly bindings?: Readonly<Record<string, number>>;
+  /** When set, every tensor operation is also recorded as a graph node (see lowering API below). */
+  readonly tracer?: Tracer;
 }
 
 export interface CheckedEntry {
@@ -54,22 +56,31 @@ export class Checker {
   /** > 0 while generics are symbols: a value that needs them known (E0310) is not an error until they are bound. */
   private symbolic = 0;
 
+  private readonly tracer: Tracer | undefined;
+
   constructor(
     private readonly program: LoadResult,
     private readonly options: CheckerOptions = {},
-  ) {}
+  ) {
+    this.tracer = options.tracer;
+  }
 
   // ---------------------------------------------------------------- driver
 
-  run(): void {
+  /** Declares every file's names and binds its imports. */
+  prepare(): { d: A.Decl; home: Home }[] {
     const builtins = new Scope(undefined);
     for (const name of BUILTINS.keys()) builtins.define(name, { k: "builtin", name }, undefined);
     for (const [name, v] of DTYPE_VALUES) builtins.define(name, v, undefined);
     const parsed = [...this.program.files.values()].filter((f) => f.ast);
     for (const f of parsed) this.declareFile(f, builtins);
     for (const f of parsed) this.bindImports(f);
+    return parsed.flatMap((f) => f.ast!.decls.map((d) => ({ d, home: this.fileHomes.get(f.path)! })));
+  }
+
+  run(): void {
+    const decls = this.prepare();
     // Models first: errors then carry concrete dims. Everything else is checked with symbolic generics.
-    const decls = parsed.flatMap((f) => f.ast!.decls.map((d) => ({ d, home: this.fileHomes.get(f.path)! })));
     for (const { d, home } of decls) if (d.kind === "model") this.guarded(() => this.checkModel(d, home));
     for (const { d, home } of decls) {
       if (d.kind === "fn") this.guarded(() => this.checkFnAbstractly({ k: "fn", decl: d, home }), true);
@@ -198,7 +209,8 @@ export class Checker {
 
   // ---------------------------------------------------------------- types
 
-  private evalType(t: A.TypeExpr, scope: Scope): TypeVal {
+  /** `path` names the component being declared, so that traced instances get their own parameters. */
+  private evalType(t: A.TypeExpr, scope: Scope, path = ""): TypeVal {
     const span = t.span;
     switch (t.kind) {
       case "tuple":
@@ -212,7 +224,7 @@ export class Checker {
         return { k: "record", fields, span };
       }
       case "array": {
-        const el = this.evalType(t.element, scope);
+        const el = this.evalType(t.element, scope, `${path}.0`);
         if (el.k === "error") return el;
         if (el.k !== "instance") {
           this.error("E0401", t.element.span, `an array type [T; N] holds modules, but T here is not a module`);
@@ -223,15 +235,22 @@ export class Checker {
           if (count.k !== "error") this.error("E0401", t.count.span, `an array's length is a compile-time integer, but got ${describe(count)}`);
           return { k: "error", span };
         }
-        if (count.value.value !== undefined && count.value.value < 0) this.error("E0407", t.count.span, `an array's length must be ≥ 0, got ${count.value}`);
-        return { k: "array", inst: el.inst, count: count.value, span };
+        const n = count.value.value;
+        if (n !== undefined && n < 0) this.error("E0407", t.count.span, `an array's length must be ≥ 0, got ${count.value}`);
+        if (!this.tracer || n === undefined) return { k: "array", inst: el.inst, count: count.value, span };
+        const elements: Instance[] = [];
+        for (let i = 0; i < n; i++) {
+          const e = i === 0 ? el : this.evalType(t.element, scope, `${path}.${i}`);
+          if (e.k === "instance") elements.push(e.inst);
+        }
+        return { k: "array", inst: el.inst, count: count.value, elements, span };
       }
       case "named":
-        return this.evalNamedType(t, scope);
+        return this.evalNamedType(t, scope, path);
     }
   }
 
-  private evalNamedType(t: Extract<A.TypeExpr, { kind: "named" }>, scope: Scope): TypeVal {
+  private evalNamedType(t: Extract<A.TypeExpr, { kind: "named" }>, scope: Scope, path: string): TypeVal {
     const span = t.span;
     const head = t.path[0]!;
     if (t.path.length === 1 && DTYPE_VALUES.has(head.name) && (t.shape !== null || head.name !== "bool")) {
@@ -252,7 +271,7 @@ export class Checker {
       return { k: "error", span };
     }
     if (t.shape) this.error("E0401", span, `a module type takes no shape`);
-    const inst = this.instantiate(v.decl, v.home, t.args, scope, span);
+    const inst = this.instantiate(v.decl, v.home, t.args, scope, span, path);
     return inst ? { k: "instance", inst, span } : { k: "error", span };
   }
 
@@ -300,7 +319,7 @@ export class Checker {
       case "instance":
         return { k: "instance", inst: t.inst };
       case "array":
-        return { k: "array", element: t.inst, count: t.count };
+        return { k: "array", element: t.inst, count: t.count, ...(t.elements && { elements: t.elements }) };
       case "error":
         return ERROR;
     }
@@ -329,7 +348,7 @@ export class Checker {
     const declared: Note = { span: t.span, message: `declared as ${this.typeText(t)} here` };
     switch (t.k) {
       case "tensor": {
-        const x = v.k === "tensor" ? v : (v.k === "int" || v.k === "float") && t.shape.length === 0 && t.dtype !== "bool" ? tensor(t.dtype, [], span) : undefined;
+        const x = v.k === "tensor" ? v : (v.k === "int" || v.k === "float") && t.shape.length === 0 && t.dtype !== "bool" ? this.constant(v, tensor(t.dtype, [], span)) : undefined;
         if (!x) return this.error("E0401", span, `${what} should be ${tensorText(t)}, but it is ${describe(v)}`, [declared]);
         const from: Note[] = x.origin.start === span.start && x.origin.end === span.end ? [] : [{ span: x.origin, message: `its shape ${shapeText(x.shape)} comes from here` }];
         if (x.dtype !== t.dtype) return this.error("E0401", span, `${what} should be ${tensorText(t)}, but it is ${tensorText(x)} (dtype ${x.dtype}, not ${t.dtype})`, [declared, ...from]);
@@ -449,18 +468,19 @@ export class Checker {
 
   // ---------------------------------------------------------------- modules
 
-  private instantiate(decl: A.ContainerDecl, home: Home, args: readonly A.GenericArg[], scope: Scope, span: Span): Instance | undefined {
+  private instantiate(decl: A.ContainerDecl, home: Home, args: readonly A.GenericArg[], scope: Scope, span: Span, path: string): Instance | undefined {
     const values = args.map((a) => ({ ...(a.name && { name: a.name }), value: this.eval(a.value, scope), span: a.span }));
     if (values.some((v) => v.value.k === "error")) return undefined;
     const bound = this.bindGenerics(decl.generics, values, decl.name.name);
     if (!bound) return undefined;
     const genScope = this.completeGenerics(decl.generics, bound, home.scope, span, decl.name.name, false);
     if (!genScope) return undefined;
-    return this.buildInstance(decl, home, genScope, span);
+    return this.buildInstance(decl, home, genScope, span, path);
   }
 
-  private buildInstance(decl: A.ContainerDecl, home: Home, genScope: Scope, span: Span): Instance | undefined {
-    const key = `${home.key}.${decl.name.name}<${decl.generics.map((g) => typeKey(genScope.ownBinding(g.name.name)!.value)).join(",")}>`;
+  private buildInstance(decl: A.ContainerDecl, home: Home, genScope: Scope, span: Span, path = ""): Instance | undefined {
+    // Checking shares one instance per type; tracing needs one per place, each with its own parameters.
+    const key = `${home.key}.${decl.name.name}<${decl.generics.map((g) => typeKey(genScope.ownBinding(g.name.name)!.value)).join(",")}>${this.tracer ? `@${path}` : ""}`;
     const memo = this.instances.get(key);
     if (memo === "active") {
       this.error("E0307", span, `module '${decl.name.name}' contains itself`);
@@ -469,7 +489,7 @@ export class Checker {
     if (memo) return memo;
     this.instances.set(key, "active");
     const members = new Map<string, Value>();
-    const inst: Instance = { decl, members, scope: genScope, filePath: home.filePath, key };
+    const inst: Instance = { decl, members, scope: genScope, filePath: home.filePath, key, path };
     const pending = new Map<string, A.ConstDecl>();
     this.pendingConsts.set(genScope, pending);
     try {
@@ -497,6 +517,7 @@ export class Checker {
       scope.define(m.name.name, v, m.name.span);
       inst.members.set(m.name.name, v);
     };
+    const childPath = inst.path ? `${inst.path}.${m.name.name}` : m.name.name;
     switch (m.kind) {
       case "const":
         pending.set(m.name.name, m);
@@ -518,8 +539,11 @@ export class Checker {
           return;
         }
         const value = tensor(t.dtype, t.shape, t.span);
-        this.checkInit(m.init, value, scope, `the initial value of param '${m.name.name}'`);
-        define(value);
+        if (this.tracer) define(this.tracer.param(childPath, value, () => this.eval(m.init, scope)));
+        else {
+          this.checkInit(m.init, value, scope, `the initial value of param '${m.name.name}'`);
+          define(value);
+        }
         return;
       }
       case "component": {
@@ -527,7 +551,7 @@ export class Checker {
           this.error("E0602", m.span, "an optimizer cannot have components");
           return;
         }
-        const t = this.evalType(m.type, scope);
+        const t = this.evalType(m.type, scope, childPath);
         if (t.k === "instance" || t.k === "array") define(this.valueOf(t));
         else {
           if (t.k !== "error") this.error("E0401", m.type.span, `a component's type is a module (Linear<In, Out>) or an array of modules ([Linear<H, H>; N]), but this is ${this.typeText(t)}${t.k === "tensor" ? `; for a learnable tensor write \`param ${m.name.name}: ${this.typeText(t)} = ...\`` : ""}`);
@@ -543,7 +567,9 @@ export class Checker {
         const v = this.eval(m.value, scope);
         if (v.k !== "int" && v.k !== "float" && v.k !== "error") this.error("E0401", m.value.span, `a hyper's default is a number, but this is ${describe(v)}`);
         else if (v.k === "int" && v.value.value === undefined) this.error("E0310", m.value.span, "a hyper's default must be known at compile time");
-        define(tensor("f32", [], m.name.span));
+        const h = tensor("f32", [], m.name.span);
+        const value = v.k === "int" ? v.value.value : v.k === "float" ? v.value : undefined;
+        define(this.tracer ? this.tracer.input(m.name.name, h, value) : h);
         return;
       }
       case "state": {
@@ -632,26 +658,36 @@ export class Checker {
         this.error("E0601", tr.minimize.span, `the minimised field '${tr.minimize.name}' must be an f32 scalar (f32), but it is ${this.typeText(loss)}`, [{ span: loss.span, message: "declared here" }]);
     } else if (ret.k !== "error") this.error("E0601", e.returnType.span, `a train entry returns a record of scalars, like { loss: f32, bpp: f32 }, but this is ${this.typeText(ret)}`);
 
+    this.checkOptimizerUse(tr.optimizer, model.scope, this.trainedParams(model, e));
+  }
+
+  /** The parameters a train entry updates: all of the model's, or those of the components after `over`. */
+  private trainedParams(model: Instance, e: A.EntryMember): { name: string; value: TensorValue }[] {
     const trained: { name: string; value: TensorValue }[] = [];
     const collect = (inst: Instance, prefix: string) => {
       for (const [name, v] of inst.members) {
         if (v.k === "tensor" && inst.decl.members.some((m) => m.kind === "param" && m.name.name === name)) trained.push({ name: prefix + name, value: v });
         else if (v.k === "instance") collect(v.inst, `${prefix}${name}.`);
+        else if (v.k === "array" && v.elements) v.elements.forEach((el, i) => collect(el, `${prefix}${name}.${i}.`));
         else if (v.k === "array" && (v.count.value ?? 1) > 0) collect(v.element, `${prefix}${name}.*.`);
       }
     };
-    if (tr.over) {
-      for (const o of tr.over) {
-        const v = model.members.get(o.name);
-        if (!v || (v.k !== "instance" && v.k !== "array" && v.k !== "tensor")) {
-          const names = [...model.members].filter(([, x]) => x.k === "instance" || x.k === "array" || x.k === "tensor").map(([n]) => n);
-          this.error("E0601", o.span, `'${o.name}' is not a component or param of model ${model.decl.name.name}${didYouMean(o.name, names)}`);
-        } else if (v.k === "tensor") trained.push({ name: o.name, value: v });
-        else if (v.k === "instance") collect(v.inst, `${o.name}.`);
-        else collect(v.element, `${o.name}.*.`);
-      }
-    } else collect(model, "");
-    this.checkOptimizerUse(tr.optimizer, model.scope, trained);
+    const over = e.training?.over;
+    if (!over) {
+      collect(model, "");
+      return trained;
+    }
+    for (const o of over) {
+      const v = model.members.get(o.name);
+      if (!v || (v.k !== "instance" && v.k !== "array" && v.k !== "tensor")) {
+        const names = [...model.members].filter(([, x]) => x.k === "instance" || x.k === "array" || x.k === "tensor").map(([n]) => n);
+        this.error("E0601", o.span, `'${o.name}' is not a component or param of model ${model.decl.name.name}${didYouMean(o.name, names)}`);
+      } else if (v.k === "tensor") trained.push({ name: o.name, value: v });
+      else if (v.k === "instance") collect(v.inst, `${o.name}.`);
+      else if (v.elements) v.elements.forEach((el, i) => collect(el, `${o.name}.${i}.`));
+      else collect(v.element, `${o.name}.*.`);
+    }
+    return trained;
   }
 
   private checkOptimizerUse(expr: A.Expr, scope: Scope, trained: { name: string; value: TensorValue }[]): void {
@@ -696,7 +732,9 @@ export class Checker {
       }
       const v = this.eval(expr, a && scope ? scope : genScope);
       if (v.k !== "int" && v.k !== "float" && v.k !== "error") this.error("E0401", expr.span, `optimizer arguments are numbers, but '${p.name.name}' is ${describe(v)}`);
-      genScope.define(p.name.name, tensor("f32", [], p.span), p.name.span);
+      const arg = tensor("f32", [], p.span);
+      const value = v.k === "int" ? v.value.value : v.k === "float" ? v.value : undefined;
+      genScope.define(p.name.name, this.tracer ? this.tracer.input(`optimizer.${p.name.name}`, arg, value) : arg, p.name.span);
     }
     return this.buildInstance(decl, home, genScope, at);
   }
@@ -728,6 +766,61 @@ export class Checker {
   private checkOptimizerAbstractly(decl: A.ContainerDecl, home: Home): void {
     const opt = this.optimizerInstance(decl, home, [], undefined, decl.name.span);
     if (opt) this.checkUpdate(opt, tensor("f32", [Dim.symbol("P")], decl.name.span), decl.name.span);
+  }
+
+  // ---------------------------------------------------------------- lowering API
+  // With a tracer, evaluating an entry builds its graph. After `prepare`, `traceModel` turns parameters and
+  // hypers into graph nodes, `traceEntry` evaluates an entry, and `traceUpdate` one parameter's optimizer step.
+  // The program must have checked clean with the same bindings; an error here is a compiler bug.
+
+  traceModel(name: string): Instance {
+    for (const f of this.program.files.values())
+      for (const d of f.ast?.decls ?? []) {
+        if (d.kind !== "model" || d.name.name !== name) continue;
+        const home = this.fileHomes.get(f.path)!;
+        const genScope = this.completeGenerics(d.generics, new Map(), home.scope, d.name.span, name, true);
+        const inst = genScope && this.buildInstance(d, home, genScope, d.name.span);
+        if (inst) return inst;
+      }
+    throw new Error(`no model named ${name}`);
+  }
+
+  traceEntry(model: Instance, e: A.EntryMember): { inputs: { name: string; value: TensorValue }[]; result: Value } {
+    const scope = this.completeGenerics(e.generics, new Map(), model.scope, e.name.span, e.name.name, true)!;
+    const inputs = e.params.map((p) => {
+      const t = this.evalType(p.type!, scope);
+      if (t.k !== "tensor") throw new Error(`entry input ${p.name.name} is not a tensor`);
+      const value = this.tracer ? this.tracer.input(p.name.name, tensor(t.dtype, t.shape, t.span)) : tensor(t.dtype, t.shape, t.span);
+      scope.define(p.name.name, value, p.name.span);
+      return { name: p.name.name, value };
+    });
+    return { inputs, result: this.evalBlockValue(e.body, new Scope(scope), `entry '${e.name.name}'`) };
+  }
+
+  /** The parameters a train entry updates, with their dotted names. */
+  trainedParamsOf(model: Instance, e: A.EntryMember): { name: string; value: TensorValue }[] {
+    return this.trainedParams(model, e);
+  }
+
+  /** A train entry's optimizer; with a tracer its arguments become inputs named `optimizer.ARG`. */
+  traceOptimizer(model: Instance, e: A.EntryMember): Instance {
+    const expr = e.training!.optimizer;
+    const callee = this.eval(expr.kind === "call" ? expr.callee : expr, model.scope);
+    if (callee.k !== "decl") throw new Error("the optimizer is not a declaration");
+    return this.optimizerInstance(callee.decl, callee.home, expr.kind === "call" ? expr.args : [], model.scope, expr.span)!;
+  }
+
+  /** One parameter's update: `states` holds the current optimizer state by state name. */
+  traceUpdate(opt: Instance, p: TensorValue, g: TensorValue, step: TensorValue, states: ReadonlyMap<string, TensorValue>): Value {
+    const update = opt.members.get("update") as Extract<Value, { k: "fn" }>;
+    const scope = new Scope(opt.scope);
+    for (const [name, v] of states) scope.define(name, v, undefined);
+    return this.invoke({ k: "fn", decl: update.decl, home: { ...opt, scope } }, new Scope(scope), [p, g, step], opt.decl.name.span);
+  }
+
+  /** The names of an optimizer's state tensors, in declaration order. */
+  stateNames(opt: Instance): string[] {
+    return opt.decl.members.filter((m) => m.kind === "state").map((m) => m.name.name);
   }
 
   // ---------------------------------------------------------------- calls
@@ -776,7 +869,8 @@ export class Checker {
       if (!p.default) return this.error("E0306", span, `${name} needs the argument '${p.name}': ${name}(${b.params.map((q) => (q.default ? `${q.name} = ...` : q.name)).join(", ")})`);
       bound.set(p.name, p.default);
     }
-    return b.run(bound, this.opContext(span, (n) => spans.get(n) ?? span));
+    const result = b.run(bound, this.opContext(span, (n) => spans.get(n) ?? span));
+    return this.tracer && result.k !== "error" ? this.tracer.builtin(name, bound, result) : result;
   }
 
   private opContext(span: Span, argSpan: (name: string) => Span): OpContext {
@@ -851,7 +945,8 @@ export class Checker {
   private invoke(fn: Extract<Value, { k: "fn" }>, genScope: Scope, args: Value[], span: Span): Value {
     const d = fn.decl;
     const key = `${fn.home.key}::${d.name.name}<${d.generics.map((g) => typeKey(genScope.ownBinding(g.name.name)?.value ?? ERROR)).join(",")}>(${args.map(typeKey).join(",")})`;
-    const memo = this.calls.get(key);
+    // Tracing evaluates every call afresh: equal types do not mean equal tensors.
+    const memo = this.tracer ? undefined : this.calls.get(key);
     if (memo) return withOrigin(memo, span);
     if (this.activeFns.includes(d)) return this.error("E0307", span, `${d.name.name} calls itself: .ul functions cannot recurse (loops unroll at compile time: use \`for\`)`, [{ span: d.name.span, message: "declared here" }]);
     if (this.depth >= MAX_DEPTH) return this.error("E0307", span, `calls nest deeper than ${MAX_DEPTH}`);
@@ -867,8 +962,8 @@ export class Checker {
       if (d.returnType) {
         // Callers go on with the declared type even when the body failed: their own errors still show.
         const ret = this.evalType(d.returnType, genScope);
-        this.expectType(result, ret, d.body.value?.span ?? d.body.span, `the result of ${d.name.name}`);
-        result = this.valueOf(ret);
+        const checked = this.expectType(result, ret, d.body.value?.span ?? d.body.span, `the result of ${d.name.name}`);
+        result = this.tracer ? checked : this.valueOf(ret);
       }
     } finally {
       this.activeFns.pop();
@@ -1125,7 +1220,7 @@ export class Checker {
     const i = idx.value.value;
     const len = obj.k === "array" ? obj.count.value : obj.items.length;
     if (i !== undefined && len !== undefined && (i < 0 || i >= len)) return this.error("E0409", e.index.span, `index ${i} is out of range: there ${len === 1 ? "is 1 element" : `are ${len} elements`}`);
-    if (obj.k === "array") return { k: "instance", inst: obj.element };
+    if (obj.k === "array") return { k: "instance", inst: (i !== undefined && obj.elements?.[i]) || obj.element };
     if (i === undefined) return this.error("E0310", e.index.span, `this index (${idx.value}) must be known at compile time to pick an element`);
     return obj.items[i]!;
   }
@@ -1144,7 +1239,7 @@ export class Checker {
       case "tensor":
         if (e.op === "!") return this.error("E0401", e.opSpan, "'!' works on compile-time bools; for a bool tensor c use select(c, 0.0, 1.0) > 0.5 or compare directly");
         if (v.dtype === "bool") return this.error("E0401", e.opSpan, "'-' needs a numeric tensor, not bool");
-        return tensor(v.dtype, v.shape, e.span);
+        return this.tracer ? this.tracer.negate(v, tensor(v.dtype, v.shape, e.span)) : tensor(v.dtype, v.shape, e.span);
       default:
         return this.error("E0401", e.operand.span, `'${e.op}' cannot be applied to ${describe(v)}`);
     }
@@ -1157,11 +1252,8 @@ export class Checker {
     const op = e.op;
     const ctx = this.opContext(e.span, () => e.span);
     if (a.k === "tensor" || b.k === "tensor") {
-      if (op === "@") return matmul(a, b, e.left.span, e.right.span, ctx);
-      if (op === "%") return this.error("E0401", e.opSpan, "'%' is for compile-time integers; for tensors write x - floor(x / y) * y");
-      if (op === "&&" || op === "||") return this.error("E0401", e.opSpan, `'${op}' is for compile-time bools; for tensors combine conditions with select`);
-      const compare = op === "==" || op === "!=" || op === "<" || op === "<=" || op === ">" || op === ">=";
-      return elementwiseBinary(op, a, b, e.left.span, e.right.span, ctx, compare ? "compare" : "arith");
+      const result = this.tensorBinary(op, a, b, e, ctx);
+      return this.tracer && result.k !== "error" ? this.tracer.binary(op, a, b, result) : result;
     }
     if (op === "@") return this.error("E0401", e.opSpan, `'@' multiplies tensors, but got ${describe(a)} and ${describe(b)}`);
     if (op === "&&" || op === "||") {
@@ -1177,6 +1269,19 @@ export class Checker {
     if (op === "%") return this.error("E0401", e.opSpan, "'%' needs integers");
     if (x === undefined || y === undefined) return ["==", "!=", "<", "<=", ">", ">="].includes(op) ? { k: "bool", value: undefined } : { k: "float", value: undefined };
     return floatOp(op, x, y);
+  }
+
+  private tensorBinary(op: A.BinaryOp, a: Value, b: Value, e: Extract<A.Expr, { kind: "binary" }>, ctx: OpContext): Value {
+    if (op === "@") return matmul(a, b, e.left.span, e.right.span, ctx);
+    if (op === "%") return this.error("E0401", e.opSpan, "'%' is for compile-time integers; for tensors write x - floor(x / y) * y");
+    if (op === "&&" || op === "||") return this.error("E0401", e.opSpan, `'${op}' is for compile-time bools; for tensors combine conditions with select`);
+    const compare = op === "==" || op === "!=" || op === "<" || op === "<=" || op === ">" || op === ">=";
+    return elementwiseBinary(op, a, b, e.left.span, e.right.span, ctx, compare ? "compare" : "arith");
+  }
+
+  /** A compile-time number that becomes a tensor (an argument annotated f32, say). */
+  private constant(v: Value, t: TensorValue): TensorValue {
+    return this.tracer ? this.tracer.constant(v, t) : t;
   }
 
   private intOp(op: A.BinaryOp, x: Dim, y: Dim, e: Extract<A.Expr, { kind: "binary" }>): Value {

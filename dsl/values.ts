@@ -13,6 +13,8 @@ export interface TensorValue {
   readonly shape: readonly Dim[];
   /** Where this shape was established: a declaration, or the expression that computed it. */
   readonly origin: Span;
+  /** The graph node computing it, when the checker is tracing a graph (compiler/lower.ts). */
+  readonly node?: number;
 }
 
 export type Value =
@@ -26,7 +28,8 @@ export type Value =
   | { readonly k: "tuple"; readonly items: readonly Value[] }
   | { readonly k: "record"; readonly fields: ReadonlyMap<string, Value> }
   | { readonly k: "instance"; readonly inst: Instance }
-  | { readonly k: "array"; readonly element: Instance; readonly count: Dim }
+  /** `elements` holds one instance per index when tracing (each has its own parameters). */
+  | { readonly k: "array"; readonly element: Instance; readonly count: Dim; readonly elements?: readonly Instance[] }
   | { readonly k: "fn"; readonly decl: A.FnDecl; readonly home: Home }
   | { readonly k: "builtin"; readonly name: string }
   | { readonly k: "decl"; readonly decl: A.ContainerDecl; readonly home: Home }
@@ -46,6 +49,8 @@ export interface Home {
 
 export interface Instance extends Home {
   readonly decl: A.ContainerDecl;
+  /** Dotted name from the model down (`decoder.blocks.0`); "" for the model and when not tracing. */
+  readonly path: string;
   /** Parameters, components, consts, functions, hypers by name. */
   readonly members: Map<string, Value>;
 }
@@ -102,6 +107,22 @@ export function shapeText(shape: readonly Dim[]): string {
 
 export function tensorText(t: { dtype: DType; shape: readonly Dim[] }): string {
   return t.shape.length === 0 ? t.dtype : `${t.dtype}${shapeText(t.shape)}`;
+}
+
+/**
+ * Receives every tensor operation the checker evaluates, so that the same evaluation that checks a program
+ * also builds its graph. Each hook returns the value with its `node` set. Implemented in compiler/lower.ts.
+ */
+export interface Tracer {
+  /** An entry input, a hyper or an optimizer argument (with its default value), by name. */
+  input(name: string, t: TensorValue, defaultValue?: number): TensorValue;
+  /** A learnable parameter; `init` evaluates its initialiser (the tracer records it in the init graph). */
+  param(path: string, t: TensorValue, init: () => Value): TensorValue;
+  /** A compile-time number used where a tensor of type `t` is needed. */
+  constant(v: Value, t: TensorValue): TensorValue;
+  builtin(name: string, args: ReadonlyMap<string, Value>, result: Value): Value;
+  binary(op: A.BinaryOp, a: Value, b: Value, result: Value): Value;
+  negate(a: TensorValue, result: TensorValue): TensorValue;
 }
 
 /** How a value is named in messages. */

@@ -1,0 +1,228 @@
+// The tracer: receives the tensor operations the checker evaluates and records them as graph nodes. Each
+// front-end operation lowers to IR primitives here: broadcasting becomes explicit, `mean` becomes a sum and a
+// division, `keepdims = false` a reshape, and compile-time numbers become constants.
+import type { BinaryOp } from "../dsl/ast.js";
+import type { Dim } from "../dsl/dims.js";
+import { normalizeAxis } from "../dsl/builtins.js";
+import type { TensorValue, Tracer, Value } from "../dsl/values.js";
+import { GraphBuilder, shapeEquals, type BinaryFn, type CompareFn, type UnaryFn } from "./ir.js";
+
+/** The concrete dims of a traced tensor; lowering requires every dim bound. */
+export function dims(shape: readonly Dim[]): number[] {
+  return shape.map((d) => {
+    const v = d.value;
+    if (v === undefined) throw new Error(`dim ${d} is not bound: pass --bind for it`);
+    return v;
+  });
+}
+
+const BINARY: Partial<Record<BinaryOp, BinaryFn>> = { "+": "add", "-": "sub", "*": "mul", "/": "div", "**": "pow" };
+const COMPARE: Partial<Record<BinaryOp, CompareFn>> = { "<": "lt", "<=": "le", ">": "gt", ">=": "ge", "==": "eq", "!=": "ne" };
+const UNARY = new Set<string>(["exp", "log", "sqrt", "rsqrt", "sin", "cos", "tanh", "sigmoid", "softplus", "abs", "floor"]);
+
+export interface TracedInput {
+  readonly name: string;
+  readonly node: number;
+  readonly defaultValue?: number;
+}
+
+export class GraphTracer implements Tracer {
+  readonly inputs: TracedInput[] = [];
+  readonly params = new Map<string, number>();
+  /** Where parameter initialisers go; undefined when this trace does not build them. */
+  readonly initBuilder: GraphBuilder | undefined;
+  readonly initOutputs: { name: string; node: number }[] = [];
+  private randomKeys = 0;
+  private initRandomKeys = 0;
+  private current: GraphBuilder;
+
+  constructor(
+    readonly builder: GraphBuilder,
+    options: { withInit?: boolean } = {},
+  ) {
+    this.current = builder;
+    this.initBuilder = options.withInit ? new GraphBuilder() : undefined;
+  }
+
+  private with(t: TensorValue, node: number): TensorValue {
+    return { ...t, node };
+  }
+
+  private nodeOf(v: Value, like: TensorValue): number {
+    if (v.k === "tensor") {
+      if (v.node === undefined) throw new Error("a traced tensor has no node");
+      return v.node;
+    }
+    return this.scalar(numberOf(v), like.dtype);
+  }
+
+  private scalar(value: number, dtype: TensorValue["dtype"]): number {
+    return this.current.add({ kind: "constant", value }, [], [], dtype);
+  }
+
+  /** Reshapes (adding leading 1s) and broadcasts a node to `shape`. */
+  broadcastTo(node: number, shape: readonly number[]): number {
+    const n = this.current.node(node);
+    if (shapeEquals(n.shape, shape)) return node;
+    let x = node;
+    if (n.shape.length < shape.length) x = this.current.add({ kind: "reshape" }, [x], [...Array(shape.length - n.shape.length).fill(1), ...n.shape]);
+    return this.current.add({ kind: "broadcast" }, [x], shape);
+  }
+
+  input(name: string, t: TensorValue, defaultValue?: number): TensorValue {
+    const node = this.current.add({ kind: "input", name }, [], dims(t.shape), t.dtype);
+    this.inputs.push({ name, node, ...(defaultValue !== undefined && { defaultValue }) });
+    return this.with(t, node);
+  }
+
+  param(path: string, t: TensorValue, init: () => Value): TensorValue {
+    const shape = dims(t.shape);
+    const node = this.current.add({ kind: "param", name: path }, [], shape, t.dtype);
+    this.params.set(path, node);
+    if (this.initBuilder) {
+      // The initialiser is evaluated into the init graph, with its own random streams.
+      const saved = this.current;
+      const savedKeys = this.randomKeys;
+      this.current = this.initBuilder;
+      this.randomKeys = this.initRandomKeys;
+      try {
+        const v = init();
+        const like = { ...t, node: undefined };
+        this.initOutputs.push({ name: path, node: this.broadcastTo(this.nodeOf(v, like), shape) });
+      } finally {
+        this.initRandomKeys = this.randomKeys;
+        this.current = saved;
+        this.randomKeys = savedKeys;
+      }
+    }
+    return this.with(t, node);
+  }
+
+  constant(v: Value, t: TensorValue): TensorValue {
+    return this.with(t, this.broadcastTo(this.scalar(numberOf(v), t.dtype), dims(t.shape)));
+  }
+
+  negate(a: TensorValue, result: TensorValue): TensorValue {
+    return this.with(result, this.current.add({ kind: "unary", fn: "neg" }, [a.node!]));
+  }
+
+  binary(op: BinaryOp, a: Value, b: Value, result: Value): Value {
+    if (result.k !== "tensor") return result;
+    const like = a.k === "tensor" ? a : (b as TensorValue);
+    if (op === "@") return this.with(result, this.matmul(a as TensorValue, b as TensorValue, result));
+    const shape = dims(result.shape);
+    const x = this.broadcastTo(this.nodeOf(a, like), shape);
+    const y = this.broadcastTo(this.nodeOf(b, like), shape);
+    const cmp = COMPARE[op];
+    if (cmp) return this.with(result, this.current.add({ kind: "compare", fn: cmp }, [x, y]));
+    return this.with(result, this.current.add({ kind: "binary", fn: BINARY[op]! }, [x, y]));
+  }
+
+  private matmul(a: TensorValue, b: TensorValue, result: TensorValue): number {
+    const out = dims(result.shape);
+    const batch = out.slice(0, -2);
+    const operand = (t: TensorValue) => {
+      const s = dims(t.shape);
+      return this.broadcastTo(t.node!, [...batch, s[s.length - 2]!, s[s.length - 1]!]);
+    };
+    return this.current.add({ kind: "matmul" }, [operand(a), operand(b)]);
+  }
+
+  builtin(name: string, args: ReadonlyMap<string, Value>, result: Value): Value {
+    if (result.k !== "tensor") return result;
+    const shape = dims(result.shape);
+    const arg = (n: string) => args.get(n)!;
+    const node = (n: string) => this.nodeOf(arg(n), result);
+    const b = this.current;
+    const ints = (n: string): number[] => {
+      const v = arg(n);
+      return v.k === "list" ? v.items.map((i) => numberOf(i)) : [numberOf(v)];
+    };
+    const done = (id: number) => this.with(result, id);
+    if (UNARY.has(name)) return done(b.add({ kind: "unary", fn: name as UnaryFn }, [node("x")]));
+    switch (name) {
+      case "maximum":
+      case "minimum":
+        return done(b.add({ kind: "binary", fn: name }, [this.broadcastTo(node("a"), shape), this.broadcastTo(node("b"), shape)]));
+      case "matmul":
+        return done(this.matmul(arg("a") as TensorValue, arg("b") as TensorValue, result));
+      case "select":
+        return done(b.add({ kind: "select" }, [this.broadcastTo(node("cond"), shape), this.broadcastTo(node("a"), shape), this.broadcastTo(node("b"), shape)]));
+      case "sum":
+      case "mean":
+      case "max": {
+        const x = b.node(node("x"));
+        const rank = x.shape.length;
+        const given = arg("axis").k === "list" && items(arg("axis")).length === 0 ? x.shape.map((_, i) => i) : ints("axis");
+        const axes = given.map((a) => normalizeAxis(a, rank)!).sort((p, q) => p - q);
+        let r = b.add({ kind: "reduce", fn: name === "max" ? "max" : "sum", axes }, [x.id]);
+        if (name === "mean") {
+          const count = axes.reduce((p, a) => p * x.shape[a]!, 1);
+          r = b.add({ kind: "binary", fn: "div" }, [r, this.broadcastTo(this.scalar(count, x.dtype), b.node(r).shape)]);
+        }
+        return done(shapeEquals(b.node(r).shape, shape) ? r : b.add({ kind: "reshape" }, [r], shape));
+      }
+      case "conv2d":
+        return done(b.add({ kind: "conv2d", stride: numberOf(arg("stride")), padding: numberOf(arg("padding")), groups: numberOf(arg("groups")) }, [node("x"), node("w")]));
+      case "upsample_nearest":
+        return done(b.add({ kind: "upsample", factor: numberOf(arg("factor")) }, [node("x")]));
+      case "avg_pool": {
+        const size = numberOf(arg("size"));
+        const s = arg("stride");
+        return done(b.add({ kind: "avg_pool", size, stride: s.k === "int" ? numberOf(s) : size }, [node("x")]));
+      }
+      case "reshape":
+        return done(b.add({ kind: "reshape" }, [node("x")], shape));
+      case "transpose":
+        return done(b.add({ kind: "transpose", perm: ints("perm") }, [node("x")]));
+      case "broadcast_to":
+        return done(this.broadcastTo(node("x"), shape));
+      case "slice": {
+        const x = b.node(node("x"));
+        const axis = normalizeAxis(numberOf(arg("axis")), x.shape.length)!;
+        return done(b.add({ kind: "slice", axis, start: numberOf(arg("start")), end: numberOf(arg("end")) }, [x.id]));
+      }
+      case "concat": {
+        const xs = items(arg("xs")).map((v) => (v as TensorValue).node!);
+        const axis = normalizeAxis(numberOf(arg("axis")), shape.length)!;
+        return done(b.add({ kind: "concat", axis }, xs));
+      }
+      case "pad": {
+        const widths = items(arg("widths")).map((p) => {
+          const [lo, hi] = items(p).map((v) => numberOf(v));
+          return [lo!, hi!] as const;
+        });
+        return done(b.add({ kind: "pad", widths, value: numberOf(arg("value")) }, [node("x")]));
+      }
+      case "zeros":
+      case "ones":
+      case "full": {
+        const value = name === "zeros" ? 0 : name === "ones" ? 1 : numberOf(arg("value"));
+        return done(this.broadcastTo(this.scalar(value, result.dtype), shape));
+      }
+      case "arange":
+        return done(b.add({ kind: "iota" }, [], shape, result.dtype));
+      case "randn":
+      case "rand":
+        return done(b.add({ kind: "random", dist: name === "randn" ? "normal" : "uniform", key: this.randomKeys++ }, [], shape, result.dtype));
+      case "stop_gradient":
+        return done(b.add({ kind: "stop_gradient" }, [node("x")]));
+      case "cast":
+        return done(b.add({ kind: "cast" }, [node("x")], shape, result.dtype));
+      default:
+        throw new Error(`no lowering for the builtin ${name}`);
+    }
+  }
+}
+
+function items(v: Value): readonly Value[] {
+  if (v.k !== "list" && v.k !== "tuple") throw new Error(`expected a list while tracing, got ${v.k}`);
+  return v.items;
+}
+
+function numberOf(v: Value): number {
+  if (v.k === "int" && v.value.value !== undefined) return v.value.value;
+  if (v.k === "float" && v.value !== undefined) return v.value;
+  if (v.k === "bool" && v.value !== undefined) return v.value ? 1 : 0;
+  throw new Error(`a compile-time number is not known while tracing (${v.k})`);
+}

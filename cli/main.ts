@@ -1,9 +1,11 @@
 // The `ulc` command line. `main(argv, io)` parses the arguments with commander, runs a subcommand and
 // returns the exit code (see EXIT in ./args.ts); it never calls process.exit, so tests run it in-process
 // with captured streams. bin/ulc.js calls it with the real process.
-import { Command, CommanderError } from "commander";
+import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { EXIT, collectBinding, validateSourceFiles } from "./args.js";
+import type { BuildCommandOptions } from "./build.js";
 import type { CheckCommandOptions } from "./check.js";
+import type { GradcheckCommandOptions } from "./gradcheck.js";
 import { processIo, type CliIo } from "./io.js";
 import { packageInfo } from "./package.js";
 
@@ -28,7 +30,7 @@ export function buildProgram(io: CliIo, finish: (code: number) => void): Command
   program.addHelpText(
     "after",
     "\nExit codes: 0 ok, 1 errors in the input, 2 usage error, 3 internal error.\n" +
-      "Not implemented yet: build, train, sample, eval, gradcheck.",
+      "Not implemented yet: build for the WGSL and CUDA targets, train, sample, eval.",
   );
 
   program
@@ -60,7 +62,66 @@ export function buildProgram(io: CliIo, finish: (code: number) => void): Command
       finish(runCheck(files, options, io));
     });
 
+  program
+    .command("build")
+    .summary("lower a model to its graphs (--emit ir)")
+    .description("Check a model, bind its dims, and lower every entry to the graph IR: forward, and for train entries backward and the optimizer update.")
+    .argument("<file>", "the .ul file declaring the model")
+    .requiredOption("--emit <what>", "what to produce: ir (the WGSL and CUDA targets are not built yet)", (v: string) => {
+      if (v !== "ir") throw new InvalidArgumentError(`'${v}' cannot be emitted yet; the only choice is ir`);
+      return v;
+    })
+    .option("--bind <NAME=INT>", "bind a generic dim, e.g. --bind B=64 (repeatable; every dim must be bound)", collectBinding)
+    .option("--model <name>", "the model to build when the file declares several")
+    .option("--entry <name>", "print only this entry's graph")
+    .option("-o, --output <file>", "write to a file instead of stdout")
+    .showHelpAfterError("(run 'ulc build --help' for usage)")
+    .addHelpText("after", "\nExample:\n  ulc build models/ul_tiny.ul --emit ir --bind B=8 --entry fit")
+    .action(async function (this: Command, path: string, options: BuildCommandOptions) {
+      const { files, problems } = validateSourceFiles([path]);
+      if (problems.length > 0) this.error(problems.map((p) => `error: ${p}`).join("\n"), { exitCode: EXIT.usage, code: "ulc.badFile" });
+      const { runBuild } = await import("./build.js");
+      finish(runBuild(files[0]!, options, io));
+    });
+
+  program
+    .command("gradcheck")
+    .summary("check a train entry's gradients against finite differences")
+    .description(
+      "Compare reverse-mode gradients of a train entry's loss with central finite differences along random directions, in float64, for every trained parameter. Prints the largest relative error per parameter; exits 1 naming the parameter and the seed on a mismatch.",
+    )
+    .argument("<file>", "the .ul file declaring the model")
+    .option("--entry <name>", "the train entry (default: the first)")
+    .option("--model <name>", "the model, when the file declares several")
+    .option("--runs <n>", "random directions per parameter", positiveInt("--runs"), 2)
+    .option("--seed <s>", "the first run's seed (inputs, parameters, randomness, directions)", nonNegativeInt("--seed"), 0)
+    .option("--bind <NAME=INT>", "bind a generic dim (dims left open default to 2)", collectBinding)
+    .showHelpAfterError("(run 'ulc gradcheck --help' for usage)")
+    .addHelpText("after", "\nExample:\n  ulc gradcheck models/ul_tiny.ul --runs 3 --seed 7")
+    .action(async function (this: Command, path: string, options: GradcheckCommandOptions) {
+      const { files, problems } = validateSourceFiles([path]);
+      if (problems.length > 0) this.error(problems.map((p) => `error: ${p}`).join("\n"), { exitCode: EXIT.usage, code: "ulc.badFile" });
+      const { runGradcheck } = await import("./gradcheck.js");
+      finish(runGradcheck(files[0]!, options, io));
+    });
+
   return program;
+}
+
+function positiveInt(flag: string) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!/^\d+$/.test(v) || n < 1) throw new InvalidArgumentError(`${flag} must be a positive integer, got '${v}'`);
+    return n;
+  };
+}
+
+function nonNegativeInt(flag: string) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!/^\d+$/.test(v) || n > 0xffffffff) throw new InvalidArgumentError(`${flag} must be an integer from 0 to 4294967295, got '${v}'`);
+    return n;
+  };
 }
 
 /** Runs ulc with the arguments after the program name; resolves to the exit code. */

@@ -50,8 +50,8 @@ export class Checker {
   private readonly activeFns: A.FnDecl[] = [];
   private readonly activeConsts = new Set<A.ConstDecl>();
   private readonly pendingConsts = new Map<Scope, Map<string, A.ConstDecl>>();
-  /** Innermost template call sites, for "while checking the call at" notes. */
-  private readonly templateCalls: Span[] = [];
+  /** Calls and component declarations being evaluated, innermost last: an error inside another file gets a note at the user's site. */
+  private readonly sites: { span: Span; what: string }[] = [];
   private depth = 0;
   /** > 0 while generics are symbols: a value that needs them known (E0310) is not an error until they are bound. */
   private symbolic = 0;
@@ -103,8 +103,8 @@ export class Checker {
 
   private error(code: ErrorCode, span: Span, message: string, notes: Note[] = []): Value {
     if (code === "E0310" && this.symbolic > 0) return ERROR;
-    const site = this.templateCalls[this.templateCalls.length - 1];
-    const all = site && site.file !== span.file ? [...notes, { span: site, message: "while checking this call" }] : notes;
+    const site = this.sites.findLast((s) => s.span.file !== span.file);
+    const all = site ? [...notes, { span: site.span, message: site.what }] : notes;
     this.diagnostics.add(diagnostic(code, span, message, all));
     return ERROR;
   }
@@ -271,8 +271,13 @@ export class Checker {
       return { k: "error", span };
     }
     if (t.shape) this.error("E0401", span, `a module type takes no shape`);
-    const inst = this.instantiate(v.decl, v.home, t.args, scope, span, path);
-    return inst ? { k: "instance", inst, span } : { k: "error", span };
+    this.sites.push({ span, what: `while checking this ${v.decl.name.name}` });
+    try {
+      const inst = this.instantiate(v.decl, v.home, t.args, scope, span, path);
+      return inst ? { k: "instance", inst, span } : { k: "error", span };
+    } finally {
+      this.sites.pop();
+    }
   }
 
   /** The dims of a shape annotation; undefined when one of them was erroneous (already reported). */
@@ -828,7 +833,7 @@ export class Checker {
   private callValue(callee: Value, expr: Extract<A.Expr, { kind: "call" }>, scope: Scope): Value {
     const args = expr.args.map((a) => ({ ...(a.name && { name: a.name }), value: this.eval(a.value, scope), span: a.span }));
     const generics = expr.generics.map((g) => ({ ...(g.name && { name: g.name }), value: this.eval(g.value, scope), span: g.span }));
-    if (callee.k === "error" || args.some((a) => a.value.k === "error") || generics.some((g) => g.value.k === "error")) return ERROR;
+    if (callee.k === "error" || args.some((a) => hasError(a.value)) || generics.some((g) => hasError(g.value))) return ERROR;
     switch (callee.k) {
       case "builtin":
         if (generics.length > 0) return this.error("E0304", expr.generics[0]!.span, `${callee.name} takes no generic arguments`);
@@ -952,10 +957,9 @@ export class Checker {
     if (this.depth >= MAX_DEPTH) return this.error("E0307", span, `calls nest deeper than ${MAX_DEPTH}`);
     const scope = new Scope(genScope);
     d.params.forEach((p, i) => scope.define(p.name.name, args[i]!, p.name.span));
-    const template = d.params.some((p) => !p.type);
     this.activeFns.push(d);
     this.depth++;
-    if (template) this.templateCalls.push(span);
+    this.sites.push({ span, what: `while checking this call of ${d.name.name}` });
     let result: Value;
     try {
       result = this.evalBlockValue(d.body, scope, `function ${d.name.name}`);
@@ -968,7 +972,7 @@ export class Checker {
     } finally {
       this.activeFns.pop();
       this.depth--;
-      if (template) this.templateCalls.pop();
+      this.sites.pop();
     }
     this.calls.set(key, result);
     return withOrigin(result, span);
@@ -1310,6 +1314,14 @@ export class Checker {
       }
     }
   }
+}
+
+/** An error anywhere inside a value (a list of tensors, say) was reported already. */
+function hasError(v: Value): boolean {
+  if (v.k === "error") return true;
+  if (v.k === "list" || v.k === "tuple") return v.items.some(hasError);
+  if (v.k === "record") return [...v.fields.values()].some(hasError);
+  return false;
 }
 
 function floatOp(op: A.BinaryOp, x: number, y: number): Value {

@@ -1,0 +1,62 @@
+// `ulc build FILE --emit ir`: check, lower with every dim bound, and print the graphs of the program.
+import { writeFileSync } from "node:fs";
+import { checkFiles } from "../dsl/check.js";
+import { renderDiagnostic } from "../dsl/diagnostics.js";
+import { printGraph } from "../compiler/ir.js";
+import { lowerProgram, type Program } from "../compiler/lower.js";
+import { EXIT, resolveColor } from "./args.js";
+import type { CliIo } from "./io.js";
+
+export interface BuildCommandOptions {
+  readonly emit: "ir";
+  readonly bind?: Record<string, number>;
+  readonly model?: string;
+  readonly entry?: string;
+  readonly output?: string;
+}
+
+/** Checks, then lowers; returns the program, or the exit code when checking failed. */
+export function checkAndLower(file: string, bindings: Record<string, number>, model: string | undefined, io: CliIo, command: string): Program | number {
+  const checked = checkFiles([file], { bindings });
+  if (checked.usageErrors.length > 0) {
+    for (const e of checked.usageErrors) io.stderr.write(`ulc ${command}: ${e}\n`);
+    return EXIT.usage;
+  }
+  if (checked.diagnostics.length > 0) {
+    const color = resolveColor(undefined, io.stderr, io.env);
+    for (const d of checked.diagnostics) io.stderr.write(renderDiagnostic(d, { color }) + "\n\n");
+    io.stderr.write(`${checked.diagnostics.length} error${checked.diagnostics.length === 1 ? "" : "s"}: nothing was built\n`);
+    return EXIT.errors;
+  }
+  try {
+    return lowerProgram(file, { bindings, ...(model && { model }) });
+  } catch (e) {
+    // Unbound dims or a missing model are the user's to fix; other failures are bugs and propagate.
+    const message = e instanceof Error ? e.message : String(e);
+    if (/^bind |declares no model/.test(message)) {
+      io.stderr.write(`ulc ${command}: ${message}\n`);
+      return EXIT.usage;
+    }
+    throw e;
+  }
+}
+
+export function runBuild(file: string, options: BuildCommandOptions, io: CliIo): number {
+  const program = checkAndLower(file, options.bind ?? {}, options.model, io, "build");
+  if (typeof program === "number") return program;
+  const entries = options.entry ? program.entries.filter((e) => e.name === options.entry) : program.entries;
+  if (options.entry && entries.length === 0) {
+    io.stderr.write(`ulc build: model ${program.model} has no entry '${options.entry}' (it has ${program.entries.map((e) => e.name).join(", ")})\n`);
+    return EXIT.usage;
+  }
+  const parts = [
+    `// ${program.model}, bound with ${Object.entries(program.bindings).map(([k, v]) => `${k}=${v}`).join(", ") || "nothing"}`,
+    `// params: ${program.params.length}, ${program.params.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0)} values; hypers: ${program.hypers.map((h) => `${h.name}=${h.default}`).join(", ") || "none"}`,
+    ...(options.entry ? [] : [printGraph(program.init, "init")]),
+    ...entries.map((e) => printGraph(e.graph, `${e.kind === "train" ? "train" : "entry"} ${e.name}`)),
+  ];
+  const text = parts.join("\n\n") + "\n";
+  if (options.output) writeFileSync(options.output, text);
+  else io.stdout.write(text);
+  return EXIT.ok;
+}

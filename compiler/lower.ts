@@ -1,0 +1,174 @@
+// Lowering: a checked model with every dim bound -> a Program of graphs. The checker's own evaluation builds
+// the graphs (it inlines modules, unrolls loops and folds `if`s as it checks), with a GraphTracer recording each
+// tensor operation. A train entry becomes one train-step graph: forward, backward (autodiff) and the optimizer
+// update of every trained parameter and its state, all as outputs that the runtime feeds back as inputs.
+import type * as A from "../dsl/ast.js";
+import { Checker } from "../dsl/checker.js";
+import { defaultStdRoot, diskHost, loadProgram, type SourceHost } from "../dsl/loader.js";
+import type { TensorValue, Value } from "../dsl/values.js";
+import { vjp } from "./autodiff.js";
+import { GraphBuilder, verify, type DType, type Graph } from "./ir.js";
+import { dims, GraphTracer } from "./trace.js";
+
+export interface TensorSpec {
+  readonly name: string;
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+}
+
+export interface ScalarSpec {
+  readonly name: string;
+  readonly default: number;
+}
+
+export interface ProgramEntry {
+  readonly name: string;
+  readonly kind: "train" | "plain";
+  readonly graph: Graph;
+  /** Data inputs (the entry's parameters). Other graph inputs are hypers, optimizer arguments and state. */
+  readonly inputs: readonly TensorSpec[];
+  /** Result outputs: a record's fields, `result` for a tensor, `result.0`... for a tuple. */
+  readonly results: readonly string[];
+  /** Train entries: the minimised field, the optimizer's arguments and state names, the trained parameters. */
+  readonly training?: {
+    readonly loss: string;
+    readonly optimizer: string;
+    readonly args: readonly ScalarSpec[];
+    readonly states: readonly string[];
+    readonly params: readonly string[];
+  };
+}
+
+export interface Program {
+  readonly model: string;
+  readonly bindings: Readonly<Record<string, number>>;
+  readonly params: readonly TensorSpec[];
+  readonly hypers: readonly ScalarSpec[];
+  /** Outputs one tensor per parameter, named by the parameter. */
+  readonly init: Graph;
+  readonly entries: readonly ProgramEntry[];
+}
+
+/** Graph input and output names the runtime relies on. */
+export const NAMES = {
+  step: "optimizer.step",
+  arg: (name: string) => `optimizer.${name}`,
+  state: (state: string, param: string) => `optimizer.${state}.${param}`,
+  newParam: (param: string) => `param:${param}`,
+};
+
+export interface LowerOptions {
+  readonly bindings: Readonly<Record<string, number>>;
+  readonly host?: SourceHost;
+  readonly stdRoot?: string;
+  /** The model to lower when the file declares several; default: the only (or last) one. */
+  readonly model?: string;
+}
+
+export function lowerProgram(path: string, options: LowerOptions): Program {
+  const host = options.host ?? diskHost;
+  const stdRoot = options.stdRoot ?? defaultStdRoot();
+  // Loaded and parsed once; each checker below only reads the ASTs.
+  const program = loadProgram([path], host, stdRoot);
+  const root = program.files.get(program.roots[0]!);
+  const models = (root?.ast?.decls ?? []).filter((d): d is A.ContainerDecl => d.kind === "model");
+  const model = options.model ? models.find((m) => m.name.name === options.model) : models[models.length - 1];
+  if (!model) throw new Error(options.model ? `${path} declares no model named ${options.model}` : `${path} declares no model`);
+  const unbound = [...model.generics, ...model.members.flatMap((m) => (m.kind === "entry" ? m.generics : []))].filter((g) => !g.default && options.bindings[g.name.name] === undefined);
+  if (unbound.length > 0) throw new Error(`bind ${[...new Set(unbound.map((g) => g.name.name))].map((n) => `--bind ${n}=...`).join(" ")} to build ${model.name.name}`);
+
+  // One checker per graph: each evaluation creates its own parameter and input nodes.
+  const trace = (withInit: boolean) => {
+    const tracer = new GraphTracer(new GraphBuilder(), { withInit });
+    const checker = new Checker(program, { bindings: options.bindings, tracer });
+    checker.prepare();
+    const inst = checker.traceModel(model.name.name);
+    const report = () => {
+      if (checker.diagnostics.items.length > 0) throw new Error(`lowering ${model.name.name} met errors the checker should have reported: ${checker.diagnostics.items.map((d) => d.message).join("; ")}`);
+    };
+    return { tracer, checker, inst, report };
+  };
+
+  const initTrace = trace(true);
+  initTrace.report();
+  const init = initTrace.tracer.initBuilder!.build(initTrace.tracer.initOutputs);
+  verify(init);
+  const params: TensorSpec[] = [...initTrace.tracer.params].map(([name, node]) => {
+    const n = initTrace.tracer.builder.node(node);
+    return { name, dtype: n.dtype, shape: n.shape };
+  });
+  const hypers = initTrace.tracer.inputs.map((i) => ({ name: i.name, default: i.defaultValue! }));
+
+  const entries = model.members
+    .filter((m): m is A.EntryMember => m.kind === "entry")
+    .map((e): ProgramEntry => {
+      const { tracer, checker, inst, report } = trace(false);
+      const b = tracer.builder;
+      const { inputs, result } = checker.traceEntry(inst, e);
+      report();
+      const outputs = flattenResult(result);
+      const base = {
+        name: e.name.name,
+        inputs: inputs.map((i) => ({ name: i.name, dtype: i.value.dtype, shape: dims(i.value.shape) })),
+        results: outputs.map((o) => o.name),
+      };
+      if (!e.training) {
+        const graph = b.build(outputs);
+        verify(graph);
+        return { ...base, kind: "plain", graph };
+      }
+      const loss = outputs.find((o) => o.name === e.training!.minimize.name)!;
+      const trained = checker.trainedParamsOf(inst, e);
+      const grads = vjp(
+        b,
+        loss.node,
+        trained.map((p) => p.value.node!),
+      );
+      const opt = checker.traceOptimizer(inst, e);
+      const args = tracer.inputs.filter((i) => i.name.startsWith("optimizer.")).map((i) => ({ name: i.name.slice("optimizer.".length), default: i.defaultValue! }));
+      const step = tracer.input(NAMES.step, scalarTensor(e));
+      const stateNames = checker.stateNames(opt);
+      const updates: { name: string; node: number }[] = [];
+      trained.forEach((p, i) => {
+        const states = new Map(stateNames.map((s) => [s, tracer.input(NAMES.state(s, p.name), p.value)]));
+        const g: TensorValue = { ...p.value, node: grads[i]! };
+        const r = checker.traceUpdate(opt, p.value, g, step, states);
+        report();
+        if (r.k !== "record") throw new Error("the optimizer's update returned no record");
+        updates.push({ name: NAMES.newParam(p.name), node: nodeOf(r.fields.get("p")!) });
+        for (const s of stateNames) updates.push({ name: NAMES.state(s, p.name), node: nodeOf(r.fields.get(s)!) });
+      });
+      const graph = b.build([...outputs, ...updates]);
+      verify(graph);
+      return {
+        ...base,
+        kind: "train",
+        graph,
+        training: { loss: loss.name, optimizer: opt.decl.name.name, args, states: stateNames, params: trained.map((p) => p.name) },
+      };
+    });
+  return { model: model.name.name, bindings: { ...options.bindings }, params, hypers, init, entries };
+}
+
+function scalarTensor(e: A.EntryMember): TensorValue {
+  return { k: "tensor", dtype: "f32", shape: [], origin: e.name.span };
+}
+
+function nodeOf(v: Value): number {
+  if (v.k !== "tensor" || v.node === undefined) throw new Error(`expected a traced tensor, got ${v.k}`);
+  return v.node;
+}
+
+/** An entry's result as named graph outputs. */
+function flattenResult(v: Value, name = "result"): { name: string; node: number }[] {
+  switch (v.k) {
+    case "tensor":
+      return [{ name, node: nodeOf(v) }];
+    case "tuple":
+      return v.items.flatMap((item, i) => flattenResult(item, `${name}.${i}`));
+    case "record":
+      return [...v.fields].flatMap(([field, item]) => flattenResult(item, name === "result" ? field : `${name}.${field}`));
+    default:
+      throw new Error(`an entry returned ${v.k}, which has no graph form`);
+  }
+}

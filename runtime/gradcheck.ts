@@ -1,0 +1,151 @@
+// Gradient checking of a user's train entry (`ulc gradcheck`): reverse-mode gradients of the loss with respect
+// to every trained parameter, compared in float64 with central finite differences along random directions, at
+// the initial parameters slightly perturbed.
+// Inputs, parameters and the entry's own randomness are fixed per run by the run's seed, so the loss is a
+// deterministic function of the parameters.
+import { vjp } from "../compiler/autodiff.js";
+import { GraphBuilder, size, type Graph } from "../compiler/ir.js";
+import type { Program, ProgramEntry } from "../compiler/lower.js";
+import { interpret } from "./interpreter.js";
+import { randomNormal, randomUniform } from "./random.js";
+import type { Tensor } from "./tensor.js";
+
+export interface GradcheckOptions {
+  /** The train entry to check; default: the first one. */
+  readonly entry?: string;
+  readonly runs: number;
+  readonly seed: number;
+  /** Finite-difference step along a unit-variance direction. */
+  readonly epsilon?: number;
+}
+
+export interface ParamReport {
+  readonly name: string;
+  readonly shape: readonly number[];
+  /** The largest |analytic − numeric| / max(|analytic|, |numeric|) over the runs. */
+  readonly maxRelError: number;
+  /** The largest error as a fraction of the tolerance: above 1 is a mismatch. */
+  readonly maxScore: number;
+  /** The seed of the run that gave the largest score. */
+  readonly worstSeed: number;
+  readonly analytic: number;
+  readonly numeric: number;
+}
+
+export interface GradcheckReport {
+  readonly entry: string;
+  readonly loss: number;
+  readonly params: readonly ParamReport[];
+  readonly ok: boolean;
+}
+
+/**
+ * Tolerance, for a central difference with step ε in float64 (unit roundoff u ≈ 1.1e-16): the truncation error
+ * is O(ε²·f''') and the rounding error about u·|L|/ε per evaluation. With ε = 1e-5 the first is far below
+ * RTOL for smooth losses; the second is covered by ATOL_FACTOR·u·(|L| + 1)/ε, whose factor allows for the
+ * rounding of long float64 sums inside the loss.
+ */
+const RTOL = 1e-6;
+const ATOL_FACTOR = 1e4;
+const UNIT_ROUNDOFF = 2 ** -53;
+
+export function findTrainEntry(program: Program, name?: string): ProgramEntry {
+  const trains = program.entries.filter((e) => e.kind === "train");
+  const entry = name ? program.entries.find((e) => e.name === name) : trains[0];
+  if (!entry) throw new GradcheckUsageError(name ? `model ${program.model} has no entry '${name}'` : `model ${program.model} has no train entry`);
+  if (entry.kind !== "train") throw new GradcheckUsageError(`entry '${entry.name}' is not a train entry, so it has no loss to differentiate; train entries: ${trains.map((e) => e.name).join(", ") || "none"}`);
+  return entry;
+}
+
+export class GradcheckUsageError extends Error {}
+
+/** The loss graph (forward only) and the loss-and-gradients graph of a train entry. */
+function lossGraphs(entry: ProgramEntry): { forward: Graph; withGrads: Graph; params: { name: string; node: number }[] } {
+  const training = entry.training!;
+  const lossNode = entry.graph.outputs.find((o) => o.name === training.loss)!.node;
+  // Nodes are topologically ordered and the loss's inputs precede it: copying the prefix keeps every id.
+  const b = new GraphBuilder();
+  for (const n of entry.graph.nodes.slice(0, lossNode + 1)) b.add(n.op, n.inputs, n.shape, n.dtype);
+  const params = training.params.map((name) => {
+    const node = b.nodes.find((n) => n.op.kind === "param" && n.op.name === name);
+    if (!node) throw new Error(`parameter ${name} is not in the graph of ${entry.name}`);
+    return { name, node: node.id };
+  });
+  const forward: Graph = { nodes: b.nodes.slice(), outputs: [{ name: "loss", node: lossNode }] };
+  const grads = vjp(
+    b,
+    lossNode,
+    params.map((p) => p.node),
+  );
+  const withGrads = b.build([{ name: "loss", node: lossNode }, ...params.map((p, i) => ({ name: `grad:${p.name}`, node: grads[i]! }))]);
+  return { forward, withGrads, params };
+}
+
+/** Data inputs drawn uniform in [-1, 1] (the range images are scaled to); hypers at their defaults. */
+function inputsFor(program: Program, entry: ProgramEntry, graph: Graph, seed: number): Map<string, Tensor> {
+  const inputs = new Map<string, Tensor>();
+  entry.inputs.forEach((spec, i) => {
+    const u = randomUniform(seed, 0, 1_000_000 + i, size(spec.shape));
+    inputs.set(spec.name, { dtype: spec.dtype, shape: spec.shape, data: u.map((x) => 2 * x - 1) });
+  });
+  for (const h of program.hypers) inputs.set(h.name, { dtype: "f32", shape: [], data: Float64Array.of(h.default) });
+  for (const n of graph.nodes) if (n.op.kind === "input" && !inputs.has(n.op.name)) throw new Error(`the loss of ${entry.name} needs the input ${n.op.name}, which gradcheck cannot supply`);
+  return inputs;
+}
+
+/**
+ * The initial parameters plus N(0, PERTURBATION²) noise: layers initialised to zero (a common choice for
+ * output layers) would otherwise make every upstream gradient exactly zero, and the check vacuous.
+ */
+const PERTURBATION = 0.05;
+
+function perturbed(params: Map<string, Tensor>, seed: number): Map<string, Tensor> {
+  let key = 0;
+  const out = new Map<string, Tensor>();
+  for (const [name, t] of params) {
+    const noise = randomNormal(seed, 3, key++, t.data.length);
+    out.set(name, { ...t, data: t.data.map((x, i) => x + PERTURBATION * noise[i]!) });
+  }
+  return out;
+}
+
+export function gradcheck(program: Program, options: GradcheckOptions, onProgress?: (done: number, total: number, what: string) => void): GradcheckReport {
+  const entry = findTrainEntry(program, options.entry);
+  const eps = options.epsilon ?? 1e-5;
+  const { forward, withGrads, params } = lossGraphs(entry);
+  const stats = new Map<string, ParamReport>();
+  let loss = NaN;
+  const total = options.runs * params.length;
+  let done = 0;
+  for (let r = 0; r < options.runs; r++) {
+    const seed = (options.seed + r) >>> 0;
+    const run = { precision: "f64" as const, seed, step: 1 };
+    const values = perturbed(interpret(program.init, {}, { precision: "f64", seed, step: 0 }), seed);
+    const inputs = inputsFor(program, entry, forward, seed);
+    const out = interpret(withGrads, { inputs, params: values }, run);
+    loss = out.get("loss")!.data[0]!;
+    const lossAt = (p: Map<string, Tensor>) => interpret(forward, { inputs, params: p }, run).get("loss")!.data[0]!;
+    params.forEach((p, i) => {
+      onProgress?.(done++, total, p.name);
+      const value = values.get(p.name)!;
+      const dir = randomNormal(seed, 2, i, value.data.length);
+      const g = out.get(`grad:${p.name}`)!.data;
+      let analytic = 0;
+      for (let j = 0; j < dir.length; j++) analytic += g[j]! * dir[j]!;
+      const shifted = (sign: number) => new Map(values).set(p.name, { ...value, data: value.data.map((x, j) => x + sign * eps * dir[j]!) });
+      const lPlus = lossAt(shifted(1));
+      const lMinus = lossAt(shifted(-1));
+      const numeric = (lPlus - lMinus) / (2 * eps);
+      const err = Math.abs(analytic - numeric);
+      const atol = (ATOL_FACTOR * UNIT_ROUNDOFF * (Math.abs(loss) + 1)) / eps;
+      const score = Number.isFinite(err) ? err / (RTOL * Math.max(Math.abs(analytic), Math.abs(numeric)) + atol) : Infinity;
+      const rel = err / Math.max(Math.abs(analytic), Math.abs(numeric), Number.MIN_VALUE);
+      const prev = stats.get(p.name);
+      if (!prev || score > prev.maxScore)
+        stats.set(p.name, { name: p.name, shape: value.shape, maxRelError: Math.max(rel, prev?.maxRelError ?? 0), maxScore: score, worstSeed: seed, analytic, numeric });
+      else stats.set(p.name, { ...prev, maxRelError: Math.max(rel, prev.maxRelError) });
+    });
+  }
+  const reports = params.map((p) => stats.get(p.name)!);
+  return { entry: entry.name, loss, params: reports, ok: reports.every((r) => r.maxScore <= 1) };
+}

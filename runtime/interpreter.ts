@@ -31,7 +31,7 @@
 //
 // `interpret` evaluates only the nodes the outputs need and drops intermediate values after their last use;
 // `evaluate` evaluates every node and keeps every value (autodiff tests need intermediates).
-import { type DType, type Graph, type Node, size, strides, verify, windowOut } from "../compiler/ir.js";
+import { type BinaryFn, type CompareFn, type DType, type Graph, type Node, type UnaryFn, size, strides, verify, windowOut } from "../compiler/ir.js";
 import { randomNormal, randomUniform } from "./random.js";
 import type { Precision, Tensor } from "./tensor.js";
 
@@ -160,7 +160,7 @@ function lookup(node: Node, what: "input" | "param", table: ReadonlyMap<string, 
   return Float64Array.from(t.data);
 }
 
-const UNARY: Record<string, (x: number) => number> = {
+const UNARY: Record<UnaryFn, (x: number) => number> = {
   neg: (x) => -x,
   exp: Math.exp,
   log: Math.log,
@@ -179,7 +179,7 @@ const UNARY: Record<string, (x: number) => number> = {
   floor: Math.floor,
 };
 
-const BINARY: Record<string, (a: number, b: number) => number> = {
+const BINARY: Record<BinaryFn, (a: number, b: number) => number> = {
   add: (a, b) => a + b,
   sub: (a, b) => a - b,
   mul: (a, b) => a * b,
@@ -190,13 +190,13 @@ const BINARY: Record<string, (a: number, b: number) => number> = {
 };
 
 /** The i32 versions where wrapping float64 arithmetic would give the wrong bits. */
-const BINARY_I32: Record<string, (a: number, b: number) => number> = {
+const BINARY_I32: Partial<Record<BinaryFn, (a: number, b: number) => number>> = {
   mul: (a, b) => Math.imul(a, b),
   div: (a, b) => (b === 0 ? a : Math.trunc(a / b)), // |a|, |b| < 2^31: the float64 quotient truncates exactly
   pow: (a, b) => Math.trunc(Math.pow(a, b)),
 };
 
-const COMPARE: Record<string, (a: number, b: number) => boolean> = {
+const COMPARE: Record<CompareFn, (a: number, b: number) => boolean> = {
   lt: (a, b) => a < b,
   le: (a, b) => a <= b,
   gt: (a, b) => a > b,
@@ -224,21 +224,21 @@ function compute(node: Node, args: readonly Tensor[], env: InterpretEnv, options
     case "random":
       return op.dist === "uniform" ? randomUniform(options.seed, options.step, op.key, n) : randomNormal(options.seed, options.step, op.key, n);
     case "unary": {
-      const f = UNARY[op.fn]!;
+      const f = UNARY[op.fn];
       const out = new Float64Array(n);
       for (let i = 0; i < n; i++) out[i] = f(a![i]!);
       if (node.dtype === "i32") for (let i = 0; i < n; i++) out[i] = Math.trunc(out[i]!);
       return out;
     }
     case "binary": {
-      const f = (node.dtype === "i32" ? BINARY_I32[op.fn] : undefined) ?? BINARY[op.fn]!;
+      const f = (node.dtype === "i32" ? BINARY_I32[op.fn] : undefined) ?? BINARY[op.fn];
       const b = args[1]!.data;
       const out = new Float64Array(n);
       for (let i = 0; i < n; i++) out[i] = f(a![i]!, b[i]!);
       return out;
     }
     case "compare": {
-      const f = COMPARE[op.fn]!;
+      const f = COMPARE[op.fn];
       const b = args[1]!.data;
       const out = new Float64Array(n);
       for (let i = 0; i < n; i++) out[i] = f(a![i]!, b[i]!) ? 1 : 0;

@@ -642,6 +642,13 @@ describe("data movement", () => {
     );
   });
 
+  test("a negative pad width crops", () => {
+    const x = tensorOf("f32", [2, 4], [1, 2, 3, 4, 5, 6, 7, 8]);
+    const y = apply({ kind: "pad", widths: [[0, -1], [-1, 2]], value: 9 }, [x]);
+    expect(y.shape).toEqual([1, 5]);
+    expect([...y.data]).toEqual([2, 3, 4, 9, 9]);
+  });
+
   test("stop_gradient is the identity", () => {
     const x = rand([3, 1, 2], 8);
     expect([...apply({ kind: "stop_gradient" }, [x]).data]).toEqual([...x.data]);

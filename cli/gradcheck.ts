@@ -1,7 +1,7 @@
 // `ulc gradcheck FILE`: property-checks the gradients of a model's train entry over all its parameters.
 import { loadProgram, diskHost, defaultStdRoot } from "../dsl/loader.js";
 import { gradcheck, GradcheckUsageError } from "../runtime/gradcheck.js";
-import { EXIT } from "./args.js";
+import { EXIT, plural } from "./args.js";
 import { checkAndLower } from "./build.js";
 import type { CliIo } from "./io.js";
 
@@ -58,7 +58,7 @@ export function runGradcheck(file: string, options: GradcheckCommandOptions, io:
   io.stdout.write([line(head), ...rows.map(line)].join("\n") + "\n");
   const bad = report.params.filter((p) => p.maxScore > 1);
   if (bad.length === 0) {
-    io.stdout.write(`ok: ${report.params.length} parameters, reverse mode agrees with central differences\n`);
+    io.stdout.write(`ok: ${plural(report.params.length, "parameter")}, reverse mode agrees with central differences\n`);
     return EXIT.ok;
   }
   for (const p of bad)

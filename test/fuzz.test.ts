@@ -103,13 +103,19 @@ function wellFormed(d: Diagnostic, files: ReadonlySet<string>): void {
   if (!out.includes(`error[${d.code}]`)) throw new Error(`${what}: rendering lost the code`);
 }
 
-function checkOnce(category: string, files: ReadonlyMap<string, string>): void {
+function timedCheck(files: ReadonlyMap<string, string>): { r: ReturnType<typeof checkFiles>; ms: number } {
   const t0 = performance.now();
   const r = checkFiles([MAIN], { host: hostFor(files), stdRoot: STD_ROOT });
-  const ms = performance.now() - t0;
+  return { r, ms: performance.now() - t0 };
+}
+
+function checkOnce(category: string, files: ReadonlyMap<string, string>): void {
+  let { r, ms } = timedCheck(files);
+  // A garbage collection or a busy neighbour can stall one run: a slow case is timed again before it fails.
+  if (ms > CASE_BUDGET_MS) ({ r, ms } = timedCheck(files));
   checked++;
   if (ms > slowest.ms) slowest = { ms, text: files.get(MAIN) ?? "" };
-  if (ms > CASE_BUDGET_MS) throw new Error(`checking took ${ms.toFixed(0)} ms (budget ${CASE_BUDGET_MS} ms)`);
+  if (ms > CASE_BUDGET_MS) throw new Error(`checking took ${ms.toFixed(0)} ms (budget ${CASE_BUDGET_MS} ms), twice`);
   const texts = new Set([...files.values(), ...STD_FILES.values()]);
   const st = stats.get(category) ?? { cases: 0, parsed: 0, codes: new Set<string>() };
   stats.set(category, st);
@@ -134,7 +140,11 @@ function runProperty<T>(name: string, arb: fc.Arbitrary<T>, numRuns: number, toF
       { seed, numRuns, endOnFailure: false },
     );
   } catch (e) {
-    throw new Error(`fuzz "${name}" failed with seed ${seed} (base seed ${SEED}; rerun with FUZZ_SEED=${SEED}):\n${(e as Error).message}`);
+    const cause = (e as Error).cause;
+    throw new Error(
+      `fuzz "${name}" failed with seed ${seed} (base seed ${SEED}; rerun with FUZZ_SEED=${SEED}):\n${(e as Error).message}` +
+        (cause ? `\ncaused by: ${cause instanceof Error ? (cause.stack ?? cause.message) : String(cause)}` : ""),
+    );
   }
 }
 

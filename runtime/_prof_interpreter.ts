@@ -1,0 +1,613 @@
+// The reference interpreter of the graph IR (compiler/ir.ts): the oracle every backend is compared with.
+// It is meant to be obviously right first and fast enough second (plain typed-array loops, no per-element
+// allocation); it is never the thing that trains models for real.
+//
+// What the two precisions mean (this defines "the f64 reference" and "the f32 reference"):
+//  - "f64": every floating-point value (f32 and f16 dtypes alike) is a float64; nothing is rounded. This is
+//    the idealised real-number reference.
+//  - "f32": every node's result is computed in float64 from its (already rounded) inputs and then rounded
+//    once, to float32 (round to nearest even) for f32 nodes and to float16 for f16 nodes, and stored in a
+//    Float32Array. Element-wise ops are so correctly rounded (add, sub, mul, div, sqrt exactly so; exp, log,
+//    ... as far as Math.* is accurate). Reductions, matmul, conv2d and its gradients, and avg_pool accumulate in
+//    float64 and round the final sum once: a GPU that accumulates in float32 differs from this by its own
+//    accumulation error, which is what tolerances in backend tests are for.
+//
+// Integer and boolean tensors (the same in both precisions):
+//  - i32 values are stored in a Float64Array even in f32 mode (a Float32Array cannot hold every i32).
+//    Arithmetic on i32 wraps mod 2^32 (add, sub, neg, abs via ToInt32; mul via Math.imul); div truncates toward
+//    zero, and x / 0 = x (WGSL's rule; CUDA leaves it undefined). Float functions of an i32 (exp, ...) are
+//    truncated toward zero and wrapped.
+//  - cast to i32 truncates toward zero and saturates to [-2^31, 2^31 - 1]; NaN gives 0 (WGSL's and CUDA's
+//    __float2int_rz rule).
+//  - bool values are 0 or 1 (stored like floats of the precision); cast to bool is x != 0, so NaN gives 1.
+//  - cast to f16 rounds to float16 (nearest even, overflow to ±Infinity) in f32 mode; in f64 mode it is the
+//    identity, like every other float rounding.
+//
+// Other semantic choices, which backends must match or tolerate:
+//  - maximum, minimum and reduce max propagate NaN (Math.max/Math.min); pow is Math.pow.
+//  - sigmoid(x) = 1/(1+e^-x) for x ≥ 0 and e^x/(1+e^x) otherwise; softplus(x) = max(x, 0) + log1p(e^-|x|);
+//    rsqrt(x) = 1/sqrt(x). None overflows to NaN for large |x|.
+//  - random: element i of the node's stream, as defined in runtime/random.ts, at options.seed/options.step.
+//
+// `interpret` evaluates only the nodes the outputs need and drops intermediate values after their last use;
+// `evaluate` evaluates every node and keeps every value (autodiff tests need intermediates).
+import { type BinaryFn, type CompareFn, type DType, type Graph, type Node, type UnaryFn, size, strides, verify, windowOut } from "../compiler/ir.js";
+import { randomNormal, randomUniform } from "./random.js";
+import type { Precision, Tensor } from "./tensor.js";
+
+export interface InterpretEnv {
+  readonly inputs?: ReadonlyMap<string, Tensor>;
+  readonly params?: ReadonlyMap<string, Tensor>;
+}
+
+export interface InterpretOptions {
+  readonly precision: Precision;
+  /** The seed of the random streams (taken mod 2^32). */
+  readonly seed: number;
+  /** The step of the random streams (taken mod 2^32). */
+  readonly step: number;
+}
+
+export class InterpretError extends Error {}
+
+type Data = Float64Array | Float32Array;
+
+/** Evaluates the graph and returns its named outputs. */
+export function interpret(graph: Graph, env: InterpretEnv, options: InterpretOptions): Map<string, Tensor> {
+  verify(graph);
+  const n = graph.nodes.length;
+  // Which nodes the outputs need, and the last node that reads each one.
+  const needed = new Uint8Array(n);
+  for (const o of graph.outputs) needed[o.node] = 1;
+  for (let i = n - 1; i >= 0; i--) if (needed[i]) for (const x of graph.nodes[i]!.inputs) needed[x] = 1;
+  const lastUse = new Int32Array(n).fill(-1);
+  for (let i = 0; i < n; i++) if (needed[i]) for (const x of graph.nodes[i]!.inputs) lastUse[x] = i;
+  const isOutput = new Uint8Array(n);
+  for (const o of graph.outputs) isOutput[o.node] = 1;
+
+  const values: (Tensor | undefined)[] = new Array(n);
+  for (let i = 0; i < n; i++) {
+    if (!needed[i]) continue;
+    const node = graph.nodes[i]!;
+    values[i] = evalNode(node, values, env, options);
+    for (const x of node.inputs) if (lastUse[x] === i && !isOutput[x]) values[x] = undefined;
+  }
+  const out = new Map<string, Tensor>();
+  for (const o of graph.outputs) out.set(o.name, values[o.node]!);
+  return out;
+}
+
+/** Evaluates every node of the graph; the result is indexed by node id. */
+export function evaluate(graph: Graph, env: InterpretEnv, options: InterpretOptions): Tensor[] {
+  verify(graph);
+  const values: Tensor[] = [];
+  for (const node of graph.nodes) {
+    const t0 = performance.now();
+    values.push(evalNode(node, values, env, options));
+    const dt = performance.now() - t0;
+    const k = node.op.kind + ("fn" in node.op ? ":" + node.op.fn : "");
+    PROF.set(k, [(PROF.get(k)?.[0] ?? 0) + dt, (PROF.get(k)?.[1] ?? 0) + 1, (PROF.get(k)?.[2] ?? 0) + size(node.shape)]);
+  }
+  return values;
+}
+
+// ------------------------------------------------------------------------------------------ one node
+
+function evalNode(node: Node, values: readonly (Tensor | undefined)[], env: InterpretEnv, options: InterpretOptions): Tensor {
+  const args = node.inputs.map((i) => {
+    const v = values[i];
+    if (v === undefined) throw new InterpretError(`%${node.id} (${node.op.kind}) reads %${i}, which has no value`);
+    return v;
+  });
+  let raw: Float64Array;
+  try {
+    raw = compute(node, args, env, options);
+  } catch (e) {
+    if (e instanceof InterpretError) throw e;
+    throw new InterpretError(`%${node.id} (${node.op.kind}): ${e instanceof Error ? e.message : String(e)}`);
+  }
+  return { dtype: node.dtype, shape: node.shape, data: finish(node.dtype, raw, options.precision) };
+}
+
+/** Rounds a freshly computed float64 result to what the node's dtype holds in this precision. */
+function finish(dtype: DType, raw: Float64Array, precision: Precision): Data {
+  const n = raw.length;
+  switch (dtype) {
+    case "i32":
+      for (let i = 0; i < n; i++) raw[i] = raw[i]! | 0;
+      return raw;
+    case "bool":
+      for (let i = 0; i < n; i++) raw[i] = raw[i] !== 0 ? 1 : 0;
+      return precision === "f32" ? new Float32Array(raw) : raw;
+    case "f16":
+      if (precision === "f64") return raw;
+      for (let i = 0; i < n; i++) raw[i] = roundToF16(raw[i]!);
+      return new Float32Array(raw);
+    case "f32":
+      return precision === "f32" ? new Float32Array(raw) : raw;
+  }
+}
+
+/** Rounds a float64 to the nearest float16 value (ties to even; overflow to ±Infinity; subnormals kept). */
+export function roundToF16(x: number): number {
+  if (x === 0 || !Number.isFinite(x)) return x;
+  const a = Math.abs(x);
+  // 65520 is halfway between 65504 (the largest f16) and 65536, and ties go to the even 65536 = overflow.
+  if (a >= 65520) return x > 0 ? Infinity : -Infinity;
+  let e = Math.floor(Math.log2(a));
+  if (2 ** e > a) e--;
+  else if (2 ** (e + 1) <= a) e++;
+  const ulp = 2 ** (Math.max(e, -14) - 10); // 10 fraction bits; below 2^-14 the spacing is the subnormal 2^-24
+  const q = a / ulp; // exact: a scaling by a power of two
+  let r = Math.round(q);
+  if (r - q === 0.5 && r % 2 === 1) r -= 1; // Math.round rounds halves up; make ties go to even
+  return (x > 0 ? 1 : -1) * r * ulp;
+}
+
+function saturateToI32(x: number): number {
+  if (Number.isNaN(x)) return 0;
+  const t = Math.trunc(x);
+  return t > 2147483647 ? 2147483647 : t < -2147483648 ? -2147483648 : t;
+}
+
+function shapeText(dtype: DType, shape: readonly number[]): string {
+  return `${dtype}[${shape.join(", ")}]`;
+}
+
+function lookup(node: Node, what: "input" | "param", table: ReadonlyMap<string, Tensor> | undefined): Float64Array {
+  const name = (node.op as { name: string }).name;
+  const t = table?.get(name);
+  const expected = shapeText(node.dtype, node.shape);
+  if (t === undefined) throw new InterpretError(`missing ${what} '${name}' (expected ${expected})`);
+  if (t.dtype !== node.dtype || t.shape.length !== node.shape.length || t.shape.some((d, i) => d !== node.shape[i])) {
+    throw new InterpretError(`${what} '${name}': expected ${expected}, got ${shapeText(t.dtype, t.shape)}`);
+  }
+  if (t.data.length !== size(node.shape)) throw new InterpretError(`${what} '${name}': ${expected} needs ${size(node.shape)} values, its data has ${t.data.length}`);
+  return Float64Array.from(t.data);
+}
+
+const UNARY: Record<UnaryFn, (x: number) => number> = {
+  neg: (x) => -x,
+  exp: Math.exp,
+  log: Math.log,
+  sqrt: Math.sqrt,
+  rsqrt: (x) => 1 / Math.sqrt(x),
+  sin: Math.sin,
+  cos: Math.cos,
+  tanh: Math.tanh,
+  sigmoid: (x) => {
+    if (x >= 0) return 1 / (1 + Math.exp(-x));
+    const e = Math.exp(x);
+    return e / (1 + e);
+  },
+  softplus: (x) => Math.max(x, 0) + Math.log1p(Math.exp(-Math.abs(x))),
+  abs: Math.abs,
+  floor: Math.floor,
+};
+
+const BINARY: Record<BinaryFn, (a: number, b: number) => number> = {
+  add: (a, b) => a + b,
+  sub: (a, b) => a - b,
+  mul: (a, b) => a * b,
+  div: (a, b) => a / b,
+  pow: Math.pow,
+  maximum: Math.max,
+  minimum: Math.min,
+};
+
+/** The i32 versions where wrapping float64 arithmetic would give the wrong bits. */
+const BINARY_I32: Partial<Record<BinaryFn, (a: number, b: number) => number>> = {
+  mul: (a, b) => Math.imul(a, b),
+  div: (a, b) => (b === 0 ? a : Math.trunc(a / b)), // |a|, |b| < 2^31: the float64 quotient truncates exactly
+  pow: (a, b) => Math.trunc(Math.pow(a, b)),
+};
+
+const COMPARE: Record<CompareFn, (a: number, b: number) => boolean> = {
+  lt: (a, b) => a < b,
+  le: (a, b) => a <= b,
+  gt: (a, b) => a > b,
+  ge: (a, b) => a >= b,
+  eq: (a, b) => a === b,
+  ne: (a, b) => a !== b,
+};
+
+function compute(node: Node, args: readonly Tensor[], env: InterpretEnv, options: InterpretOptions): Float64Array {
+  const op = node.op;
+  const n = size(node.shape);
+  const a = args[0]?.data;
+  switch (op.kind) {
+    case "input":
+      return lookup(node, "input", env.inputs);
+    case "param":
+      return lookup(node, "param", env.params);
+    case "constant":
+      return new Float64Array(n).fill(op.value);
+    case "iota": {
+      const out = new Float64Array(n);
+      for (let i = 0; i < n; i++) out[i] = i;
+      return out;
+    }
+    case "random":
+      return op.dist === "uniform" ? randomUniform(options.seed, options.step, op.key, n) : randomNormal(options.seed, options.step, op.key, n);
+    case "unary": {
+      const f = UNARY[op.fn];
+      const out = new Float64Array(n);
+      for (let i = 0; i < n; i++) out[i] = f(a![i]!);
+      if (node.dtype === "i32") for (let i = 0; i < n; i++) out[i] = Math.trunc(out[i]!);
+      return out;
+    }
+    case "binary": {
+      const f = (node.dtype === "i32" ? BINARY_I32[op.fn] : undefined) ?? BINARY[op.fn];
+      const b = args[1]!.data;
+      const out = new Float64Array(n);
+      for (let i = 0; i < n; i++) out[i] = f(a![i]!, b[i]!);
+      return out;
+    }
+    case "compare": {
+      const f = COMPARE[op.fn];
+      const b = args[1]!.data;
+      const out = new Float64Array(n);
+      for (let i = 0; i < n; i++) out[i] = f(a![i]!, b[i]!) ? 1 : 0;
+      return out;
+    }
+    case "select": {
+      const x = args[1]!.data;
+      const y = args[2]!.data;
+      const out = new Float64Array(n);
+      for (let i = 0; i < n; i++) out[i] = a![i] !== 0 ? x[i]! : y[i]!;
+      return out;
+    }
+    case "reduce":
+      return reduce(a!, args[0]!.shape, op.axes, op.fn, node.shape);
+    case "matmul":
+      return matmul(a!, args[0]!.shape, args[1]!.data, args[1]!.shape);
+    case "conv2d":
+    case "conv2d_grad_input":
+    case "conv2d_grad_weight":
+      return conv(op.kind, args[0]!, args[1]!, node.shape, op.stride, op.padding, op.groups);
+    case "reshape":
+    case "stop_gradient":
+      return Float64Array.from(a!);
+    case "transpose": {
+      const inStrides = strides(args[0]!.shape);
+      const out = new Float64Array(n);
+      copyStrided(
+        a!,
+        0,
+        op.perm.map((p) => inStrides[p]!),
+        out,
+        0,
+        strides(node.shape),
+        node.shape,
+      );
+      return out;
+    }
+    case "broadcast": {
+      const inShape = args[0]!.shape;
+      const inStrides = strides(inShape);
+      const out = new Float64Array(n);
+      copyStrided(
+        a!,
+        0,
+        inShape.map((d, i) => (d === 1 ? 0 : inStrides[i]!)),
+        out,
+        0,
+        strides(node.shape),
+        node.shape,
+      );
+      return out;
+    }
+    case "slice": {
+      const inStrides = strides(args[0]!.shape);
+      const out = new Float64Array(n);
+      copyStrided(a!, op.start * inStrides[op.axis]!, inStrides, out, 0, strides(node.shape), node.shape);
+      return out;
+    }
+    case "concat": {
+      const out = new Float64Array(n);
+      const outStrides = strides(node.shape);
+      let offset = 0;
+      for (const t of args) {
+        copyStrided(t.data, 0, strides(t.shape), out, offset * outStrides[op.axis]!, outStrides, t.shape);
+        offset += t.shape[op.axis]!;
+      }
+      return out;
+    }
+    case "pad": {
+      const out = new Float64Array(n).fill(op.value);
+      const inShape = args[0]!.shape;
+      const inStrides = strides(inShape);
+      const outStrides = strides(node.shape);
+      // Copy the part of the input that lands inside the output (a negative width crops).
+      let srcOff = 0;
+      let dstOff = 0;
+      const region: number[] = [];
+      for (let i = 0; i < inShape.length; i++) {
+        const lo = op.widths[i]![0];
+        const dst = Math.max(lo, 0);
+        const src = Math.max(-lo, 0);
+        region.push(Math.max(0, Math.min(inShape[i]! - src, node.shape[i]! - dst)));
+        srcOff += src * inStrides[i]!;
+        dstOff += dst * outStrides[i]!;
+      }
+      copyStrided(a!, srcOff, inStrides, out, dstOff, outStrides, region);
+      return out;
+    }
+    case "upsample":
+      return upsample(a!, args[0]!.shape, op.factor);
+    case "avg_pool":
+      return avgPool(a!, args[0]!.shape, node.shape, op.size, op.stride);
+    case "avg_pool_grad":
+      return avgPoolGrad(a!, args[0]!.shape, node.shape, op.size, op.stride);
+    case "cast": {
+      const out = Float64Array.from(a!);
+      if (node.dtype === "i32") for (let i = 0; i < n; i++) out[i] = saturateToI32(out[i]!);
+      return out; // bool (x != 0) and the float roundings happen in `finish`
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------ kernels
+
+/** dst[dstOff + Σ i_k·dstStrides_k] = src[srcOff + Σ i_k·srcStrides_k] over every index i of `shape`. */
+function copyStrided(src: Data, srcOff: number, srcStrides: readonly number[], dst: Float64Array, dstOff: number, dstStrides: readonly number[], shape: readonly number[]): void {
+  const r = shape.length;
+  if (shape.some((d) => d === 0)) return;
+  if (r === 0) {
+    dst[dstOff] = src[srcOff]!;
+    return;
+  }
+  const inner = shape[r - 1]!;
+  const si = srcStrides[r - 1]!;
+  const di = dstStrides[r - 1]!;
+  const idx = new Array<number>(r).fill(0);
+  let s = srcOff;
+  let d = dstOff;
+  for (;;) {
+    for (let j = 0; j < inner; j++) dst[d + j * di] = src[s + j * si]!;
+    let ax = r - 2;
+    for (; ax >= 0; ax--) {
+      idx[ax]!++;
+      s += srcStrides[ax]!;
+      d += dstStrides[ax]!;
+      if (idx[ax]! < shape[ax]!) break;
+      s -= srcStrides[ax]! * shape[ax]!;
+      d -= dstStrides[ax]! * shape[ax]!;
+      idx[ax] = 0;
+    }
+    if (ax < 0) return;
+  }
+}
+
+/** Sum or max over `axes`, in row-major order of the input, accumulated in float64. */
+function reduce(x: Data, shape: readonly number[], axes: readonly number[], fn: "sum" | "max", outShape: readonly number[]): Float64Array {
+  const out = new Float64Array(size(outShape)).fill(fn === "sum" ? 0 : -Infinity);
+  const r = shape.length;
+  if (size(shape) === 0) return out;
+  if (r === 0) {
+    out[0] = x[0]!;
+    return out;
+  }
+  const reduced = new Set(axes);
+  const os = strides(outShape).map((s, i) => (reduced.has(i) ? 0 : s));
+  const inner = shape[r - 1]!;
+  const oi = os[r - 1]!;
+  const idx = new Array<number>(r).fill(0);
+  let o = 0;
+  let p = 0;
+  for (;;) {
+    if (fn === "sum") {
+      for (let j = 0; j < inner; j++) out[o + j * oi] += x[p++]!;
+    } else {
+      for (let j = 0; j < inner; j++) {
+        const v = x[p++]!;
+        const m = out[o + j * oi]!;
+        if (v > m || v !== v) out[o + j * oi] = v; // once NaN, stays NaN (NaN > v is false)
+      }
+    }
+    let ax = r - 2;
+    for (; ax >= 0; ax--) {
+      idx[ax]!++;
+      o += os[ax]!;
+      if (idx[ax]! < shape[ax]!) break;
+      o -= os[ax]! * shape[ax]!;
+      idx[ax] = 0;
+    }
+    if (ax < 0) return out;
+  }
+}
+
+/** The data as a Float64Array (copied from a Float32Array), so that the hot loops below see one array type. */
+function f64(d: Data): Float64Array {
+  return d instanceof Float64Array ? d : Float64Array.from(d);
+}
+
+/**
+ * [..., M, K] x [..., K, N]: out[i, j] = Σ_k a[i, k]·b[k, j], accumulated in float64 in the order k = 0, 1, ...
+ * Rows are taken four at a time so that each loaded b[k, j] serves four outputs (about 3x faster); the
+ * summation order of every output element is the same as in the plain loop.
+ */
+function matmul(aData: Data, aShape: readonly number[], bData: Data, bShape: readonly number[]): Float64Array {
+  const a = f64(aData);
+  const b = f64(bData);
+  const r = aShape.length;
+  const M = aShape[r - 2]!;
+  const K = aShape[r - 1]!;
+  const N = bShape[r - 1]!;
+  const batch = size(aShape.slice(0, -2));
+  const out = new Float64Array(batch * M * N);
+  for (let t = 0; t < batch; t++) {
+    const aBase = t * M * K;
+    const bBase = t * K * N;
+    const oBase = t * M * N;
+    let i = 0;
+    for (; i + 4 <= M; i += 4) {
+      const o0 = oBase + i * N;
+      const o1 = o0 + N;
+      const o2 = o1 + N;
+      const o3 = o2 + N;
+      const a0 = aBase + i * K;
+      for (let k = 0; k < K; k++) {
+        const x0 = a[a0 + k]!;
+        const x1 = a[a0 + K + k]!;
+        const x2 = a[a0 + 2 * K + k]!;
+        const x3 = a[a0 + 3 * K + k]!;
+        const bRow = bBase + k * N;
+        for (let j = 0; j < N; j++) {
+          const y = b[bRow + j]!;
+          out[o0 + j] += x0 * y;
+          out[o1 + j] += x1 * y;
+          out[o2 + j] += x2 * y;
+          out[o3 + j] += x3 * y;
+        }
+      }
+    }
+    for (; i < M; i++) {
+      const oRow = oBase + i * N;
+      for (let k = 0; k < K; k++) {
+        const x = a[aBase + i * K + k]!;
+        const bRow = bBase + k * N;
+        for (let j = 0; j < N; j++) out[oRow + j] += x * b[bRow + j]!;
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * conv2d and its two adjoints, which share one loop nest. With x [N, C, H, W], w [O, C/G, KH, KW] and
+ * y [N, O, HO, WO]:  y[n, o, oh, ow] = Σ_{c, ky, kx} w[o, c, ky, kx] · x[n, g·C/G + c, oh·s − p + ky, ow·s − p + kx]
+ * (g = the group of o, x = 0 outside the image). conv2d_grad_input scatters dy back along the same pairs;
+ * conv2d_grad_weight sums dy·x over n, oh, ow.
+ */
+function conv(kind: "conv2d" | "conv2d_grad_input" | "conv2d_grad_weight", first: Tensor, second: Tensor, outShape: readonly number[], s: number, p: number, groups: number): Float64Array {
+  const xShape = kind === "conv2d" || kind === "conv2d_grad_weight" ? first.shape : outShape;
+  const wShape = kind === "conv2d_grad_weight" ? outShape : second.shape;
+  const yShape = kind === "conv2d" ? outShape : kind === "conv2d_grad_input" ? first.shape : second.shape;
+  const [N, C, H, W] = xShape as [number, number, number, number];
+  const [O, Cg, KH, KW] = wShape as [number, number, number, number];
+  const [yN, yO, HO, WO] = yShape as [number, number, number, number];
+  if (xShape.length !== 4 || wShape.length !== 4 || yShape.length !== 4) throw new InterpretError(`${kind}: operands must be rank 4`);
+  if (C !== Cg * groups || O % groups !== 0 || yO !== O || yN !== N || windowOut(H, KH, s, p) !== HO || windowOut(W, KW, s, p) !== WO) {
+    throw new InterpretError(`${kind}: x [${xShape}], w [${wShape}] and y [${yShape}] do not fit stride ${s}, padding ${p}, groups ${groups}`);
+  }
+  const Og = O / groups;
+  const mode = kind === "conv2d" ? 0 : kind === "conv2d_grad_input" ? 1 : 2;
+  const out = new Float64Array(size(outShape));
+  // The output columns ow whose input column ow·s − p + kx lies inside [0, W), for each kx.
+  const owLo = new Int32Array(KW);
+  const owHi = new Int32Array(KW);
+  for (let kx = 0; kx < KW; kx++) {
+    owLo[kx] = Math.max(0, Math.ceil((p - kx) / s));
+    owHi[kx] = Math.min(WO - 1, Math.floor((W - 1 + p - kx) / s));
+  }
+  const x = kind === "conv2d_grad_input" ? out : f64(first.data);
+  const w = kind === "conv2d_grad_weight" ? out : f64(second.data);
+  const y = kind === "conv2d" ? out : kind === "conv2d_grad_input" ? f64(first.data) : f64(second.data);
+  for (let n = 0; n < N; n++) {
+    for (let o = 0; o < O; o++) {
+      const g = Math.floor(o / Og);
+      const yBase = (n * O + o) * HO * WO;
+      for (let c = 0; c < Cg; c++) {
+        const xBase = (n * C + g * Cg + c) * H * W;
+        for (let ky = 0; ky < KH; ky++) {
+          for (let kx = 0; kx < KW; kx++) {
+            const wi = ((o * Cg + c) * KH + ky) * KW + kx;
+            const lo = owLo[kx]!;
+            const hi = owHi[kx]!;
+            const shift = kx - p;
+            let acc = 0; // conv2d_grad_weight's partial sum for this (n, o, c, ky, kx)
+            const wv = w[wi]!;
+            for (let oh = 0; oh < HO; oh++) {
+              const ih = oh * s - p + ky;
+              if (ih < 0 || ih >= H) continue;
+              const xRow = xBase + ih * W + shift;
+              const yRow = yBase + oh * WO;
+              if (mode === 0) {
+                for (let ow = lo; ow <= hi; ow++) out[yRow + ow] += wv * x[xRow + ow * s]!;
+              } else if (mode === 1) {
+                for (let ow = lo; ow <= hi; ow++) out[xRow + ow * s] += wv * y[yRow + ow]!;
+              } else {
+                for (let ow = lo; ow <= hi; ow++) acc += y[yRow + ow]! * x[xRow + ow * s]!;
+              }
+            }
+            if (mode === 2) out[wi] += acc;
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+function upsample(x: Data, shape: readonly number[], f: number): Float64Array {
+  const r = shape.length;
+  const H = shape[r - 2]!;
+  const W = shape[r - 1]!;
+  const batch = size(shape.slice(0, -2));
+  const HO = H * f;
+  const WO = W * f;
+  const out = new Float64Array(batch * HO * WO);
+  for (let t = 0; t < batch; t++) {
+    for (let oh = 0; oh < HO; oh++) {
+      const src = (t * H + Math.floor(oh / f)) * W;
+      const dst = (t * HO + oh) * WO;
+      for (let ow = 0; ow < WO; ow++) out[dst + ow] = x[src + Math.floor(ow / f)]!;
+    }
+  }
+  return out;
+}
+
+function poolShapes(xShape: readonly number[], yShape: readonly number[], k: number, s: number): [number, number, number, number, number] {
+  const r = xShape.length;
+  const H = xShape[r - 2]!;
+  const W = xShape[r - 1]!;
+  const HO = yShape[r - 2]!;
+  const WO = yShape[r - 1]!;
+  const lead = xShape.slice(0, -2);
+  if (r < 2 || yShape.length !== r || lead.some((d, i) => d !== yShape[i]) || windowOut(H, k, s, 0) !== HO || windowOut(W, k, s, 0) !== WO) {
+    throw new InterpretError(`avg_pool: input [${xShape}] and output [${yShape}] do not fit size ${k}, stride ${s}`);
+  }
+  return [size(lead), H, W, HO, WO];
+}
+
+/** Mean over each k×k window (stride s, no padding) of the last two dims: the window's float64 sum / k². */
+function avgPool(x: Data, xShape: readonly number[], yShape: readonly number[], k: number, s: number): Float64Array {
+  const [batch, H, W, HO, WO] = poolShapes(xShape, yShape, k, s);
+  const out = new Float64Array(batch * HO * WO);
+  const area = k * k;
+  for (let t = 0; t < batch; t++) {
+    for (let oh = 0; oh < HO; oh++) {
+      for (let ow = 0; ow < WO; ow++) {
+        let acc = 0;
+        for (let dy = 0; dy < k; dy++) {
+          const row = (t * H + oh * s + dy) * W + ow * s;
+          for (let dx = 0; dx < k; dx++) acc += x[row + dx]!;
+        }
+        out[(t * HO + oh) * WO + ow] = acc / area;
+      }
+    }
+  }
+  return out;
+}
+
+/** The adjoint of avgPool: each dy / k² is added to every element of its window. */
+function avgPoolGrad(dy: Data, dyShape: readonly number[], xShape: readonly number[], k: number, s: number): Float64Array {
+  const [batch, H, W, HO, WO] = poolShapes(xShape, dyShape, k, s);
+  const out = new Float64Array(batch * H * W);
+  const area = k * k;
+  for (let t = 0; t < batch; t++) {
+    for (let oh = 0; oh < HO; oh++) {
+      for (let ow = 0; ow < WO; ow++) {
+        const v = dy[(t * HO + oh) * WO + ow]! / area;
+        for (let ky = 0; ky < k; ky++) {
+          const row = (t * H + oh * s + ky) * W + ow * s;
+          for (let kx = 0; kx < k; kx++) out[row + kx] += v;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+export const PROF = new Map<string, [number, number, number]>();

@@ -324,7 +324,8 @@ export function vjp(b: GraphBuilder, output: number, wrt: readonly number[], see
   }
 
   // Forward: which nodes depend differentiably on some wrt node.
-  const lo = Math.min(output, ...wrt);
+  let lo = output;
+  for (const w of wrt) lo = Math.min(lo, w);
   const fromWrt = new Uint8Array(output + 1);
   for (const w of wrt) if (w <= output && isFloat(nodes[w]!.dtype)) fromWrt[w] = 1;
   for (let id = lo; id <= output; id++) {

@@ -133,6 +133,24 @@ export function windowOut(inSize: number, k: number, stride: number, padding: nu
 
 /** Computes (and so checks) the dtype and shape an op gives for its inputs. `shape` is required where the op cannot infer it. */
 export function inferType(op: Op, inputs: readonly Node[], shape?: readonly number[], dtype?: DType): { dtype: DType; shape: readonly number[] } {
+  checkAttrs(op);
+  const t = inferOpType(op, inputs, shape, dtype);
+  if (!t.shape.every((d) => Number.isInteger(d) && d >= 0)) fail(`${op.kind} gives the shape [${t.shape}]`);
+  return t;
+}
+
+/** Structural attributes (axes, bounds, widths, strides...) are integers, and sizes and strides at least 1. */
+function checkAttrs(op: Op): void {
+  const ints = (v: unknown): boolean => (typeof v === "number" ? Number.isInteger(v) : Array.isArray(v) ? v.every(ints) : true);
+  for (const [k, v] of Object.entries(op)) {
+    if (k === "value" || k === "key") continue; // a constant's or a pad's fill value; a random stream's key
+    if (!ints(v)) fail(`${op.kind}: ${k} = ${JSON.stringify(v)} is not an integer`);
+    if ((k === "factor" || k === "size" || k === "stride" || k === "groups") && (v as number) < 1) fail(`${op.kind}: ${k} = ${v} must be at least 1`);
+    if (k === "padding" && (v as number) < 0) fail(`${op.kind}: negative padding`);
+  }
+}
+
+function inferOpType(op: Op, inputs: readonly Node[], shape?: readonly number[], dtype?: DType): { dtype: DType; shape: readonly number[] } {
   const arity = (n: number) => {
     if (inputs.length !== n) fail(`${op.kind} takes ${n} inputs, got ${inputs.length}`);
   };
@@ -234,6 +252,7 @@ export function inferType(op: Op, inputs: readonly Node[], shape?: readonly numb
     case "concat": {
       if (inputs.length < 1) fail("concat of nothing");
       const first = inputs[0]!;
+      if (!Number.isInteger(op.axis) || op.axis < 0 || op.axis >= first.shape.length) fail(`concat: axis ${op.axis} for rank ${first.shape.length}`);
       let total = 0;
       for (const x of inputs) {
         if (x.shape.length !== first.shape.length || x.shape.some((d, i) => i !== op.axis && d !== first.shape[i])) fail("concat: shapes differ off the axis");
@@ -248,17 +267,25 @@ export function inferType(op: Op, inputs: readonly Node[], shape?: readonly numb
     case "upsample": {
       arity(1);
       const s = a!.shape;
+      if (s.length < 2) fail("upsample needs rank ≥ 2");
       return { dtype: a!.dtype, shape: [...s.slice(0, -2), s[s.length - 2]! * op.factor, s[s.length - 1]! * op.factor] };
     }
     case "avg_pool": {
       arity(1);
       const s = a!.shape;
-      return { dtype: a!.dtype, shape: [...s.slice(0, -2), windowOut(s[s.length - 2]!, op.size, op.stride, 0), windowOut(s[s.length - 1]!, op.size, op.stride, 0)] };
+      if (s.length < 2) fail("avg_pool needs rank ≥ 2");
+      const ho = windowOut(s[s.length - 2]!, op.size, op.stride, 0);
+      const wo = windowOut(s[s.length - 1]!, op.size, op.stride, 0);
+      if (ho < 1 || wo < 1) fail("avg_pool: window larger than the input");
+      return { dtype: a!.dtype, shape: [...s.slice(0, -2), ho, wo] };
     }
     case "avg_pool_grad": {
       arity(1);
       const s = given("input shape");
-      if (windowOut(s[s.length - 2]!, op.size, op.stride, 0) !== a!.shape[a!.shape.length - 2]) fail("avg_pool_grad: shapes do not match");
+      if (s.length < 2 || a!.shape.length !== s.length) fail("avg_pool_grad: dy and the input must have the same rank ≥ 2");
+      const r = s.length;
+      const y = a!.shape;
+      if (!shapeEquals(y.slice(0, -2), s.slice(0, -2)) || windowOut(s[r - 2]!, op.size, op.stride, 0) !== y[r - 2] || windowOut(s[r - 1]!, op.size, op.stride, 0) !== y[r - 1]) fail("avg_pool_grad: shapes do not match");
       return { dtype: a!.dtype, shape: s };
     }
     case "cast":
@@ -322,10 +349,15 @@ function opText(op: Op): string {
       return `reduce_${op.fn}{axes=${JSON.stringify(op.axes)}}`;
     default: {
       const { kind, ...rest } = op;
-      const parts = Object.entries(rest).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
+      const parts = Object.entries(rest).map(([k, v]) => `${k}=${attrText(v)}`);
       return parts.length ? `${kind}{${parts.join(", ")}}` : kind;
     }
   }
+}
+
+/** An attribute as JSON, except that a number JSON cannot spell keeps its value: -0, NaN, Infinity, -Infinity. */
+function attrText(v: unknown): string {
+  return typeof v === "number" ? (Object.is(v, -0) ? "-0" : String(v)) : JSON.stringify(v);
 }
 
 /** The readable text form (`ulc build --emit ir`). */

@@ -6,7 +6,8 @@ import type * as A from "./ast.js";
 import { BUILTINS, DTYPE_VALUES, elementwiseBinary, matmul, broadcastShapes, type OpContext } from "./builtins.js";
 import { Dim } from "./dims.js";
 import { DiagnosticBag, diagnostic, type ErrorCode, type Note } from "./diagnostics.js";
-import type { LoadResult, LoadedFile } from "./loader.js";
+import { displayPath, type LoadResult, type LoadedFile } from "./loader.js";
+import { isStackOverflow } from "./overflow.js";
 import { joinSpans, type Span } from "./source.js";
 import { ERROR, Scope, describe, didYouMean, intValue, joinValues, shapeText, tensor, tensorText, typeKey, type DType, type Home, type Instance, type TensorValue, type Tracer, type Value } from "./values.js";
 
@@ -53,6 +54,9 @@ export class Checker {
   /** Calls and component declarations being evaluated, innermost last: an error inside another file gets a note at the user's site. */
   private readonly sites: { span: Span; what: string }[] = [];
   private depth = 0;
+  /** The expression evaluated last: where a stack overflow is reported. */
+  private lastSpan: Span | undefined;
+  private overflowed = false;
   /** > 0 while generics are symbols: a value that needs them known (E0310) is not an error until they are bound. */
   private symbolic = 0;
 
@@ -91,11 +95,16 @@ export class Checker {
   }
 
   private guarded(f: () => void, symbolic = false): void {
+    if (this.overflowed) return; // one E0203 says it; the rest would be the same
     if (symbolic) this.symbolic++;
     try {
       f();
     } catch (e) {
-      if (!(e instanceof Abort)) throw e;
+      // A pathologically deep program exhausts the stack: say where, rather than crash.
+      if (isStackOverflow(e) && this.lastSpan) {
+        this.overflowed = true;
+        this.diagnostics.add(diagnostic("E0203", this.lastSpan, "this program nests too deeply to check (expressions, calls or consts more than a few thousand levels deep)"));
+      } else if (!(e instanceof Abort)) throw e;
     } finally {
       if (symbolic) this.symbolic--;
     }
@@ -266,7 +275,7 @@ export class Checker {
     for (const seg of t.path.slice(1)) v = this.member(v, seg, joinSpans(head.span, seg.span));
     if (v.k === "error") return { k: "error", span };
     if (v.k !== "decl" || v.decl.kind !== "module") {
-      const hint = v.k === "decl" ? ` (a ${v.decl.kind} cannot be a component)` : "";
+      const hint = v.k === "decl" ? ` (${v.decl.kind === "optimizer" ? "an" : "a"} ${v.decl.kind} cannot be a component)` : "";
       this.error("E0303", span, `'${t.path.map((p) => p.name).join(".")}' is ${describe(v)}, not a type${hint}`);
       return { k: "error", span };
     }
@@ -296,7 +305,10 @@ export class Checker {
       }
       const v = this.eval(item.expr, scope);
       if (v.k === "int") {
-        if (v.value.value !== undefined && v.value.value < 1) this.error("E0407", item.expr.span, `dims must be ≥ 1, but this one is ${v.value}`);
+        if (v.value.value !== undefined && v.value.value < 1) {
+          this.error("E0407", item.expr.span, `dims must be ≥ 1, but this one is ${v.value}`);
+          ok = false;
+        }
         out.push(v.value);
       } else {
         if (v.k !== "error") this.error("E0401", item.expr.span, `a dim must be a compile-time integer, but this is ${describe(v)}`);
@@ -760,7 +772,7 @@ export class Checker {
     const result = this.invoke(fn, new Scope(scope), [tensor(p.dtype, p.shape, at), tensor(p.dtype, p.shape, at), tensor("f32", [], at)], at);
     if (result.k === "error") return;
     const where = update.decl.body.value?.span ?? update.decl.body.span;
-    if (result.k !== "record") this.fatal("E0602", where, `update must return a record { p: ..., ${states.map((s) => `${s.name.name}: ...`).join(", ")} }, but returns ${describe(result)}`);
+    if (result.k !== "record") this.fatal("E0602", where, `update must return a record { ${["p", ...states.map((s) => s.name.name)].map((n) => `${n}: ...`).join(", ")} }, but returns ${describe(result)}`);
     for (const name of ["p", ...states.map((s) => s.name.name)]) {
       const f = result.fields.get(name);
       if (!f) this.error("E0602", where, `update's result has no field '${name}': it must return the new parameter p and every state`);
@@ -906,6 +918,18 @@ export class Checker {
       const v = bound[i];
       if (p.type && v) this.unify(p.type, v, gens, unknown);
     });
+    // A rank mismatch explains a generic that could not be inferred better than "cannot infer" would.
+    for (const [i, p] of d.params.entries()) {
+      const v = bound[i];
+      const rank = p.type?.kind === "named" && p.type.shape ? p.type.shape : undefined;
+      if (!rank || v?.k !== "tensor" || d.generics.every((g) => gens.has(g.name.name))) continue;
+      const spread = rank.some((r) => r.kind === "spread");
+      const fixed = rank.length - (spread ? 1 : 0);
+      if (spread ? v.shape.length < fixed : v.shape.length !== fixed)
+        return this.error("E0404", argSpans[i]!, `argument '${p.name.name}' of ${d.name.name} needs rank ${spread ? `≥ ${fixed}` : fixed}, but it is ${tensorText(v)} (rank ${v.shape.length})`, [
+          { span: p.type!.span, message: "declared here" },
+        ]);
+    }
     const scope = this.completeGenerics(d.generics, gens, fn.home.scope, span, d.name.name, false);
     if (!scope) return ERROR;
     const values: Value[] = [];
@@ -1126,6 +1150,7 @@ export class Checker {
   // ---------------------------------------------------------------- expressions
 
   eval(e: A.Expr, scope: Scope): Value {
+    this.lastSpan = e.span;
     switch (e.kind) {
       case "number":
         if (e.isInt) return Number.isSafeInteger(e.value) ? intValue(e.value) : this.error("E0103", e.span, `the integer ${e.text} is too large`);
@@ -1204,7 +1229,7 @@ export class Checker {
       }
       case "namespace": {
         const b = obj.file.scope.ownBinding(name);
-        if (!b) return this.error("E0309", field.span, `'${name}' is not declared in ${obj.file.filePath}${didYouMean(name, obj.file.scope.visible())}`);
+        if (!b) return this.error("E0309", field.span, `'${name}' is not declared in ${displayPath(obj.file.filePath)}${didYouMean(name, obj.file.scope.visible())}`);
         return this.lookup(name, obj.file.scope, span);
       }
       case "tensor":

@@ -7,6 +7,7 @@ export const ERROR_CODES = {
   E0103: "malformed number",
   E0201: "syntax error",
   E0202: "unclosed bracket",
+  E0203: "nesting too deep",
   E0301: "unknown name",
   E0302: "duplicate declaration",
   E0303: "wrong kind of thing",

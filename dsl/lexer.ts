@@ -153,11 +153,14 @@ export function tokenize(file: SourceFile): LexResult {
       const adjacent = next !== undefined && next.startOffset === t.startOffset + t.image.length;
       if (adjacent && (next.tokenType === Identifier || KEYWORDS.includes(next.tokenType))) {
         diagnostics.push(diagnostic("E0103", file.span(t.startOffset, next.startOffset + next.image.length), `malformed number '${t.image}${next.image}'`));
+        // Keep the number and drop the rest, so parsing goes on without a second, spurious error.
+        tokens.push(t);
         i++;
         continue;
       }
       if (adjacent && next.tokenType === Dot && result.tokens[i + 2]?.tokenType !== NumberLiteral) {
         diagnostics.push(diagnostic("E0103", file.span(t.startOffset, next.startOffset + 1), `malformed number '${t.image}.': a float needs digits after the point, as in ${t.image}.0`));
+        tokens.push(t);
         i++;
         continue;
       }

@@ -4,6 +4,7 @@ import type { FileAst } from "./ast.js";
 import { AstBuilder } from "./build-ast.js";
 import { diagnostic, type Diagnostic } from "./diagnostics.js";
 import * as T from "./lexer.js";
+import { isStackOverflow } from "./overflow.js";
 import { parseTokens } from "./parser.js";
 import type { SourceFile } from "./source.js";
 
@@ -86,13 +87,19 @@ const OPENERS = new Map<TokenType, TokenType>([
 ]);
 const CLOSERS = new Set<TokenType>([T.RParen, T.RBracket, T.RBrace]);
 
+/** Deeper bracket nesting than this is refused before parsing: the parser is recursive. */
+const MAX_NESTING = 100;
+
 /** Unclosed and mismatched brackets, reported at the bracket itself rather than at the end of the file. */
 function bracketDiagnostics(file: SourceFile, tokens: IToken[]): Diagnostic[] {
   const out: Diagnostic[] = [];
   const stack: IToken[] = [];
   const span = (t: IToken) => file.span(t.startOffset, t.startOffset + t.image.length);
   for (const t of tokens) {
-    if (OPENERS.has(t.tokenType)) stack.push(t);
+    if (OPENERS.has(t.tokenType)) {
+      stack.push(t);
+      if (stack.length > MAX_NESTING) return [diagnostic("E0203", span(t), `brackets nest more than ${MAX_NESTING} deep here`)];
+    }
     else if (CLOSERS.has(t.tokenType)) {
       const open = stack[stack.length - 1];
       if (open && OPENERS.get(open.tokenType) === t.tokenType) stack.pop();
@@ -110,14 +117,27 @@ function bracketDiagnostics(file: SourceFile, tokens: IToken[]): Diagnostic[] {
   return out;
 }
 
+function tooDeep(file: SourceFile): Diagnostic {
+  return diagnostic("E0203", file.span(0, Math.min(1, file.text.length)), "this file nests too deeply to parse (a very long chain of operators or brackets)");
+}
+
 export function parseFile(file: SourceFile): ParseResult {
   const lexed = T.tokenize(file);
   const diagnostics = [...lexed.diagnostics];
   const brackets = bracketDiagnostics(file, lexed.tokens);
   diagnostics.push(...brackets);
-  const parsed = parseTokens(lexed.tokens);
+  if (brackets.some((d) => d.code === "E0203")) return { diagnostics };
+  let parsed: ReturnType<typeof parseTokens>;
+  try {
+    parsed = parseTokens(lexed.tokens);
+  } catch (e) {
+    if (!isStackOverflow(e)) throw e;
+    return { diagnostics: [...diagnostics, tooDeep(file)] };
+  }
   const last = lexed.tokens[lexed.tokens.length - 1];
+  const bracketAt = new Set(brackets.map((d) => d.span.start));
   for (const e of parsed.errors) {
+    if (bracketAt.has(e.token.startOffset)) continue; // the bracket diagnostic already names this token
     const atEof = e.token.tokenType.name === "EOF";
     // A bracket or lexical diagnostic already explains a parse that runs off the end.
     if (atEof && diagnostics.length > 0) continue;
@@ -131,7 +151,13 @@ export function parseFile(file: SourceFile): ParseResult {
   }
   if (diagnostics.length > 0) return { diagnostics };
   const builder = new AstBuilder(file);
-  const ast = builder.build(parsed.cst);
+  let ast: FileAst;
+  try {
+    ast = builder.build(parsed.cst);
+  } catch (e) {
+    if (!isStackOverflow(e)) throw e;
+    return { diagnostics: [tooDeep(file)] };
+  }
   if (builder.diagnostics.length > 0) return { diagnostics: builder.diagnostics };
   return { ast, diagnostics: [] };
 }

@@ -17,6 +17,7 @@ const STD = readdirSync(path.join(MODELS, "std"))
 
 function clean(paths: string[]): CheckedEntry[] {
   const r = checkFiles(paths);
+  expect(r.usageErrors).toEqual([]);
   expect(r.diagnostics.map((d) => renderDiagnostic(d)).join("\n\n")).toBe("");
   return r.entries;
 }
@@ -80,6 +81,7 @@ describe("models", () => {
   test("binding the batch dim keeps the models clean", () => {
     for (const f of ALL_MODELS) {
       const r = checkFiles([path.join(MODELS, f)], { bindings: { B: 8 } });
+      expect(r.usageErrors, f).toEqual([]);
       expect(r.diagnostics.map((d) => renderDiagnostic(d)).join("\n\n"), f).toBe("");
     }
   });

@@ -131,6 +131,18 @@ export function windowOut(inSize: number, k: number, stride: number, padding: nu
   return Math.floor((inSize + 2 * padding - k) / stride) + 1;
 }
 
+/** conv2d's output shape for x [N, Cin, H, W] and w [Cout, Cin/groups, KH, KW], checking channels and groups. */
+function convOut(x: readonly number[], w: readonly number[], op: { stride: number; padding: number; groups: number }): number[] {
+  if (x.length !== 4 || w.length !== 4) fail(`conv2d: NCHW input [${x}] and OIHW weight [${w}]`);
+  const [n, cin, h, wd] = x as [number, number, number, number];
+  const [cout, cinG, kh, kw] = w as [number, number, number, number];
+  if (cin !== cinG * op.groups || cout % op.groups !== 0) fail(`conv2d: ${cin} input and ${cout} output channels do not fit ${op.groups} groups of ${cinG}`);
+  const ho = windowOut(h, kh, op.stride, op.padding);
+  const wo = windowOut(wd, kw, op.stride, op.padding);
+  if (ho < 1 || wo < 1) fail("conv2d: kernel larger than the padded input");
+  return [n, cout, ho, wo];
+}
+
 /** Computes (and so checks) the dtype and shape an op gives for its inputs. `shape` is required where the op cannot infer it. */
 export function inferType(op: Op, inputs: readonly Node[], shape?: readonly number[], dtype?: DType): { dtype: DType; shape: readonly number[] } {
   checkAttrs(op);
@@ -156,6 +168,9 @@ function inferOpType(op: Op, inputs: readonly Node[], shape?: readonly number[],
   };
   const given = (what: string) => shape ?? fail(`${op.kind} needs an explicit ${what}`);
   const [a, b, c] = inputs;
+  const sameDtype = () => {
+    if (inputs.some((x) => x.dtype !== a!.dtype)) fail(`${op.kind}: dtypes ${inputs.map((x) => x.dtype).join(" and ")} differ`);
+  };
   switch (op.kind) {
     case "input":
     case "param":
@@ -193,36 +208,29 @@ function inferOpType(op: Op, inputs: readonly Node[], shape?: readonly number[],
     }
     case "matmul": {
       arity(2);
+      sameDtype();
       const r = a!.shape.length;
       if (r < 2 || b!.shape.length !== r) fail("matmul: operands must have the same rank ≥ 2");
       if (!shapeEquals(a!.shape.slice(0, -2), b!.shape.slice(0, -2))) fail("matmul: batch dims differ (broadcast explicitly)");
       if (a!.shape[r - 1] !== b!.shape[r - 2]) fail(`matmul: inner dims ${a!.shape[r - 1]} and ${b!.shape[r - 2]} differ`);
       return { dtype: a!.dtype, shape: [...a!.shape.slice(0, -1), b!.shape[r - 1]!] };
     }
-    case "conv2d": {
+    case "conv2d":
       arity(2);
-      const [n, cin, h, w] = a!.shape as [number, number, number, number];
-      const [cout, cinG, kh, kw] = b!.shape as [number, number, number, number];
-      if (a!.shape.length !== 4 || b!.shape.length !== 4) fail("conv2d: NCHW input and OIHW weight");
-      if (cin !== cinG * op.groups || cout % op.groups !== 0) fail("conv2d: channels do not match the groups");
-      const ho = windowOut(h, kh, op.stride, op.padding);
-      const wo = windowOut(w, kw, op.stride, op.padding);
-      if (ho < 1 || wo < 1) fail("conv2d: kernel larger than the padded input");
-      return { dtype: a!.dtype, shape: [n, cout, ho, wo] };
-    }
+      sameDtype();
+      return { dtype: a!.dtype, shape: convOut(a!.shape, b!.shape, op) };
     case "conv2d_grad_input": {
-      arity(2); // (dy, w)
+      arity(2); // (dy, w): the input-shaped adjoint
+      sameDtype();
       const s = given("input shape");
-      const [n, cout, ho, wo] = a!.shape as [number, number, number, number];
-      const [wc, , kh, kw] = b!.shape as [number, number, number, number];
-      if (s[0] !== n || wc !== cout || windowOut(s[2]!, kh, op.stride, op.padding) !== ho || windowOut(s[3]!, kw, op.stride, op.padding) !== wo) fail("conv2d_grad_input: shapes do not match");
+      if (!shapeEquals(convOut(s, b!.shape, op), a!.shape)) fail(`conv2d_grad_input: dy [${a!.shape}] is not conv2d's output for x [${s}] and w [${b!.shape}]`);
       return { dtype: a!.dtype, shape: s };
     }
     case "conv2d_grad_weight": {
-      arity(2); // (x, dy)
+      arity(2); // (x, dy): the weight-shaped adjoint
+      sameDtype();
       const s = given("weight shape");
-      const [n, , h, w] = a!.shape as [number, number, number, number];
-      if (b!.shape[0] !== n || s[0] !== b!.shape[1] || windowOut(h, s[2]!, op.stride, op.padding) !== b!.shape[2] || windowOut(w, s[3]!, op.stride, op.padding) !== b!.shape[3]) fail("conv2d_grad_weight: shapes do not match");
+      if (!shapeEquals(convOut(a!.shape, s, op), b!.shape)) fail(`conv2d_grad_weight: dy [${b!.shape}] is not conv2d's output for x [${a!.shape}] and w [${s}]`);
       return { dtype: a!.dtype, shape: s };
     }
     case "reshape": {

@@ -227,9 +227,9 @@ describe("ulc check: usage errors (exit 2)", () => {
   });
 
   test("a command that is not implemented yet is not offered", async () => {
-    const r = await ulc(["build", clean]);
+    const r = await ulc(["train", clean]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain("unknown command 'build'");
+    expect(r.stderr).toContain("unknown command 'train'");
   });
 
   test("no arguments at all: help on stderr", async () => {

@@ -29,9 +29,11 @@
 //    rsqrt(x) = 1/sqrt(x). None overflows to NaN for large |x|.
 //  - random: element i of the node's stream, as defined in runtime/random.ts, at options.seed/options.step.
 //
-// `interpret` evaluates only the nodes the outputs need and drops intermediate values after their last use;
-// `evaluate` evaluates every node and keeps every value (autodiff tests need intermediates).
+// `interpret` evaluates only the nodes the outputs need, reads chains of movement ops through one composed view,
+// and drops intermediate values after their last use; `evaluate` evaluates every node, one op at a time, and
+// keeps every value (autodiff tests need intermediates; view tests compare the two).
 import { type BinaryFn, type CompareFn, type DType, type Graph, type Node, type UnaryFn, size, strides, verify, windowOut } from "../compiler/ir.js";
+import { movementChains, type View } from "../compiler/view.js";
 import { randomNormal, randomUniform } from "./random.js";
 import type { Precision, Tensor } from "./tensor.js";
 
@@ -56,12 +58,19 @@ type Data = Float64Array | Float32Array;
 export function interpret(graph: Graph, env: InterpretEnv, options: InterpretOptions): Map<string, Tensor> {
   verify(graph);
   const n = graph.nodes.length;
+  // A movement node reads its chain's source through one composed view (compiler/view.ts), so the movement
+  // nodes in between are never materialised.
+  const chains = movementChains(graph);
+  const deps = (i: number) => {
+    const c = chains[i];
+    return c ? [c.source] : graph.nodes[i]!.inputs;
+  };
   // Which nodes the outputs need, and the last node that reads each one.
   const needed = new Uint8Array(n);
   for (const o of graph.outputs) needed[o.node] = 1;
-  for (let i = n - 1; i >= 0; i--) if (needed[i]) for (const x of graph.nodes[i]!.inputs) needed[x] = 1;
+  for (let i = n - 1; i >= 0; i--) if (needed[i]) for (const x of deps(i)) needed[x] = 1;
   const lastUse = new Int32Array(n).fill(-1);
-  for (let i = 0; i < n; i++) if (needed[i]) for (const x of graph.nodes[i]!.inputs) lastUse[x] = i;
+  for (let i = 0; i < n; i++) if (needed[i]) for (const x of deps(i)) lastUse[x] = i;
   const isOutput = new Uint8Array(n);
   for (const o of graph.outputs) isOutput[o.node] = 1;
 
@@ -69,8 +78,9 @@ export function interpret(graph: Graph, env: InterpretEnv, options: InterpretOpt
   for (let i = 0; i < n; i++) {
     if (!needed[i]) continue;
     const node = graph.nodes[i]!;
-    values[i] = evalNode(node, values, env, options);
-    for (const x of node.inputs) if (lastUse[x] === i && !isOutput[x]) values[x] = undefined;
+    const chain = chains[i];
+    values[i] = chain ? readView(node, values[chain.source]!, chain.view, options.precision) : evalNode(node, values, env, options);
+    for (const x of deps(i)) if (lastUse[x] === i && !isOutput[x]) values[x] = undefined;
   }
   const out = new Map<string, Tensor>();
   for (const o of graph.outputs) out.set(o.name, values[o.node]!);
@@ -86,6 +96,13 @@ export function evaluate(graph: Graph, env: InterpretEnv, options: InterpretOpti
 }
 
 // ------------------------------------------------------------------------------------------ one node
+
+/** A movement chain's result: one strided gather from its source. */
+function readView(node: Node, source: Tensor, view: View, precision: Precision): Tensor {
+  const y = alloc(node.dtype, size(node.shape), precision);
+  copyStrided(source.data, view.offset, view.strides, y, 0, strides(node.shape), node.shape);
+  return { dtype: node.dtype, shape: node.shape, data: y };
+}
 
 function evalNode(node: Node, values: readonly (Tensor | undefined)[], env: InterpretEnv, options: InterpretOptions): Tensor {
   const args = node.inputs.map((i) => {

@@ -53,7 +53,7 @@ export function runBuild(file: string, options: BuildCommandOptions, io: CliIo):
     `// ${program.model}, bound with ${Object.entries(program.bindings).map(([k, v]) => `${k}=${v}`).join(", ") || "nothing"}`,
     `// params: ${program.params.length}, ${program.params.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0)} values; hypers: ${program.hypers.map((h) => `${h.name}=${h.default}`).join(", ") || "none"}`,
     ...(options.entry ? [] : [printGraph(program.init, "init")]),
-    ...entries.map((e) => printGraph(e.graph, `${e.kind === "train" ? "train" : "entry"} ${e.name}`)),
+    ...entries.map((e) => `// ${e.name}: ${e.graph.nodes.length} nodes (${e.tracedNodes} as traced)\n${printGraph(e.graph, `${e.kind === "train" ? "train" : "entry"} ${e.name}`)}`),
   ];
   const text = parts.join("\n\n") + "\n";
   if (options.output) writeFileSync(options.output, text);

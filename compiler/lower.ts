@@ -8,6 +8,7 @@ import { defaultStdRoot, diskHost, loadProgram, type SourceHost } from "../dsl/l
 import type { TensorValue, Value } from "../dsl/values.js";
 import { vjp } from "./autodiff.js";
 import { GraphBuilder, verify, type DType, type Graph } from "./ir.js";
+import { optimize } from "./passes/index.js";
 import { dims, GraphTracer } from "./trace.js";
 
 export interface TensorSpec {
@@ -25,6 +26,8 @@ export interface ProgramEntry {
   readonly name: string;
   readonly kind: "train" | "plain";
   readonly graph: Graph;
+  /** The node count as traced, before the optimiser. */
+  readonly tracedNodes: number;
   /** Data inputs (the entry's parameters). Other graph inputs are hypers, optimizer arguments and state. */
   readonly inputs: readonly TensorSpec[];
   /** Result outputs: a record's fields, `result` for a tensor, `result.0`... for a tuple. */
@@ -63,6 +66,8 @@ export interface LowerOptions {
   readonly stdRoot?: string;
   /** The model to lower when the file declares several; default: the only (or last) one. */
   readonly model?: string;
+  /** Run the graph optimiser (compiler/passes) on every graph; default true. */
+  readonly optimize?: boolean;
 }
 
 export function lowerProgram(path: string, options: LowerOptions): Program {
@@ -89,10 +94,13 @@ export function lowerProgram(path: string, options: LowerOptions): Program {
     return { tracer, checker, inst, report };
   };
 
+  const finish = (g: Graph): Graph => {
+    verify(g);
+    return options.optimize === false ? g : optimize(g).graph;
+  };
   const initTrace = trace(true);
   initTrace.report();
-  const init = initTrace.tracer.initBuilder!.build(initTrace.tracer.initOutputs);
-  verify(init);
+  const init = finish(initTrace.tracer.initBuilder!.build(initTrace.tracer.initOutputs));
   const params: TensorSpec[] = [...initTrace.tracer.params].map(([name, node]) => {
     const n = initTrace.tracer.builder.node(node);
     return { name, dtype: n.dtype, shape: n.shape };
@@ -114,8 +122,7 @@ export function lowerProgram(path: string, options: LowerOptions): Program {
       };
       if (!e.training) {
         const graph = b.build(outputs);
-        verify(graph);
-        return { ...base, kind: "plain", graph };
+        return { ...base, kind: "plain", graph: finish(graph), tracedNodes: graph.nodes.length };
       }
       const loss = outputs.find((o) => o.name === e.training!.minimize.name)!;
       const trained = checker.trainedParamsOf(inst, e);
@@ -139,11 +146,11 @@ export function lowerProgram(path: string, options: LowerOptions): Program {
         for (const s of stateNames) updates.push({ name: NAMES.state(s, p.name), node: nodeOf(r.fields.get(s)!) });
       });
       const graph = b.build([...outputs, ...updates]);
-      verify(graph);
       return {
         ...base,
         kind: "train",
-        graph,
+        graph: finish(graph),
+        tracedNodes: graph.nodes.length,
         training: { loss: loss.name, optimizer: opt.decl.name.name, args, states: stateNames, params: trained.map((p) => p.name) },
       };
     });

@@ -5,6 +5,7 @@
 // deterministic function of the parameters.
 import { vjp } from "../compiler/autodiff.js";
 import { GraphBuilder, size, type Graph } from "../compiler/ir.js";
+import { dce } from "../compiler/passes/dce.js";
 import type { Program, ProgramEntry } from "../compiler/lower.js";
 import { interpret } from "./interpreter.js";
 import { randomNormal, randomUniform } from "./random.js";
@@ -62,16 +63,16 @@ export class GradcheckUsageError extends Error {}
 /** The loss graph (forward only) and the loss-and-gradients graph of a train entry. */
 function lossGraphs(entry: ProgramEntry): { forward: Graph; withGrads: Graph; params: { name: string; node: number }[] } {
   const training = entry.training!;
-  const lossNode = entry.graph.outputs.find((o) => o.name === training.loss)!.node;
-  // Nodes are topologically ordered and the loss's inputs precede it: copying the prefix keeps every id.
+  // The forward pass alone: what the loss depends on (a parameter it does not reach gets a zero gradient).
+  const forward = dce({ nodes: entry.graph.nodes, outputs: [{ name: "loss", node: entry.graph.outputs.find((o) => o.name === training.loss)!.node }] });
+  const lossNode = forward.outputs[0]!.node;
   const b = new GraphBuilder();
-  for (const n of entry.graph.nodes.slice(0, lossNode + 1)) b.add(n.op, n.inputs, n.shape, n.dtype);
+  for (const n of forward.nodes) b.add(n.op, n.inputs, n.shape, n.dtype);
   const params = training.params.map((name) => {
-    const node = b.nodes.find((n) => n.op.kind === "param" && n.op.name === name);
-    if (!node) throw new Error(`parameter ${name} is not in the graph of ${entry.name}`);
-    return { name, node: node.id };
+    const spec = entry.graph.nodes.find((n) => n.op.kind === "param" && n.op.name === name)!;
+    const node = b.nodes.find((n) => n.op.kind === "param" && n.op.name === name)?.id ?? b.add({ kind: "param", name }, [], spec.shape, spec.dtype);
+    return { name, node };
   });
-  const forward: Graph = { nodes: b.nodes.slice(), outputs: [{ name: "loss", node: lossNode }] };
   const grads = vjp(
     b,
     lossNode,

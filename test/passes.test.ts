@@ -856,7 +856,7 @@ describe("optimize on models/ul_tiny.ul (B = 2)", () => {
   const results = new Map<string, { before: Graph; after: Graph; stats: PassStats }>();
 
   beforeAll(() => {
-    program = lowerProgram(new URL("../models/ul_tiny.ul", import.meta.url).pathname, { bindings: { B: 2 } });
+    program = lowerProgram(new URL("../models/ul_tiny.ul", import.meta.url).pathname, { bindings: { B: 2 }, optimize: false });
     for (const [name, g] of [["init", program.init] as const, ...program.entries.map((e) => [e.name, e.graph] as const)]) {
       const r = optimize(g);
       results.set(name, { before: g, after: r.graph, stats: r.stats });
@@ -874,6 +874,12 @@ describe("optimize on models/ul_tiny.ul (B = 2)", () => {
     }
     if (process.env.PASSES_REPORT) console.log(table.join("\n"));
   });
+
+  test("lowering optimises by default, giving exactly these graphs", () => {
+    const optimised = lowerProgram(new URL("../models/ul_tiny.ul", import.meta.url).pathname, { bindings: { B: 2 } });
+    expect(printGraph(optimised.init)).toBe(printGraph(results.get("init")!.after));
+    for (const e of optimised.entries) expect(printGraph(e.graph), e.name).toBe(printGraph(results.get(e.name)!.after));
+  }, 60_000);
 
   /**
    * Random values for every input and param of a graph: data ~ U(-1, 1), sampler times t ~ U(0.6, 0.9) > s ~

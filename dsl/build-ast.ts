@@ -215,7 +215,7 @@ export class AstBuilder {
     const t = this.node(c, "namedType");
     const tc = t.children;
     const shape = tc.LBracket
-      ? this.nodes(tc, "dimItem").map((d): A.DimItem => {
+      ? this.nodes(tc, "listItem").map((d): A.DimItem => {
           const id = this.token(d.children, "Identifier");
           if (id) return { kind: "spread", name: this.ident(id), span: this.span(d) };
           return { kind: "dim", expr: this.expr(this.node(d.children, "expr")) };

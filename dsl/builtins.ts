@@ -1,5 +1,8 @@
 // Typing rules of the primitive operations: given argument values, the result value or a diagnostic.
 // Shapes are symbolic (dims.ts); a rule reports an error only when dims differ for sure.
+import type { UnaryFn } from "../compiler/ir.js";
+import { UNARY_FNS } from "../compiler/ir.js";
+import { UNARY } from "../compiler/scalar.js";
 import { Dim } from "./dims.js";
 import type { ErrorCode, Note } from "./diagnostics.js";
 import type { Span } from "./source.js";
@@ -244,22 +247,8 @@ function def(params: Param[], run: (a: Args, ctx: OpContext) => Value, op: strin
   return { params, run: (args, ctx) => guard(() => run(new Args(args, ctx, op), ctx)) };
 }
 
-const MATH: Record<string, (x: number) => number> = {
-  exp: Math.exp,
-  log: Math.log,
-  sqrt: Math.sqrt,
-  rsqrt: (x) => 1 / Math.sqrt(x),
-  sin: Math.sin,
-  cos: Math.cos,
-  tanh: Math.tanh,
-  sigmoid: (x) => 1 / (1 + Math.exp(-x)),
-  softplus: (x) => Math.log1p(Math.exp(x)),
-  abs: Math.abs,
-  floor: Math.floor,
-};
-
-function unary(name: string): Builtin {
-  const f = MATH[name]!;
+function unary(name: UnaryFn): Builtin {
+  const f = UNARY[name];
   return def(
     [req("x")],
     (a: Args, ctx: OpContext) => {
@@ -342,7 +331,7 @@ function product(ds: readonly Dim[]): Dim {
 }
 
 export const BUILTINS: ReadonlyMap<string, Builtin> = new Map<string, Builtin>([
-  ...["exp", "log", "sqrt", "rsqrt", "sin", "cos", "tanh", "sigmoid", "softplus", "abs", "floor"].map((n) => [n, unary(n)] as [string, Builtin]),
+  ...UNARY_FNS.filter((n) => n !== "neg").map((n) => [n, unary(n)] as [string, Builtin]),
   ["maximum", binaryNumeric("maximum")],
   ["minimum", binaryNumeric("minimum")],
   ["sum", reduction("sum")],

@@ -72,10 +72,9 @@ const RULE_WANTS: Record<string, string> = {
   unary: "an expression",
   type: "a type",
   namedType: "a type",
-  dimItem: "a dim",
   modulePath: "a module path (std.NAME or \"./file.ul\")",
   genericParam: "a generic parameter",
-  listItem: "a list element",
+  listItem: "an expression or a ...pack",
   letStmt: "a name or a tuple of names",
   fieldSuffix: "a field name or tuple index",
 };

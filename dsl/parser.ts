@@ -251,23 +251,11 @@ class UlParser extends CstParser {
     this.OPTION2(() => {
       this.CONSUME(T.LBracket);
       this.MANY(() => {
-        this.SUBRULE(this.dimItem);
+        this.SUBRULE(this.listItem);
         this.OPTION3(() => this.CONSUME(T.Comma));
       });
       this.CONSUME(T.RBracket);
     });
-  });
-
-  dimItem = this.RULE("dimItem", () => {
-    this.OR([
-      {
-        ALT: () => {
-          this.CONSUME(T.Ellipsis);
-          this.CONSUME(T.Identifier);
-        },
-      },
-      { ALT: () => this.SUBRULE(this.expr) },
-    ]);
   });
 
   genericArgs = this.RULE("genericArgs", () => {
@@ -542,6 +530,7 @@ class UlParser extends CstParser {
     this.CONSUME(T.RBracket);
   });
 
+  /** An element of a list literal or a shape: an expression, or `...S` spreading a shape pack. */
   listItem = this.RULE("listItem", () => {
     this.OR([
       {

@@ -33,6 +33,7 @@
 // and drops intermediate values after their last use; `evaluate` evaluates every node, one op at a time, and
 // keeps every value (autodiff tests need intermediates; view tests compare the two).
 import { type BinaryFn, type CompareFn, type DType, type Graph, type Node, type UnaryFn, size, strides, verify, windowOut } from "../compiler/ir.js";
+import { saturateToI32, sigmoid, softplus } from "../compiler/scalar.js";
 import { movementChains, type View } from "../compiler/view.js";
 import { randomNormal, randomUniform } from "./random.js";
 import type { Precision, Tensor } from "./tensor.js";
@@ -166,11 +167,6 @@ export function roundToF16(x: number): number {
   return (x > 0 ? 1 : -1) * r * ulp;
 }
 
-function saturateToI32(x: number): number {
-  if (Number.isNaN(x)) return 0;
-  const t = Math.trunc(x);
-  return t > 2147483647 ? 2147483647 : t < -2147483648 ? -2147483648 : t;
-}
 
 function shapeText(dtype: DType, shape: readonly number[]): string {
   return `${dtype}[${shape.join(", ")}]`;
@@ -191,13 +187,7 @@ function lookup(node: Node, what: "input" | "param", table: ReadonlyMap<string, 
   return out;
 }
 
-const sigmoid = (x: number): number => {
-  if (x >= 0) return 1 / (1 + Math.exp(-x));
-  const e = Math.exp(x);
-  return e / (1 + e);
-};
 
-const softplus = (x: number): number => Math.max(x, 0) + Math.log1p(Math.exp(-Math.abs(x)));
 
 // The element-wise ops are written as one loop per function (rather than a loop calling a function table)
 // because that is about three times faster in V8; the Adam update of a 3M-parameter model is mostly these.

@@ -39,6 +39,7 @@ import {
 } from "../compiler/ir.js";
 import { evaluate } from "../runtime/interpreter.js";
 import { tensorOf, type Tensor } from "../runtime/tensor.js";
+import { mulberry32, type Rng } from "./support/prng.js";
 
 const EPS = 1e-5;
 const RTOL = 1e-7;
@@ -47,19 +48,6 @@ const OPTS = { precision: "f64", seed: 1, step: 0 } as const;
 
 // ---------------------------------------------------------------------------------------------------------
 // Random values: a seeded generator (fast-check draws the seed, and the shapes, which it shrinks).
-
-type Rng = () => number;
-
-function mulberry32(seed: number): Rng {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const uni = (r: Rng, lo: number, hi: number) => lo + (hi - lo) * r();
 const sign = (r: Rng) => (r() < 0.5 ? -1 : 1);

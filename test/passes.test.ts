@@ -14,6 +14,7 @@ import { formatStats, optimize, PASSES, type PassStats } from "../compiler/passe
 import { simplify } from "../compiler/passes/simplify.js";
 import { evaluate, interpret, type InterpretEnv } from "../runtime/interpreter.js";
 import { tensorOf, type Tensor } from "../runtime/tensor.js";
+import { mulberry32 as prng } from "./support/prng.js";
 
 const SEED = process.env.PASSES_SEED ? Number(process.env.PASSES_SEED) : 20251125;
 const F64 = { precision: "f64", seed: 7, step: 3 } as const;
@@ -78,18 +79,6 @@ function sameValues(got: ReadonlyMap<string, Tensor>, want: ReadonlyMap<string, 
   }
   if (got.size !== want.size) return `${got.size} outputs vs ${want.size}`;
   return undefined;
-}
-
-/** mulberry32: a small seeded PRNG for tensor data. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 // ------------------------------------------------------------------------------------------ dce

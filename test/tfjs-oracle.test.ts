@@ -58,6 +58,7 @@ import { vjp } from "../compiler/autodiff.js";
 import { BINARY_FNS, COMPARE_FNS, GraphBuilder, UNARY_FNS, size, windowOut, type BinaryFn, type CompareFn, type DType, type UnaryFn } from "../compiler/ir.js";
 import { interpret } from "../runtime/interpreter.js";
 import { tensorOf, type Precision, type Tensor } from "../runtime/tensor.js";
+import { mulberry32, type Rng } from "./support/prng.js";
 
 const SEED = 20240611; // fast-check's seed: the runs are the same every time
 const RUNS = 30;
@@ -102,19 +103,6 @@ afterAll(() => {
 // ---------------------------------------------------------------------------------------------------------
 // Random values: fast-check draws the shapes and parameters (and shrinks them); a seeded generator fills in the
 // values.
-
-type Rng = () => number;
-
-function mulberry32(seed: number): Rng {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const f32 = Math.fround;
 const uni = (r: Rng, lo: number, hi: number) => f32(lo + (hi - lo) * r());

@@ -7,7 +7,7 @@
 // padding: these stay as they are).
 //
 // Values are computed in float64 with the scalar semantics of the reference interpreter (runtime/interpreter.ts:
-// its UNARY, BINARY, BINARY_I32 and COMPARE tables, ToInt32 wrapping of i32 results, bool = x != 0, cast to i32
+// compiler/scalar.ts's UNARY, BINARY, BINARY_I32 and COMPARE tables, ToInt32 wrapping of i32 results, bool = x != 0, cast to i32
 // truncating and saturating), so a folded element-wise op gives the f64 reference's value exactly. Where a sum
 // is involved the folded value is the exact product, which the interpreter's float64 running sum may miss by
 // its rounding error:
@@ -18,6 +18,7 @@
 // A sum is `+ 0` at the end, as the interpreter's accumulator starts at +0 (so a sum of -0s is +0).
 import type { DType, Graph, Node } from "../ir.js";
 import { size } from "../ir.js";
+import { BINARY, BINARY_I32, COMPARE, UNARY, saturateToI32 } from "../scalar.js";
 import { constantValue, normalize, rewrite } from "./rewrite.js";
 
 export function fold(g: Graph): Graph {
@@ -38,56 +39,9 @@ export function fold(g: Graph): Graph {
   }).graph;
 }
 
-// The interpreter's scalar functions (runtime/interpreter.ts); keep them identical.
-const UNARY: Record<string, (x: number) => number> = {
-  neg: (x) => -x,
-  exp: Math.exp,
-  log: Math.log,
-  sqrt: Math.sqrt,
-  rsqrt: (x) => 1 / Math.sqrt(x),
-  sin: Math.sin,
-  cos: Math.cos,
-  tanh: Math.tanh,
-  sigmoid: (x) => {
-    if (x >= 0) return 1 / (1 + Math.exp(-x));
-    const e = Math.exp(x);
-    return e / (1 + e);
-  },
-  softplus: (x) => Math.max(x, 0) + Math.log1p(Math.exp(-Math.abs(x))),
-  abs: Math.abs,
-  floor: Math.floor,
-};
-
-const BINARY: Record<string, (a: number, b: number) => number> = {
-  add: (a, b) => a + b,
-  sub: (a, b) => a - b,
-  mul: (a, b) => a * b,
-  div: (a, b) => a / b,
-  pow: Math.pow,
-  maximum: Math.max,
-  minimum: Math.min,
-};
-
-const BINARY_I32: Record<string, (a: number, b: number) => number> = {
-  mul: (a, b) => Math.imul(a, b),
-  div: (a, b) => (b === 0 ? a : Math.trunc(a / b)),
-  pow: (a, b) => Math.trunc(Math.pow(a, b)),
-};
-
-const COMPARE: Record<string, (a: number, b: number) => boolean> = {
-  lt: (a, b) => a < b,
-  le: (a, b) => a <= b,
-  gt: (a, b) => a > b,
-  ge: (a, b) => a >= b,
-  eq: (a, b) => a === b,
-  ne: (a, b) => a !== b,
-};
-
 function castTo(x: number, dtype: DType): number {
-  if (dtype !== "i32") return x; // bool is x != 0 (normalize); float roundings are the identity in float64
-  if (Number.isNaN(x)) return 0;
-  const t = Math.trunc(x);
-  return t > 2147483647 ? 2147483647 : t < -2147483648 ? -2147483648 : t;
+  // bool is x != 0 (normalize); float roundings are the identity in float64
+  return dtype === "i32" ? saturateToI32(x) : x;
 }
 
 /** c·n summed from a +0 accumulator; n = 0 gives the empty sum. */

@@ -180,6 +180,13 @@ export function elementwiseBinary(op: string, a: Value, b: Value, aSpan: Span, b
     const ta = a.k === "tensor" ? a : undefined;
     const tb = b.k === "tensor" ? b : undefined;
     const like = ta ?? tb;
+    // A number takes the tensor's dtype, which must be able to hold it: 1.5 is no i32.
+    for (const [v, span] of [
+      [a, aSpan],
+      [b, bSpan],
+    ] as const)
+      if (like?.dtype === "i32" && v.k === "float" && !Number.isInteger(v.value))
+        throw new OpFailure(ctx.error("E0401", span, `'${op}' mixes an i32 tensor with ${v.value === undefined ? "a compile-time float" : `the float ${v.value}`}; convert the tensor with cast(x, f32)`));
     const x = toTensor(a, like?.dtype ?? "f32", aSpan);
     const y = toTensor(b, like?.dtype ?? "f32", bSpan);
     if (!x) throw new OpFailure(ctx.error("E0401", aSpan, `'${op}' needs tensors or numbers, but the left operand is ${describe(a)}`));

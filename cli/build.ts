@@ -3,12 +3,15 @@ import { writeFileSync } from "node:fs";
 import { checkFiles } from "../dsl/check.js";
 import { renderDiagnostic } from "../dsl/diagnostics.js";
 import { printGraph } from "../compiler/ir.js";
-import { lowerProgram, type Program } from "../compiler/lower.js";
+import { fuse } from "../compiler/kernel/fuse.js";
+import { lowerProgram, type Program, type ProgramEntry } from "../compiler/lower.js";
 import { EXIT, resolveColor } from "./args.js";
 import type { CliIo } from "./io.js";
 
 export interface BuildCommandOptions {
   readonly emit: "ir";
+  /** Print a table of op counts, kernels and memory per entry (to stderr) as well. */
+  readonly stats?: boolean;
   readonly bind?: Record<string, number>;
   readonly model?: string;
   readonly entry?: string;
@@ -41,6 +44,19 @@ export function checkAndLower(file: string, bindings: Record<string, number>, mo
   }
 }
 
+function statsTable(entries: readonly ProgramEntry[]): string {
+  const mib = (b: number) => (b / 2 ** 20).toFixed(2);
+  const rows = entries.map((e) => {
+    const schedule = fuse(e.graph);
+    const kernels = schedule.steps.filter((s) => s.kind === "kernel").length;
+    return [e.name, String(e.tracedNodes), String(e.graph.nodes.length), String(kernels), String(schedule.steps.length - kernels), mib(e.memory.intermediates), mib(e.memory.arena)];
+  });
+  const head = ["entry", "traced ops", "ops", "fused kernels", "library calls", "intermediates MiB", "arena MiB"];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
+  return [line(head), ...rows.map(line)].join("\n") + "\n";
+}
+
 export function runBuild(file: string, options: BuildCommandOptions, io: CliIo): number {
   const program = checkAndLower(file, options.bind ?? {}, options.model, io, "build");
   if (typeof program === "number") return program;
@@ -56,6 +72,7 @@ export function runBuild(file: string, options: BuildCommandOptions, io: CliIo):
     ...entries.map((e) => `// ${e.name}: ${e.graph.nodes.length} nodes (${e.tracedNodes} as traced)\n${printGraph(e.graph, `${e.kind === "train" ? "train" : "entry"} ${e.name}`)}`),
   ];
   const text = parts.join("\n\n") + "\n";
+  if (options.stats) io.stderr.write(statsTable(entries));
   if (options.output) writeFileSync(options.output, text);
   else io.stdout.write(text);
   return EXIT.ok;

@@ -74,6 +74,7 @@ export function buildProgram(io: CliIo, finish: (code: number) => void): Command
     .option("--bind <NAME=INT>", "bind a generic dim, e.g. --bind B=64 (repeatable; every dim must be bound)", collectBinding)
     .option("--model <name>", "the model to build when the file declares several")
     .option("--entry <name>", "print only this entry's graph")
+    .option("--stats", "also print, per entry, the op counts, fused kernels, library calls and planned memory (stderr)")
     .option("-o, --output <file>", "write to a file instead of stdout")
     .showHelpAfterError("(run 'ulc build --help' for usage)")
     .addHelpText("after", "\nExample:\n  ulc build models/ul_tiny.ul --emit ir --bind B=8 --entry fit")

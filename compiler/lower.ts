@@ -8,6 +8,7 @@ import { defaultStdRoot, diskHost, loadProgram, type SourceHost } from "../dsl/l
 import type { TensorValue, Value } from "../dsl/values.js";
 import { vjp } from "./autodiff.js";
 import { GraphBuilder, verify, type DType, type Graph } from "./ir.js";
+import { memoryStats, type MemoryStats } from "./memory.js";
 import { optimize } from "./passes/index.js";
 import { dims, GraphTracer } from "./trace.js";
 
@@ -28,6 +29,8 @@ export interface ProgramEntry {
   readonly graph: Graph;
   /** The node count as traced, before the optimiser. */
   readonly tracedNodes: number;
+  /** Bytes of the planned intermediate-buffer arena (compiler/memory.ts) and the sum it replaces. */
+  readonly memory: MemoryStats;
   /** Data inputs (the entry's parameters). Other graph inputs are hypers, optimizer arguments and state. */
   readonly inputs: readonly TensorSpec[];
   /** Result outputs: a record's fields, `result` for a tensor, `result.0`... for a tuple. */
@@ -122,7 +125,8 @@ export function lowerProgram(path: string, options: LowerOptions): Program {
       };
       if (!e.training) {
         const graph = b.build(outputs);
-        return { ...base, kind: "plain", graph: finish(graph), tracedNodes: graph.nodes.length };
+        const optimized = finish(graph);
+        return { ...base, kind: "plain", graph: optimized, tracedNodes: graph.nodes.length, memory: memoryStats(optimized) };
       }
       const loss = outputs.find((o) => o.name === e.training!.minimize.name)!;
       const trained = checker.trainedParamsOf(inst, e);
@@ -146,11 +150,13 @@ export function lowerProgram(path: string, options: LowerOptions): Program {
         for (const s of stateNames) updates.push({ name: NAMES.state(s, p.name), node: nodeOf(r.fields.get(s)!) });
       });
       const graph = b.build([...outputs, ...updates]);
+      const optimized = finish(graph);
       return {
         ...base,
         kind: "train",
-        graph: finish(graph),
+        graph: optimized,
         tracedNodes: graph.nodes.length,
+        memory: memoryStats(optimized),
         training: { loss: loss.name, optimizer: opt.decl.name.name, args, states: stateNames, params: trained.map((p) => p.name) },
       };
     });

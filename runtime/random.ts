@@ -121,28 +121,34 @@ function checkCount(count: number): void {
   if (!Number.isInteger(count) || count < 0 || count > 0x100000000) throw new RangeError(`random stream: bad element count ${count}`);
 }
 
-/** Elements 0..count-1 of the uniform stream `key` at (seed, step): (x0 >>> 8) · 2^-24 ∈ [0, 1). */
-export function randomUniform(seed: number, step: number, key: number, count: number): Float64Array {
-  checkCount(count);
-  const out = new Float64Array(count);
-  const x = new Uint32Array(4);
-  for (let i = 0; i < count; i++) {
-    philox4x32Into(i, key, step, 0, seed, 0, x);
-    out[i] = (x[0]! >>> 8) * INV_2_24;
-  }
-  return out;
+/** Element i of the uniform stream `key` at (seed, step): (x0 >>> 8) · 2^-24 ∈ [0, 1). `x` is scratch space. */
+export function uniformAt(seed: number, step: number, key: number, i: number, x: Uint32Array): number {
+  philox4x32Into(i, key, step, 0, seed, 0, x);
+  return (x[0]! >>> 8) * INV_2_24;
 }
 
-/** Elements 0..count-1 of the normal stream `key` at (seed, step): Box–Muller's first output (see the header). */
+/** Element i of the normal stream `key` at (seed, step): Box–Muller's first output (see the header). */
+export function normalAt(seed: number, step: number, key: number, i: number, x: Uint32Array): number {
+  philox4x32Into(i, key, step, 0, seed, 0, x);
+  const u1 = ((x[0]! >>> 8) + 1) * INV_2_24;
+  const u2 = (x[1]! >>> 8) * INV_2_24;
+  return Math.sqrt(-2 * Math.log(u1)) * Math.cos(TWO_PI * u2);
+}
+
+/** Elements 0..count-1 of the uniform stream `key` at (seed, step). */
+export function randomUniform(seed: number, step: number, key: number, count: number): Float64Array {
+  return stream(uniformAt, seed, step, key, count);
+}
+
+/** Elements 0..count-1 of the normal stream `key` at (seed, step). */
 export function randomNormal(seed: number, step: number, key: number, count: number): Float64Array {
+  return stream(normalAt, seed, step, key, count);
+}
+
+function stream(at: typeof uniformAt, seed: number, step: number, key: number, count: number): Float64Array {
   checkCount(count);
   const out = new Float64Array(count);
   const x = new Uint32Array(4);
-  for (let i = 0; i < count; i++) {
-    philox4x32Into(i, key, step, 0, seed, 0, x);
-    const u1 = ((x[0]! >>> 8) + 1) * INV_2_24;
-    const u2 = (x[1]! >>> 8) * INV_2_24;
-    out[i] = Math.sqrt(-2 * Math.log(u1)) * Math.cos(TWO_PI * u2);
-  }
+  for (let i = 0; i < count; i++) out[i] = at(seed, step, key, i, x);
   return out;
 }

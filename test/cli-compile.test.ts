@@ -53,6 +53,14 @@ describe("ulc build --emit ir", () => {
     expect(r.stdout).toMatch(/return loss: %\d+, param:w: %\d+, optimizer\.velocity\.w: %\d+/);
   });
 
+  test("--stats prints op counts, kernels and planned memory per entry", async () => {
+    const r = await ulc(["build", file("stats.ul", REGRESSION), "--emit", "ir", "--bind", "B=4", "--stats", "-o", join(dir, "stats.ir")]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/^entry\s+traced ops\s+ops\s+fused kernels\s+library calls\s+intermediates MiB\s+arena MiB$/m);
+    expect(r.stderr).toMatch(/^step\s+\d+\s+\d+\s+\d+\s+0\s+[\d.]+\s+[\d.]+$/m);
+    expect(r.stderr).toMatch(/^predict\s+\d+/m);
+  });
+
   test("--entry and -o write one graph to a file", async () => {
     const out = join(dir, "predict.ir");
     const r = await ulc(["build", file("fit2.ul", REGRESSION), "--emit", "ir", "--bind", "B=2", "--entry", "predict", "-o", out]);

@@ -1,0 +1,67 @@
+// A renderer of the kernel IR to JavaScript: the third C-like target, which runs fused kernels on the CPU so
+// that fusion is tested against the reference interpreter without a GPU. Its arithmetic is float64 with the
+// interpreter's scalar semantics (compiler/scalar.ts), i32 wrapping included.
+import type { Ix, Kernel, Sx } from "../../compiler/kernel/ir.js";
+
+export function renderIx(ix: Ix): string {
+  switch (ix.k) {
+    case "gid":
+      return "gid";
+    case "r":
+      return "r";
+    case "const":
+      return String(ix.v);
+    case "add":
+      return `(${renderIx(ix.a)} + ${renderIx(ix.b)})`;
+    case "mul":
+      return `${renderIx(ix.a)} * ${ix.c}`;
+    case "div":
+      return `Math.floor(${renderIx(ix.a)} / ${ix.c})`;
+    case "mod":
+      return `(${renderIx(ix.a)} % ${ix.c})`;
+  }
+}
+
+const COMPARE_OPS = { lt: "<", le: "<=", gt: ">", ge: ">=", eq: "===", ne: "!==" } as const;
+
+export function renderSx(x: Sx): string {
+  switch (x.k) {
+    case "load":
+      return `in${x.buffer}[${renderIx(x.at)}]`;
+    case "const":
+      return Number.isNaN(x.v) ? "NaN" : Object.is(x.v, -0) ? "-0" : x.v === Infinity ? "Infinity" : x.v === -Infinity ? "-Infinity" : String(x.v);
+    case "index":
+      return `(${renderIx(x.at)})`;
+    case "random":
+      return `${x.dist === "normal" ? "normalAt" : "uniformAt"}(seed, step, ${x.key}, ${renderIx(x.at)}, scratch)`;
+    case "unary":
+      return x.t === "i32" ? `(U.${x.fn}(${renderSx(x.x)}) | 0)` : `U.${x.fn}(${renderSx(x.x)})`;
+    case "binary": {
+      const a = renderSx(x.a);
+      const b = renderSx(x.b);
+      if (x.t !== "i32") return `B.${x.fn}(${a}, ${b})`;
+      return `((BI.${x.fn} ?? B.${x.fn})(${a}, ${b}) | 0)`;
+    }
+    case "compare":
+      return `(${renderSx(x.a)} ${COMPARE_OPS[x.fn]} ${renderSx(x.b)} ? 1 : 0)`;
+    case "select":
+      return `(${renderSx(x.c)} !== 0 ? ${renderSx(x.a)} : ${renderSx(x.b)})`;
+    case "cast":
+      return x.t === "i32" ? `toI32(${renderSx(x.x)})` : x.t === "bool" ? `(${renderSx(x.x)} !== 0 ? 1 : 0)` : renderSx(x.x);
+    case "acc":
+      return "acc";
+  }
+}
+
+/** The body of `function (ins, out, seed, step, U, B, BI, toI32, uniformAt, normalAt)`. */
+export function renderKernel(k: Kernel): string {
+  const lines = [`// ${k.name}: fuses %${k.fused.join(", %")}`, ...k.inputs.map((_, i) => `const in${i} = ins[${i}];`), "const scratch = new Uint32Array(4);", `for (let gid = 0; gid < ${k.size}; gid++) {`];
+  if (k.reduce) {
+    lines.push(`  let acc = ${k.reduce.fn === "sum" ? "0" : "-Infinity"};`, `  for (let r = 0; r < ${k.reduce.count}; r++) {`);
+    lines.push(k.reduce.fn === "sum" ? `    acc += ${renderSx(k.reduce.body)};` : `    acc = Math.max(acc, ${renderSx(k.reduce.body)});`, "  }");
+  }
+  // Stored as the interpreter stores a result of this dtype: i32 wraps, bool is 0 or 1.
+  const value = renderSx(k.body);
+  lines.push(`  out[gid] = ${k.dtype === "i32" ? `${value} | 0` : k.dtype === "bool" ? `(${value} !== 0 ? 1 : 0)` : value};`, "}");
+  return lines.join("\n");
+}

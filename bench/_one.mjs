@@ -1,0 +1,10 @@
+import { openDevice } from "../dist/runtime/webgpu/device.js";
+import { prepareMatmul } from "../dist/runtime/webgpu/matmul.js";
+import { createStorageBuffer, uploadF32 } from "../dist/runtime/webgpu/buffers.js";
+const { device } = await openDevice();
+const tile = JSON.parse(process.argv[2]); const s = Number(process.argv[3] ?? 256);
+const data = new Float32Array(s*s).fill(0.5);
+const bufs = { a: uploadF32(device, data), b: uploadF32(device, data), c: createStorageBuffer(device, s*s*4) };
+const mm = await prepareMatmul(device, {M:s,N:s,K:s}, bufs, tile);
+mm.submit(); await device.queue.onSubmittedWorkDone();
+device.destroy();

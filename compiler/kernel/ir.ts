@@ -1,0 +1,113 @@
+// The kernel IR: what one GPU dispatch computes, free of any target's syntax. A kernel writes one buffer; one
+// invocation computes one output element from its index, reading inputs through index expressions (views of
+// movement ops folded in), evaluating a scalar expression tree, and at most one reduction loop. Renderers (JS
+// for reference, WGSL, CUDA) print the same tree.
+import type { BinaryFn, CompareFn, DType, UnaryFn } from "../ir.js";
+
+// ---------------------------------------------------------------- index expressions
+
+/** Integer index arithmetic over the invocation's output index `gid` and the reduction counter `r`. */
+export type Ix =
+  | { readonly k: "gid" }
+  | { readonly k: "r" }
+  | { readonly k: "const"; readonly v: number }
+  | { readonly k: "add"; readonly a: Ix; readonly b: Ix }
+  | { readonly k: "mul"; readonly a: Ix; readonly c: number }
+  | { readonly k: "div"; readonly a: Ix; readonly c: number }
+  | { readonly k: "mod"; readonly a: Ix; readonly c: number };
+
+export const GID: Ix = { k: "gid" };
+export const R: Ix = { k: "r" };
+
+export function ixConst(v: number): Ix {
+  return { k: "const", v };
+}
+
+/** Constructors that fold constants and drop identities, so rendered indices stay short. */
+export function ixAdd(a: Ix, b: Ix): Ix {
+  if (a.k === "const" && b.k === "const") return ixConst(a.v + b.v);
+  if (a.k === "const" && a.v === 0) return b;
+  if (b.k === "const" && b.v === 0) return a;
+  return { k: "add", a, b };
+}
+
+export function ixMul(a: Ix, c: number): Ix {
+  if (c === 0) return ixConst(0);
+  if (c === 1) return a;
+  if (a.k === "const") return ixConst(a.v * c);
+  if (a.k === "mul") return ixMul(a.a, a.c * c);
+  return { k: "mul", a, c };
+}
+
+export function ixDiv(a: Ix, c: number): Ix {
+  if (c === 1) return a;
+  if (a.k === "const") return ixConst(Math.floor(a.v / c));
+  if (a.k === "mul" && a.c % c === 0) return ixMul(a.a, a.c / c);
+  if (a.k === "div") return ixDiv(a.a, a.c * c);
+  return { k: "div", a, c };
+}
+
+/** `a % c` for a ≥ 0; `bound` (when known) is an exclusive upper bound of `a`, which can make the mod vanish. */
+export function ixMod(a: Ix, c: number, bound?: number): Ix {
+  if (c === 1) return ixConst(0);
+  if (a.k === "const") return ixConst(a.v % c);
+  if (bound !== undefined && bound <= c) return a;
+  if (a.k === "mul" && a.c % c === 0) return ixConst(0);
+  return { k: "mod", a, c };
+}
+
+// ---------------------------------------------------------------- scalar expressions
+
+/** A scalar expression; `t` is its dtype, which renderers need for literals and integer arithmetic. */
+export type Sx =
+  /** Element `at` of kernel input `buffer` (an index into Kernel.inputs). */
+  | { readonly k: "load"; readonly t: DType; readonly buffer: number; readonly at: Ix }
+  | { readonly k: "const"; readonly t: DType; readonly v: number }
+  /** The index itself as a number (iota). */
+  | { readonly k: "index"; readonly t: DType; readonly at: Ix }
+  /** Element `at` of the counter-based stream `key` (runtime/random.ts), at the dispatch's seed and step. */
+  | { readonly k: "random"; readonly t: DType; readonly dist: "normal" | "uniform"; readonly key: number; readonly at: Ix }
+  | { readonly k: "unary"; readonly t: DType; readonly fn: UnaryFn; readonly x: Sx }
+  | { readonly k: "binary"; readonly t: DType; readonly fn: BinaryFn; readonly a: Sx; readonly b: Sx }
+  /** `t` is bool; the operands have their own dtype. */
+  | { readonly k: "compare"; readonly t: DType; readonly fn: CompareFn; readonly a: Sx; readonly b: Sx }
+  | { readonly k: "select"; readonly t: DType; readonly c: Sx; readonly a: Sx; readonly b: Sx }
+  | { readonly k: "cast"; readonly t: DType; readonly x: Sx }
+  /** The reduction's result, in the epilogue. */
+  | { readonly k: "acc"; readonly t: DType };
+
+export interface KernelInput {
+  /** The graph node whose buffer this is. */
+  readonly node: number;
+  readonly dtype: DType;
+  readonly size: number;
+}
+
+export interface Kernel {
+  readonly name: string;
+  /** The graph node this kernel materialises. */
+  readonly node: number;
+  readonly dtype: DType;
+  /** Output elements: one invocation each. */
+  readonly size: number;
+  readonly inputs: readonly KernelInput[];
+  /** A reduction: `count` terms of `body` (over r = 0..count-1), folded with `fn` from its identity. */
+  readonly reduce?: { readonly fn: "sum" | "max"; readonly count: number; readonly body: Sx };
+  /** The output element (uses `acc` when there is a reduction). */
+  readonly body: Sx;
+  /** The graph nodes fused into this kernel, for statistics and debugging. */
+  readonly fused: readonly number[];
+}
+
+/** A graph op that runs as a library kernel (a template such as tiled matmul), not as a fused expression. */
+export interface LibraryCall {
+  readonly node: number;
+}
+
+export type Step = { readonly kind: "kernel"; readonly kernel: Kernel } | { readonly kind: "library"; readonly call: LibraryCall };
+
+export interface Schedule {
+  readonly steps: readonly Step[];
+  /** Graph nodes that have a buffer: inputs, params, and every step's output. */
+  readonly buffers: readonly number[];
+}

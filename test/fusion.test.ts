@@ -1,0 +1,133 @@
+// Fusion: running the fused schedule (kernel IR rendered to JS) gives the reference interpreter's outputs.
+import fc from "fast-check";
+import { describe, expect, test } from "vitest";
+import { GraphBuilder, size, type Graph } from "../compiler/ir.js";
+import { fuse } from "../compiler/kernel/fuse.js";
+import { lowerProgram } from "../compiler/lower.js";
+import { interpret } from "../runtime/interpreter.js";
+import { runSchedule } from "../runtime/js/schedule.js";
+import { randomNormal } from "../runtime/random.js";
+import type { Tensor } from "../runtime/tensor.js";
+
+/** Random values for every input of a graph (optimizer.step must be a positive count). */
+function inputsOf(g: Graph, seed: number): Map<string, Tensor> {
+  const inputs = new Map<string, Tensor>();
+  for (const n of g.nodes)
+    if (n.op.kind === "input") {
+      const data = n.op.name === "optimizer.step" ? Float64Array.of(3) : randomNormal(seed, 0, n.id, size(n.shape));
+      inputs.set(n.op.name, { dtype: n.dtype, shape: n.shape, data });
+    }
+  return inputs;
+}
+
+/** Fused and unfused execution agree exactly: the kernels do the interpreter's float64 arithmetic in its order. */
+function expectSameOutputs(g: Graph, params: Map<string, Tensor>, seed: number): void {
+  const env = { inputs: inputsOf(g, seed), params };
+  const want = interpret(g, env, { precision: "f64", seed, step: 1 });
+  const got = runSchedule(g, fuse(g), env, { seed, step: 1 });
+  for (const [name, t] of want) expect([...got.get(name)!.data], name).toEqual([...t.data]);
+}
+
+describe("fused schedules of the models", () => {
+  for (const [path, entries] of [
+    ["models/ul_tiny.ul", undefined],
+    // The convolutional models' other entries add run time, not coverage: these hold every op they use.
+    ["models/classifier.ul", ["evaluate"]],
+    ["models/ul_small.ul", ["encode", "decoder_step"]],
+  ] as const) {
+    test(`${path}: every fused entry gives the interpreter's outputs`, () => {
+      const program = lowerProgram(path, { bindings: { B: 2 } });
+      const params = interpret(program.init, {}, { precision: "f64", seed: 4, step: 0 });
+      for (const e of program.entries) if (!entries || (entries as readonly string[]).includes(e.name)) expectSameOutputs(e.graph, params, 9);
+    }, 120_000);
+  }
+
+  test("ul_small's train step runs in fewer kernels and library calls than half its primitive ops", () => {
+    const program = lowerProgram("models/ul_small.ul", { bindings: { B: 2 } });
+    const fit = program.entries.find((e) => e.name === "fit")!;
+    const steps = fuse(fit.graph).steps.length;
+    expect(steps).toBeLessThan(fit.tracedNodes / 2);
+    expect(steps).toBeLessThan(fit.graph.nodes.length / 2);
+  }, 60_000);
+});
+
+describe("fusion rules", () => {
+  test("a softmax: the row max is materialised (read through a broadcast), the sum fuses its exp prologue and its division epilogue", () => {
+    const b = new GraphBuilder();
+    const x = b.add({ kind: "input", name: "x" }, [], [3, 5]);
+    const m = b.add({ kind: "reduce", fn: "max", axes: [1] }, [x]);
+    const centred = b.add({ kind: "binary", fn: "sub" }, [x, b.add({ kind: "broadcast" }, [m], [3, 5])]);
+    const e = b.add({ kind: "unary", fn: "exp" }, [centred]);
+    const s = b.add({ kind: "reduce", fn: "sum", axes: [1] }, [e]);
+    const logS = b.add({ kind: "unary", fn: "log" }, [s]);
+    const g = b.build([{ name: "lse", node: logS }]);
+    const schedule = fuse(g);
+    const kernels = schedule.steps.map((st) => (st.kind === "kernel" ? st.kernel : undefined)).filter((k) => k !== undefined);
+    expect(kernels).toHaveLength(2);
+    // The second kernel: sum over exp(x - max) with log as its epilogue.
+    const last = kernels[1]!;
+    expect(last.reduce?.fn).toBe("sum");
+    expect(last.body.k).toBe("unary");
+    expect(last.fused).toEqual([centred, e, s, logS].concat(b.nodes.filter((n) => n.op.kind === "broadcast").map((n) => n.id)).sort((p, q) => p - q));
+    expectSameOutputs(g, new Map(), 1);
+  });
+
+  test("an element-wise value read twice is materialised once, not recomputed", () => {
+    const b = new GraphBuilder();
+    const x = b.add({ kind: "input", name: "x" }, [], [4]);
+    const e = b.add({ kind: "unary", fn: "exp" }, [x]);
+    const y = b.add({ kind: "binary", fn: "mul" }, [e, e]);
+    const g = b.build([{ name: "y", node: y }]);
+    const steps = fuse(g).steps;
+    expect(steps.map((s) => (s.kind === "kernel" ? s.kernel.node : -1))).toEqual([e, y]);
+    expectSameOutputs(g, new Map(), 2);
+  });
+
+  // Random graphs: element-wise ops, movement ops and reductions over one input, fused and compared.
+  type Step = { op: "unary" | "binary" | "reduce" | "transpose" | "reshape" | "broadcast" | "slice" | "twice"; seed: number };
+  const stepArb: fc.Arbitrary<Step> = fc.record({ op: fc.constantFrom("unary", "binary", "reduce", "transpose", "reshape", "broadcast", "slice", "twice"), seed: fc.nat(1 << 16) }) as fc.Arbitrary<Step>;
+
+  test("random element-wise / movement / reduce graphs: fused equals unfused", () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 1, maxLength: 3 }), fc.array(stepArb, { minLength: 1, maxLength: 10 }), (shape, steps) => {
+        const b = new GraphBuilder();
+        const x = b.add({ kind: "input", name: "x" }, [], shape);
+        let y = x;
+        for (const s of steps) {
+          const sh = b.node(y).shape;
+          const r = sh.length;
+          switch (s.op) {
+            case "unary":
+              y = b.add({ kind: "unary", fn: (["exp", "tanh", "sin", "abs", "neg"] as const)[s.seed % 5]! }, [y]);
+              break;
+            case "binary":
+              y = b.add({ kind: "binary", fn: (["add", "mul", "sub", "maximum"] as const)[s.seed % 4]! }, [y, b.add({ kind: "unary", fn: "cos" }, [y])]);
+              break;
+            case "twice":
+              y = b.add({ kind: "binary", fn: "add" }, [y, y]);
+              break;
+            case "reduce":
+              y = b.add({ kind: "reduce", fn: s.seed % 2 ? "sum" : "max", axes: [s.seed % r] }, [y]);
+              break;
+            case "transpose":
+              y = b.add({ kind: "transpose", perm: [...Array(r).keys()].reverse() }, [y]);
+              break;
+            case "reshape":
+              y = b.add({ kind: "reshape" }, [y], [size(sh)]);
+              break;
+            case "broadcast": {
+              const ones = sh.map((d, i) => (d === 1 ? i : -1)).filter((i) => i >= 0);
+              if (ones.length) y = b.add({ kind: "broadcast" }, [y], sh.map((d, i) => (i === ones[0] ? 3 : d)));
+              break;
+            }
+            case "slice":
+              if (sh[0]! > 1) y = b.add({ kind: "slice", axis: 0, start: 1, end: sh[0]! }, [y]);
+              break;
+          }
+        }
+        expectSameOutputs(b.build([{ name: "y", node: y }]), new Map(), 5);
+      }),
+      { numRuns: 300, seed: 77 },
+    );
+  });
+});

@@ -8,6 +8,7 @@ import { interpret } from "../runtime/interpreter.js";
 import { runSchedule } from "../runtime/js/schedule.js";
 import { randomNormal } from "../runtime/random.js";
 import type { Tensor } from "../runtime/tensor.js";
+import { elementwiseStepArb, randomElementwiseGraph } from "./support/graphs.js";
 
 /** Random values for every input of a graph (optimizer.step must be a positive count). */
 function inputsOf(g: Graph, seed: number): Map<string, Tensor> {
@@ -83,49 +84,10 @@ describe("fusion rules", () => {
     expectSameOutputs(g, new Map(), 2);
   });
 
-  // Random graphs: element-wise ops, movement ops and reductions over one input, fused and compared.
-  type Step = { op: "unary" | "binary" | "reduce" | "transpose" | "reshape" | "broadcast" | "slice" | "twice"; seed: number };
-  const stepArb: fc.Arbitrary<Step> = fc.record({ op: fc.constantFrom("unary", "binary", "reduce", "transpose", "reshape", "broadcast", "slice", "twice"), seed: fc.nat(1 << 16) }) as fc.Arbitrary<Step>;
-
   test("random element-wise / movement / reduce graphs: fused equals unfused", () => {
     fc.assert(
-      fc.property(fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 1, maxLength: 3 }), fc.array(stepArb, { minLength: 1, maxLength: 10 }), (shape, steps) => {
-        const b = new GraphBuilder();
-        const x = b.add({ kind: "input", name: "x" }, [], shape);
-        let y = x;
-        for (const s of steps) {
-          const sh = b.node(y).shape;
-          const r = sh.length;
-          switch (s.op) {
-            case "unary":
-              y = b.add({ kind: "unary", fn: (["exp", "tanh", "sin", "abs", "neg"] as const)[s.seed % 5]! }, [y]);
-              break;
-            case "binary":
-              y = b.add({ kind: "binary", fn: (["add", "mul", "sub", "maximum"] as const)[s.seed % 4]! }, [y, b.add({ kind: "unary", fn: "cos" }, [y])]);
-              break;
-            case "twice":
-              y = b.add({ kind: "binary", fn: "add" }, [y, y]);
-              break;
-            case "reduce":
-              y = b.add({ kind: "reduce", fn: s.seed % 2 ? "sum" : "max", axes: [s.seed % r] }, [y]);
-              break;
-            case "transpose":
-              y = b.add({ kind: "transpose", perm: [...Array(r).keys()].reverse() }, [y]);
-              break;
-            case "reshape":
-              y = b.add({ kind: "reshape" }, [y], [size(sh)]);
-              break;
-            case "broadcast": {
-              const ones = sh.map((d, i) => (d === 1 ? i : -1)).filter((i) => i >= 0);
-              if (ones.length) y = b.add({ kind: "broadcast" }, [y], sh.map((d, i) => (i === ones[0] ? 3 : d)));
-              break;
-            }
-            case "slice":
-              if (sh[0]! > 1) y = b.add({ kind: "slice", axis: 0, start: 1, end: sh[0]! }, [y]);
-              break;
-          }
-        }
-        expectSameOutputs(b.build([{ name: "y", node: y }]), new Map(), 5);
+      fc.property(fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 1, maxLength: 3 }), fc.array(elementwiseStepArb, { minLength: 1, maxLength: 10 }), (shape, steps) => {
+        expectSameOutputs(randomElementwiseGraph(shape, steps), new Map(), 5);
       }),
       { numRuns: 300, seed: 77 },
     );

@@ -1,0 +1,215 @@
+// A fused kernel (compiler/kernel/ir.ts) as a WGSL compute shader. One invocation per output element; the
+// index is folded over a 2-D dispatch grid when there are more than 65535 workgroups. Buffers hold f32 (bools
+// as 0/1) or i32; the random streams are Philox-4x32-10 written with u32 operations only, bit-exact with
+// runtime/random.ts. Seed and step are uniforms, so a new step does not recompile.
+import type { DType } from "../../compiler/ir.js";
+import type { Ix, Kernel, Sx } from "../../compiler/kernel/ir.js";
+
+export const WORKGROUP_SIZE = 64;
+/** WebGPU's maxComputeWorkgroupsPerDimension default. */
+export const MAX_WORKGROUPS_PER_DIM = 65535;
+
+const STORAGE: Record<DType, string> = { f32: "f32", f16: "f32", bool: "f32", i32: "i32" };
+
+function ix(x: Ix): string {
+  switch (x.k) {
+    case "gid":
+      return "gid";
+    case "r":
+      return "r";
+    case "const":
+      return `${x.v}u`;
+    case "add":
+      return `(${ix(x.a)} + ${ix(x.b)})`;
+    case "mul":
+      return `${ix(x.a)} * ${x.c}u`;
+    case "div":
+      return `(${ix(x.a)} / ${x.c}u)`;
+    case "mod":
+      return `(${ix(x.a)} % ${x.c}u)`;
+  }
+}
+
+function f32Literal(v: number): string {
+  if (Number.isNaN(v)) return "ulc_bits(0x7fc00000u)";
+  if (v === Infinity) return "ulc_bits(0x7f800000u)";
+  if (v === -Infinity) return "ulc_bits(0xff800000u)";
+  if (Object.is(v, -0)) return "-0.0";
+  const f = Math.fround(v);
+  if (!Number.isFinite(f)) return f > 0 ? "ulc_bits(0x7f800000u)" : "ulc_bits(0xff800000u)";
+  if (f !== 0 && Math.abs(f) < 1.1754943508222875e-38) return `ulc_bits(${new Uint32Array(Float32Array.of(f).buffer)[0]}u)`; // subnormal
+  const s = String(f);
+  return /[.e]/.test(s) ? s : `${s}.0`;
+}
+
+function literal(v: number, t: DType): string {
+  if (t === "i32") return `${v | 0}i`;
+  if (t === "bool") return v !== 0 ? "true" : "false";
+  return f32Literal(v);
+}
+
+const UNARY: Record<string, (x: string) => string> = {
+  neg: (x) => `(-${x})`,
+  exp: (x) => `exp(${x})`,
+  log: (x) => `log(${x})`,
+  sqrt: (x) => `sqrt(${x})`,
+  rsqrt: (x) => `inverseSqrt(${x})`,
+  sin: (x) => `sin(${x})`,
+  cos: (x) => `cos(${x})`,
+  tanh: (x) => `tanh(${x})`,
+  sigmoid: (x) => `ulc_sigmoid(${x})`,
+  softplus: (x) => `ulc_softplus(${x})`,
+  abs: (x) => `abs(${x})`,
+  floor: (x) => `floor(${x})`,
+};
+
+const BINARY: Record<string, (a: string, b: string) => string> = {
+  add: (a, b) => `(${a} + ${b})`,
+  sub: (a, b) => `(${a} - ${b})`,
+  mul: (a, b) => `(${a} * ${b})`,
+  div: (a, b) => `(${a} / ${b})`,
+  pow: (a, b) => `ulc_pow(${a}, ${b})`,
+  maximum: (a, b) => `max(${a}, ${b})`,
+  minimum: (a, b) => `min(${a}, ${b})`,
+};
+
+const COMPARE = { lt: "<", le: "<=", gt: ">", ge: ">=", eq: "==", ne: "!=" } as const;
+
+/** The WGSL value type of an expression: bools are `bool` in registers and 0/1 in f32 buffers. */
+function valueType(t: DType): string {
+  return t === "bool" ? "bool" : STORAGE[t];
+}
+
+/** `x` (of dtype `from`) converted to dtype `to`, with the interpreter's rules (i32 truncates and saturates). */
+function convert(x: string, from: DType, to: DType): string {
+  if (valueType(from) === valueType(to)) return x;
+  if (to === "bool") return from === "i32" ? `(${x} != 0i)` : `(${x} != 0.0)`;
+  if (from === "bool") return to === "i32" ? `select(0i, 1i, ${x})` : `select(0.0, 1.0, ${x})`;
+  return to === "i32" ? `ulc_to_i32(${x})` : `f32(${x})`;
+}
+
+function sx(x: Sx, inputs: readonly DType[]): string {
+  switch (x.k) {
+    case "load": {
+      const raw = `in${x.buffer}[${ix(x.at)}]`;
+      return inputs[x.buffer] === "bool" ? `(${raw} != 0.0)` : raw;
+    }
+    case "const":
+      return literal(x.v, x.t);
+    case "index":
+      return convert(`i32(${ix(x.at)})`, "i32", x.t);
+    case "random":
+      return `ulc_${x.dist}(${x.key}u, ${ix(x.at)})`;
+    case "unary":
+      if (x.t === "i32") return x.fn === "neg" ? `(-${sx(x.x, inputs)})` : x.fn === "abs" ? `abs(${sx(x.x, inputs)})` : `ulc_to_i32(${UNARY[x.fn]!(`f32(${sx(x.x, inputs)})`)})`;
+      return UNARY[x.fn]!(sx(x.x, inputs));
+    case "binary":
+      if (x.t === "i32" && x.fn === "pow") return `ulc_to_i32(ulc_pow(f32(${sx(x.a, inputs)}), f32(${sx(x.b, inputs)})))`;
+      return BINARY[x.fn]!(sx(x.a, inputs), sx(x.b, inputs));
+    case "compare":
+      return `(${sx(x.a, inputs)} ${COMPARE[x.fn]} ${sx(x.b, inputs)})`;
+    case "select":
+      return `select(${sx(x.b, inputs)}, ${sx(x.a, inputs)}, ${sx(x.c, inputs)})`;
+    case "cast":
+      return convert(sx(x.x, inputs), dtypeOf(x.x), x.t);
+    case "acc":
+      return "acc";
+  }
+}
+
+function dtypeOf(x: Sx): DType {
+  return x.t;
+}
+
+/** Helpers, emitted only when a kernel uses them. */
+const HELPERS: Record<string, string> = {
+  // Infinities, NaN and subnormals have no WGSL literal, and a constant bitcast of them is rejected at
+  // compile time; through a function they are ordinary run-time values.
+  ulc_bits: `fn ulc_bits(b: u32) -> f32 {
+  return bitcast<f32>(b);
+}`,
+  ulc_sigmoid: `fn ulc_sigmoid(x: f32) -> f32 {
+  let e = exp(-abs(x));
+  return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= 0.0);
+}`,
+  ulc_softplus: `fn ulc_softplus(x: f32) -> f32 {
+  return max(x, 0.0) + log(1.0 + exp(-abs(x)));
+}`,
+  // WGSL's pow is undefined for a negative base; Math.pow gives ±|x|^y for an integer y, NaN otherwise.
+  ulc_pow: `fn ulc_pow(x: f32, y: f32) -> f32 {
+  if (x >= 0.0) { return pow(x, y); }
+  if (y != floor(y)) { return ulc_bits(0x7fc00000u); }
+  let p = pow(-x, y);
+  return select(p, -p, abs(y % 2.0) == 1.0);
+}`,
+  // Truncate toward zero, saturate, NaN -> 0 (the interpreter's cast).
+  ulc_to_i32: `fn ulc_to_i32(x: f32) -> i32 {
+  if (x != x) { return 0i; }
+  if (x >= 2147483648.0) { return 2147483647i; }
+  return i32(max(trunc(x), -2147483648.0));
+}`,
+  ulc_philox: `fn ulc_mulhi(a: u32, b: u32) -> u32 {
+  let al = a & 0xffffu; let ah = a >> 16u; let bl = b & 0xffffu; let bh = b >> 16u;
+  let ll = al * bl; let lh = al * bh; let hl = ah * bl; let hh = ah * bh;
+  let mid = (ll >> 16u) + (lh & 0xffffu) + (hl & 0xffffu);
+  return hh + (lh >> 16u) + (hl >> 16u) + (mid >> 16u);
+}
+fn ulc_philox(counter: vec4<u32>, key: vec2<u32>) -> vec4<u32> {
+  var c = counter; var k = key;
+  for (var r = 0u; r < 10u; r++) {
+    if (r > 0u) { k = k + vec2<u32>(0x9E3779B9u, 0xBB67AE85u); }
+    let hi0 = ulc_mulhi(0xD2511F53u, c.x); let lo0 = 0xD2511F53u * c.x;
+    let hi1 = ulc_mulhi(0xCD9E8D57u, c.z); let lo1 = 0xCD9E8D57u * c.z;
+    c = vec4<u32>(hi1 ^ c.y ^ k.x, lo1, hi0 ^ c.w ^ k.y, lo0);
+  }
+  return c;
+}
+fn ulc_uniform(key: u32, i: u32) -> f32 {
+  let x = ulc_philox(vec4<u32>(i, key, params.step, 0u), vec2<u32>(params.seed, 0u));
+  return f32(x.x >> 8u) * 5.9604644775390625e-8;
+}
+fn ulc_normal(key: u32, i: u32) -> f32 {
+  let x = ulc_philox(vec4<u32>(i, key, params.step, 0u), vec2<u32>(params.seed, 0u));
+  let u1 = f32((x.x >> 8u) + 1u) * 5.9604644775390625e-8;
+  let u2 = f32(x.y >> 8u) * 5.9604644775390625e-8;
+  return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}`,
+};
+
+/** The shader's text and the dispatch it needs. */
+export function renderKernelWgsl(k: Kernel): { code: string; workgroups: [number, number] } {
+  const inputs = k.inputs.map((i) => i.dtype);
+  const body = sx(k.body, inputs);
+  const reduceBody = k.reduce ? sx(k.reduce.body, inputs) : "";
+  const accInit = k.reduce?.fn === "max" ? "ulc_bits(" : "";
+  const used = (name: string) => body.includes(name) || reduceBody.includes(name) || (name === "ulc_bits" && (accInit !== "" || body.includes("ulc_pow") || reduceBody.includes("ulc_pow")));
+  const helpers = Object.keys(HELPERS)
+    .filter((h) => used(h) || (h === "ulc_philox" && (used("ulc_uniform") || used("ulc_normal"))))
+    .map((h) => HELPERS[h]!);
+  const out = k.dtype === "bool" ? `select(0.0, 1.0, ${body})` : body;
+  const accType = valueType(k.dtype === "bool" ? "f32" : k.dtype);
+  const lines = [
+    `// ${k.name}: fuses %${k.fused.join(", %")}`,
+    "struct Params { seed: u32, step: u32 }",
+    "@group(0) @binding(0) var<uniform> params: Params;",
+    ...k.inputs.map((input, i) => `@group(0) @binding(${i + 1}) var<storage, read> in${i}: array<${STORAGE[input.dtype]}>;`),
+    `@group(0) @binding(${k.inputs.length + 1}) var<storage, read_write> out: array<${STORAGE[k.dtype]}>;`,
+    ...helpers,
+    `@compute @workgroup_size(${WORKGROUP_SIZE})`,
+    "fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {",
+    // Every kernel binds the parameters; a kernel that draws no random numbers still "uses" them, so that
+    // the automatic bind-group layout keeps binding 0.
+    "  _ = params.seed;",
+    `  let gid = id.x + id.y * groups.x * ${WORKGROUP_SIZE}u;`,
+    `  if (gid >= ${k.size}u) { return; }`,
+  ];
+  if (k.reduce) {
+    const init = k.reduce.fn === "sum" ? (accType === "i32" ? "0i" : "0.0") : accType === "i32" ? "-2147483647i - 1i" : "ulc_bits(0xff800000u)";
+    lines.push(`  var acc: ${accType} = ${init};`, `  for (var r = 0u; r < ${k.reduce.count}u; r++) {`);
+    lines.push(k.reduce.fn === "sum" ? `    acc += ${reduceBody};` : `    acc = max(acc, ${reduceBody});`, "  }");
+  }
+  lines.push(`  out[gid] = ${out};`, "}");
+  const groups = Math.ceil(k.size / WORKGROUP_SIZE);
+  const x = Math.min(groups, MAX_WORKGROUPS_PER_DIM);
+  return { code: lines.join("\n") + "\n", workgroups: [x, Math.ceil(groups / x)] };
+}

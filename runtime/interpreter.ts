@@ -617,7 +617,8 @@ function conv(kind: "conv2d" | "conv2d_grad_input" | "conv2d_grad_weight", first
             const lo = owLo[kx]!;
             const hi = owHi[kx]!;
             const shift = kx - p;
-            let acc = 0; // conv2d_grad_weight's partial sum for this (n, o, c, ky, kx)
+            // conv2d_grad_weight: one running sum over (n, oh, ow) in that order, as the fused kernel sums.
+            let acc = mode === 2 ? out[wi]! : 0;
             const wv = w[wi]!;
             for (let oh = 0; oh < HO; oh++) {
               const ih = oh * s - p + ky;
@@ -632,7 +633,7 @@ function conv(kind: "conv2d" | "conv2d_grad_input" | "conv2d_grad_weight", first
                 for (let ow = lo; ow <= hi; ow++) acc += y[yRow + ow]! * x[xRow + ow * s]!;
               }
             }
-            if (mode === 2) out[wi] += acc;
+            if (mode === 2) out[wi] = acc;
           }
         }
       }

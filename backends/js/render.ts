@@ -48,6 +48,8 @@ export function renderSx(x: Sx): string {
       return `(${renderSx(x.c)} !== 0 ? ${renderSx(x.a)} : ${renderSx(x.b)})`;
     case "cast":
       return x.t === "i32" ? `toI32(${renderSx(x.x)})` : x.t === "bool" ? `(${renderSx(x.x)} !== 0 ? 1 : 0)` : renderSx(x.x);
+    case "inrange":
+      return `(${renderIx(x.at)} >= ${x.lo} && ${renderIx(x.at)} < ${x.hi} ? 1 : 0)`;
     case "acc":
       return "acc";
   }

@@ -18,15 +18,15 @@ function ix(x: Ix): string {
     case "r":
       return "r";
     case "const":
-      return `${x.v}u`;
+      return `${x.v}i`;
     case "add":
       return `(${ix(x.a)} + ${ix(x.b)})`;
     case "mul":
-      return `${ix(x.a)} * ${x.c}u`;
+      return `${ix(x.a)} * ${x.c}i`;
     case "div":
-      return `(${ix(x.a)} / ${x.c}u)`;
+      return `(${ix(x.a)} / ${x.c}i)`;
     case "mod":
-      return `(${ix(x.a)} % ${x.c}u)`;
+      return `(${ix(x.a)} % ${x.c}i)`;
   }
 }
 
@@ -97,9 +97,9 @@ function sx(x: Sx, inputs: readonly DType[]): string {
     case "const":
       return literal(x.v, x.t);
     case "index":
-      return convert(`i32(${ix(x.at)})`, "i32", x.t);
+      return convert(ix(x.at), "i32", x.t);
     case "random":
-      return `ulc_${x.dist}(${x.key}u, ${ix(x.at)})`;
+      return `ulc_${x.dist}(${x.key}u, u32(${ix(x.at)}))`;
     case "unary":
       if (x.t === "i32") return x.fn === "neg" ? `(-${sx(x.x, inputs)})` : x.fn === "abs" ? `abs(${sx(x.x, inputs)})` : `ulc_to_i32(${UNARY[x.fn]!(`f32(${sx(x.x, inputs)})`)})`;
       return UNARY[x.fn]!(sx(x.x, inputs));
@@ -112,6 +112,10 @@ function sx(x: Sx, inputs: readonly DType[]): string {
       return `select(${sx(x.b, inputs)}, ${sx(x.a, inputs)}, ${sx(x.c, inputs)})`;
     case "cast":
       return convert(sx(x.x, inputs), dtypeOf(x.x), x.t);
+    case "inrange": {
+      const at = ix(x.at);
+      return `(${at} >= ${x.lo}i && ${at} < ${x.hi}i)`;
+    }
     case "acc":
       return "acc";
   }
@@ -200,12 +204,13 @@ export function renderKernelWgsl(k: Kernel): { code: string; workgroups: [number
     // Every kernel binds the parameters; a kernel that draws no random numbers still "uses" them, so that
     // the automatic bind-group layout keeps binding 0.
     "  _ = params.seed;",
-    `  let gid = id.x + id.y * groups.x * ${WORKGROUP_SIZE}u;`,
-    `  if (gid >= ${k.size}u) { return; }`,
+    // Index arithmetic is signed: a padded convolution reads row -1 (under a bounds check).
+    `  let gid = i32(id.x + id.y * groups.x * ${WORKGROUP_SIZE}u);`,
+    `  if (gid >= ${k.size}i) { return; }`,
   ];
   if (k.reduce) {
     const init = k.reduce.fn === "sum" ? (accType === "i32" ? "0i" : "0.0") : accType === "i32" ? "-2147483647i - 1i" : "ulc_bits(0xff800000u)";
-    lines.push(`  var acc: ${accType} = ${init};`, `  for (var r = 0u; r < ${k.reduce.count}u; r++) {`);
+    lines.push(`  var acc: ${accType} = ${init};`, `  for (var r = 0i; r < ${k.reduce.count}i; r++) {`);
     lines.push(k.reduce.fn === "sum" ? `    acc += ${reduceBody};` : `    acc = max(acc, ${reduceBody});`, "  }");
   }
   lines.push(`  out[gid] = ${out};`, "}");

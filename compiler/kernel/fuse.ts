@@ -1,13 +1,15 @@
-// Fusion: graph IR -> a schedule of kernels. Element-wise chains fuse into their consumer; movement ops become
-// index arithmetic; a reduction absorbs its element-wise prologue and, when its only consumer is element-wise
-// on the same shape, that epilogue too. A value with several consumers is materialised rather than recomputed,
-// as is every graph output. Ops with dedicated kernels (matmul, convolutions, pooling, pad, concat) run as
-// library calls on materialised inputs; folding prologues and epilogues into them comes with their templates.
+// Fusion: graph IR -> a schedule of kernels. Element-wise chains fuse into their consumer; movement ops, upsample,
+// pad and concat become index arithmetic (with bounds checks); every contraction — reduce, matmul, the three
+// convolutions, average pooling and its gradient — is a reduction loop that absorbs its element-wise prologue
+// (what it reads is inlined) and, when its only consumer is element-wise on the same shape, that epilogue too.
+// A value with several consumers is materialised rather than recomputed, as is every graph output. Library
+// calls (tuned templates such as a register-blocked matmul) replace the ops named in `library`.
 import { strides, type Graph, type Node } from "../ir.js";
 import { GID, R, ixAdd, ixConst, ixDiv, ixMod, ixMul, type Ix, type Kernel, type KernelInput, type Schedule, type Step, type Sx } from "./ir.js";
 
-const LIBRARY = new Set(["matmul", "conv2d", "conv2d_grad_input", "conv2d_grad_weight", "avg_pool", "avg_pool_grad", "upsample", "pad", "concat"]);
 const ELEMENTWISE = new Set(["unary", "binary", "compare", "select", "cast", "stop_gradient"]);
+/** Ops computed by a reduction loop: each is its own kernel unless it fuses into its consumer. */
+const CONTRACTIONS = new Set(["reduce", "matmul", "conv2d", "conv2d_grad_input", "conv2d_grad_weight", "avg_pool", "avg_pool_grad"]);
 const MOVEMENT = new Set(["reshape", "transpose", "broadcast", "slice"]);
 
 /** The multi-index of a tensor of `shape` at linear position `linear` (< size). */
@@ -21,7 +23,13 @@ function ravel(idx: readonly Ix[], shape: readonly number[]): Ix {
   return idx.reduce<Ix>((acc, x, i) => ixAdd(acc, ixMul(x, st[i]!)), ixConst(0));
 }
 
-export function fuse(g: Graph): Schedule {
+export interface FuseOptions {
+  /** Ops run as library calls on materialised inputs (default none). */
+  readonly library?: ReadonlySet<string>;
+}
+
+export function fuse(g: Graph, options: FuseOptions = {}): Schedule {
+  const LIBRARY = options.library ?? new Set<string>();
   const consumers = new Array<number>(g.nodes.length).fill(0);
   for (const n of g.nodes) for (const x of n.inputs) consumers[x]! += 1;
   // Reads through views count as reads of the viewed node: a value read by two views is read twice.
@@ -39,11 +47,11 @@ export function fuse(g: Graph): Schedule {
     if (outputs.has(n.id) || kind === "input" || kind === "param" || LIBRARY.has(kind)) materialized.add(n.id);
     if (LIBRARY.has(kind)) for (const x of n.inputs) if (g.nodes[x]!.op.kind !== "constant") materialized.add(x);
     if ((ELEMENTWISE.has(kind) || kind === "random" || kind === "iota") && reads[n.id]! > 1) materialized.add(n.id);
-    if (kind === "reduce" && !fusableReduce(g, n, consumers)) materialized.add(n.id);
+    if (CONTRACTIONS.has(kind) && !fusableReduce(g, n, consumers)) materialized.add(n.id);
   }
   // A kernel holds one reduction: a second fusable one met while building is materialised, and we retry.
   for (;;) {
-    const retry = buildSchedule(g, materialized);
+    const retry = buildSchedule(g, materialized, LIBRARY);
     if (typeof retry !== "number") return retry;
     materialized.add(retry);
   }
@@ -57,7 +65,7 @@ function fusableReduce(g: Graph, n: Node, consumers: readonly number[]): boolean
 }
 
 /** The schedule, or the id of a reduction that has to be materialised first. */
-function buildSchedule(g: Graph, materialized: ReadonlySet<number>): Schedule | number {
+function buildSchedule(g: Graph, materialized: ReadonlySet<number>, LIBRARY: ReadonlySet<string>): Schedule | number {
   const steps: Step[] = [];
   for (const n of g.nodes) {
     if (!materialized.has(n.id) || n.op.kind === "input" || n.op.kind === "param") continue;
@@ -73,6 +81,133 @@ function buildSchedule(g: Graph, materialized: ReadonlySet<number>): Schedule | 
   return { steps, buffers: g.nodes.filter((n) => materialized.has(n.id)).map((n) => n.id) };
 }
 
+/** The conjunction of bool expressions (select(a, b, false)). */
+function all(conds: readonly Sx[]): Sx {
+  return conds.reduce((acc, c) => ({ k: "select", t: "bool", c: acc, a: c, b: { k: "const", t: "bool", v: 0 } }));
+}
+
+interface Contraction {
+  readonly fn: "sum" | "max";
+  readonly count: number;
+  /** The term for reduction counter `r` (built lazily, after the kernel has registered the contraction). */
+  body(): Sx;
+  /** The node's value from the accumulated `acc`. */
+  finish(acc: Sx): Sx;
+}
+
+/**
+ * Each contraction as a loop over `r`, with the summation order of the reference interpreter, so that the
+ * fused result equals it exactly in float64. `operand(i, at)` reads input i at a multi-index.
+ */
+function contraction(n: Node, idx: readonly Ix[], operand: (i: number, at: readonly Ix[]) => Sx, g: Graph): Contraction {
+  const op = n.op;
+  const t = n.dtype;
+  const shapeOf = (i: number) => g.nodes[n.inputs[i]!]!.shape;
+  const mul = (a: Sx, b: Sx): Sx => ({ k: "binary", t, fn: "mul", a, b });
+  const zero: Sx = { k: "const", t, v: 0 };
+  const guarded = (cond: Sx[], value: Sx): Sx => ({ k: "select", t, c: all(cond), a: value, b: zero });
+  const within = (at: Ix, hi: number): Sx => ({ k: "inrange", t: "bool", at, lo: 0, hi });
+  const identity = (acc: Sx) => acc;
+  switch (op.kind) {
+    case "reduce": {
+      const x = shapeOf(0);
+      const sub = op.axes.map((a) => x[a]!);
+      const r = unravel(R, sub);
+      const at = x.map((_, d) => (op.axes.includes(d) ? r[op.axes.indexOf(d)]! : idx[d]!));
+      return { fn: op.fn, count: product(sub), body: () => operand(0, at), finish: identity };
+    }
+    case "matmul": {
+      const a = shapeOf(0);
+      const rank = a.length;
+      const batch = idx.slice(0, rank - 2);
+      return {
+        fn: "sum",
+        count: a[rank - 1]!,
+        body: () => mul(operand(0, [...batch, idx[rank - 2]!, R]), operand(1, [...batch, R, idx[rank - 1]!])),
+        finish: identity,
+      };
+    }
+    case "conv2d": {
+      // out[n, o, oh, ow] = Σ_(c, kh, kw) x[n, g·Cg + c, oh·s + kh − p, ow·s + kw − p] · w[o, c, kh, kw]
+      const [, , H, W] = shapeOf(0) as [number, number, number, number];
+      const [O, Cg, KH, KW] = shapeOf(1) as [number, number, number, number];
+      const [nn, o, oh, ow] = idx as [Ix, Ix, Ix, Ix];
+      const [c, kh, kw] = unravel(R, [Cg, KH, KW]) as [Ix, Ix, Ix];
+      const cin = ixAdd(ixMul(ixDiv(o, O / op.groups), Cg), c);
+      const ih = ixAdd(ixAdd(ixMul(oh, op.stride), kh), ixConst(-op.padding));
+      const iw = ixAdd(ixAdd(ixMul(ow, op.stride), kw), ixConst(-op.padding));
+      return { fn: "sum", count: Cg * KH * KW, body: () => guarded([within(ih, H), within(iw, W)], mul(operand(1, [o, c, kh, kw]), operand(0, [nn, cin, ih, iw]))), finish: identity };
+    }
+    case "conv2d_grad_input": {
+      // dx[n, ci, h, w] = Σ_(og, kh, kw) w[o, ci mod Cg, kh, kw] · dy[n, o, (h + p − kh)/s, (w + p − kw)/s]
+      // over the terms where the divisions are exact and land inside dy; o = (ci / Cg)·Og + og.
+      const [, O, HO, WO] = shapeOf(0) as [number, number, number, number];
+      const [, Cg, KH, KW] = shapeOf(1) as [number, number, number, number];
+      const Og = O / op.groups;
+      const [nn, ci, h, w] = idx as [Ix, Ix, Ix, Ix];
+      const [og, kh, kw] = unravel(R, [Og, KH, KW]) as [Ix, Ix, Ix];
+      const o = ixAdd(ixMul(ixDiv(ci, Cg), Og), og);
+      const numH = ixAdd(ixAdd(h, ixConst(op.padding)), ixMul(kh, -1));
+      const numW = ixAdd(ixAdd(w, ixConst(op.padding)), ixMul(kw, -1));
+      const oh = ixDiv(numH, op.stride);
+      const ow = ixDiv(numW, op.stride);
+      const exact = (num: Ix): Sx[] => [within(num, INT_MAX), within(ixMod(num, op.stride), 1)];
+      return {
+        fn: "sum",
+        count: Og * KH * KW,
+        body: () => guarded([...exact(numH), within(oh, HO), ...exact(numW), within(ow, WO)], mul(operand(1, [o, ixMod(ci, Cg), kh, kw]), operand(0, [nn, o, oh, ow]))),
+        finish: identity,
+      };
+    }
+    case "conv2d_grad_weight": {
+      // dw[o, c, kh, kw] = Σ_(n, oh, ow) dy[n, o, oh, ow] · x[n, g·Cg + c, oh·s + kh − p, ow·s + kw − p]
+      const [N, , H, W] = shapeOf(0) as [number, number, number, number];
+      const [, , HO, WO] = shapeOf(1) as [number, number, number, number];
+      const [O, Cg] = n.shape as [number, number];
+      const [o, c, kh, kw] = idx as [Ix, Ix, Ix, Ix];
+      const [nn, oh, ow] = unravel(R, [N, HO, WO]) as [Ix, Ix, Ix];
+      const cin = ixAdd(ixMul(ixDiv(o, O / op.groups), Cg), c);
+      const ih = ixAdd(ixAdd(ixMul(oh, op.stride), kh), ixConst(-op.padding));
+      const iw = ixAdd(ixAdd(ixMul(ow, op.stride), kw), ixConst(-op.padding));
+      return { fn: "sum", count: N * HO * WO, body: () => guarded([within(ih, H), within(iw, W)], mul(operand(1, [nn, o, oh, ow]), operand(0, [nn, cin, ih, iw]))), finish: identity };
+    }
+    case "avg_pool": {
+      const rank = idx.length;
+      const [kh, kw] = unravel(R, [op.size, op.size]) as [Ix, Ix];
+      const at = [...idx.slice(0, rank - 2), ixAdd(ixMul(idx[rank - 2]!, op.stride), kh), ixAdd(ixMul(idx[rank - 1]!, op.stride), kw)];
+      return { fn: "sum", count: op.size * op.size, body: () => operand(0, at), finish: (acc) => ({ k: "binary", t, fn: "div", a: acc, b: { k: "const", t, v: op.size * op.size } }) };
+    }
+    case "avg_pool_grad": {
+      // dx[..., h, w] = Σ over the windows (oh, ow) holding (h, w), in increasing (oh, ow), of dy[..., oh, ow]/k²:
+      // kh = k − 1 − r_h runs the window rows so that oh = (h − kh)/s increases.
+      const rank = idx.length;
+      const dy = shapeOf(0);
+      const [HO, WO] = [dy[rank - 2]!, dy[rank - 1]!];
+      const [rh, rw] = unravel(R, [op.size, op.size]) as [Ix, Ix];
+      const numH = ixAdd(idx[rank - 2]!, ixAdd(ixMul(rh, 1), ixConst(1 - op.size)));
+      const numW = ixAdd(idx[rank - 1]!, ixAdd(ixMul(rw, 1), ixConst(1 - op.size)));
+      const oh = ixDiv(numH, op.stride);
+      const ow = ixDiv(numW, op.stride);
+      const exact = (num: Ix, hi: number, q: Ix): Sx[] => [within(num, INT_MAX), within(ixMod(num, op.stride), 1), within(q, hi)];
+      const area: Sx = { k: "const", t, v: op.size * op.size };
+      return {
+        fn: "sum",
+        count: op.size * op.size,
+        body: () => guarded([...exact(numH, HO, oh), ...exact(numW, WO, ow)], { k: "binary", t, fn: "div", a: operand(0, [...idx.slice(0, rank - 2), oh, ow]), b: area }),
+        finish: identity,
+      };
+    }
+    default:
+      throw new Error(`${op.kind} is not a contraction`);
+  }
+}
+
+const INT_MAX = 2147483647;
+
+function product(xs: readonly number[]): number {
+  return xs.reduce((a, b) => a * b, 1);
+}
+
 class SecondReduce {
   constructor(readonly node: number) {}
 }
@@ -83,8 +218,6 @@ class KernelBuilder {
   private readonly fused = new Set<number>();
   private reduce: Kernel["reduce"];
   private reduceNode: number | undefined;
-  /** The index the reduction was computed at: reaching it again at another index needs a second one. */
-  private reduceAt: string | undefined;
 
   constructor(
     private readonly g: Graph,
@@ -94,7 +227,8 @@ class KernelBuilder {
 
   build(): Kernel | number {
     try {
-      const body = this.root.op.kind === "reduce" ? this.reduction(this.root, unravel(GID, this.root.shape)) : this.at(this.root, unravel(GID, this.root.shape), true);
+      const idx = unravel(GID, this.root.shape);
+      const body = CONTRACTIONS.has(this.root.op.kind) ? this.reduction(this.root, idx) : this.at(this.root, idx, true);
       return {
         name: `k${this.root.id}_${this.root.op.kind}`,
         node: this.root.id,
@@ -121,22 +255,16 @@ class KernelBuilder {
     return { k: "load", t: n.dtype, buffer: i, at: ravel(idx, n.shape) };
   }
 
-  /** The reduction of `n` (its input's prologue inlined) for the output element at `idx`; yields `acc`. */
+  /** A contraction (reduction loop) for the output element at `idx`, its operands inlined; yields its value. */
   private reduction(n: Node, idx: readonly Ix[]): Sx {
-    if (n.op.kind !== "reduce") throw new Error("not a reduction");
     if (this.reduce) throw new SecondReduce(n.id);
-    const x = this.g.nodes[n.inputs[0]!]!;
-    const axes = n.op.axes;
-    const sub = axes.map((a) => x.shape[a]!);
-    const r = unravel(R, sub);
-    const xIdx = x.shape.map((_, d) => (axes.includes(d) ? r[axes.indexOf(d)]! : idx[d]!));
+    const c = contraction(n, idx, (i, at) => this.at(this.g.nodes[n.inputs[i]!]!, at), this.g);
     this.fused.add(n.id);
     this.reduceNode = n.id;
-    this.reduceAt = JSON.stringify(idx);
-    // Placeholder first, so a nested reduction in the prologue is detected as a second one.
-    this.reduce = { fn: n.op.fn, count: sub.reduce((a, b) => a * b, 1), body: { k: "const", t: n.dtype, v: 0 } };
-    this.reduce = { ...this.reduce, body: this.at(x, xIdx) };
-    return { k: "acc", t: n.dtype };
+    // Placeholder first, so a nested contraction in the prologue is detected as a second one.
+    this.reduce = { fn: c.fn, count: c.count, body: { k: "const", t: n.dtype, v: 0 } };
+    this.reduce = { ...this.reduce, body: c.body() };
+    return c.finish({ k: "acc", t: n.dtype });
   }
 
   /** The value of node `n` at multi-index `idx`, inlining everything not materialised. */
@@ -166,11 +294,40 @@ class KernelBuilder {
       case "stop_gradient":
         return this.at(input(0), idx);
       case "reduce":
-        if (this.reduceNode === n.id) {
-          if (this.reduceAt !== JSON.stringify(idx)) throw new SecondReduce(n.id);
-          return { k: "acc", t };
-        }
+      case "matmul":
+      case "conv2d":
+      case "conv2d_grad_input":
+      case "conv2d_grad_weight":
+      case "avg_pool":
+      case "avg_pool_grad":
+        if (this.reduceNode === n.id) throw new SecondReduce(n.id); // met twice: materialise it
         return this.reduction(n, idx);
+      case "upsample": {
+        const r = idx.length;
+        return this.at(
+          input(0),
+          idx.map((x, i) => (i >= r - 2 ? ixDiv(x, op.factor) : x)),
+        );
+      }
+      case "pad": {
+        const x = input(0);
+        const inner = idx.map((v, i) => ixAdd(v, ixConst(-op.widths[i]![0])));
+        const inside = all(inner.map((v, i) => ({ k: "inrange", t: "bool", at: v, lo: 0, hi: x.shape[i]! }) as Sx));
+        return { k: "select", t, c: inside, a: this.at(x, inner), b: { k: "const", t, v: op.value } };
+      }
+      case "concat": {
+        // The last input first, then a select per earlier input: the one whose range holds the index wins.
+        let offset = n.shape[op.axis]!;
+        let value: Sx | undefined;
+        for (let i = n.inputs.length - 1; i >= 0; i--) {
+          const x = input(i);
+          offset -= x.shape[op.axis]!;
+          const shifted = idx.map((v, d) => (d === op.axis ? ixAdd(v, ixConst(-offset)) : v));
+          const here = this.at(x, shifted);
+          value = value === undefined ? here : { k: "select", t, c: { k: "inrange", t: "bool", at: idx[op.axis]!, lo: offset, hi: offset + x.shape[op.axis]! }, a: here, b: value };
+        }
+        return value!;
+      }
       case "transpose": {
         const inIdx = new Array<Ix>(n.shape.length);
         op.perm.forEach((p, d) => (inIdx[p] = idx[d]!));

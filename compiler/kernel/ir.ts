@@ -6,7 +6,11 @@ import type { BinaryFn, CompareFn, DType, UnaryFn } from "../ir.js";
 
 // ---------------------------------------------------------------- index expressions
 
-/** Integer index arithmetic over the invocation's output index `gid` and the reduction counter `r`. */
+/**
+ * Integer index arithmetic over the invocation's output index `gid` and the reduction counter `r`. Values may
+ * be negative (a padded convolution's input row); `div` and `mod` are only ever applied to non-negative values
+ * or under a bounds check that discards the result.
+ */
 export type Ix =
   | { readonly k: "gid" }
   | { readonly k: "r" }
@@ -73,6 +77,8 @@ export type Sx =
   | { readonly k: "compare"; readonly t: DType; readonly fn: CompareFn; readonly a: Sx; readonly b: Sx }
   | { readonly k: "select"; readonly t: DType; readonly c: Sx; readonly a: Sx; readonly b: Sx }
   | { readonly k: "cast"; readonly t: DType; readonly x: Sx }
+  /** lo ≤ at < hi, as a bool: bounds checks of padding, strides and concatenation. */
+  | { readonly k: "inrange"; readonly t: DType; readonly at: Ix; readonly lo: number; readonly hi: number }
   /** The reduction's result, in the epilogue. */
   | { readonly k: "acc"; readonly t: DType };
 

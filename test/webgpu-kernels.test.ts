@@ -115,3 +115,39 @@ describe("ul_tiny's fused graphs on WebGPU", () => {
     }
   }, 300_000);
 });
+
+describe("a WebGPU session against the reference session", () => {
+  test("five Adam steps of ul_tiny: the same losses, and parameters within Adam's sensitivity", async () => {
+    const { lowerProgram } = await import("../compiler/lower.js");
+    const { ReferenceSession } = await import("../runtime/reference.js");
+    const { WebGpuSession } = await import("../runtime/webgpu/session.js");
+    const B = 4;
+    const program = lowerProgram("models/ul_tiny.ul", { bindings: { B } });
+    const x = { dtype: "f32" as const, shape: [B, 1, 28, 28], data: Float64Array.from({ length: B * 784 }, (_, i) => Math.tanh(Math.sin(i / 37) * 2)) };
+    const data = new Map([["x", x]]);
+    const ref = new ReferenceSession(program, { precision: "f32", seed: 21 });
+    const gpuSession = await WebGpuSession.create(gpu.device, program, { seed: 21 });
+    // The initial parameters: the same Philox draws, scaled in f32 on both sides.
+    const first = program.params[0]!.name;
+    const p0 = await gpuSession.param(first);
+    ref.params.get(first)!.data.forEach((v, i) => expect(Math.abs(p0[i]! - v)).toBeLessThanOrEqual(1e-6 * Math.max(1, Math.abs(v))));
+    for (let step = 1; step <= 5; step++) {
+      const want = ref.trainStep("fit", data).get("loss")!;
+      const got = (await gpuSession.trainStep("fit", data)).get("loss")!;
+      // f32 on both sides; sums of ~10^3 terms in another order: 1e-4 relative.
+      expect(Math.abs(got - want), `loss at step ${step}`).toBeLessThanOrEqual(1e-4 * Math.abs(want));
+    }
+    // Adam divides m by √v: where a gradient is nearly zero its sign (and so ±lr) can differ between two f32
+    // summation orders. So: every parameter within 5 steps × 2·lr·√(1/(1−β2)) (Adam's bound on a step's
+    // difference) and 99% of them within 1% of lr.
+    const lr = program.entries.find((e) => e.name === "fit")!.training!.args.find((a) => a.name === "lr")!.default;
+    const diffs: number[] = [];
+    for (const p of program.params) {
+      const got = await gpuSession.param(p.name);
+      ref.params.get(p.name)!.data.forEach((v, i) => diffs.push(Math.abs(got[i]! - v)));
+    }
+    diffs.sort((a, b) => a - b);
+    expect(diffs[diffs.length - 1]).toBeLessThanOrEqual(5 * 2 * lr * Math.sqrt(1 / (1 - 0.999)));
+    expect(diffs[Math.floor(0.99 * diffs.length)]).toBeLessThanOrEqual(0.01 * lr);
+  }, 600_000);
+});

@@ -1,0 +1,139 @@
+/// <reference types="@webgpu/types" />
+// A Program on a GPUDevice: parameters and optimizer state live on the device; each entry runs as its fused
+// kernels (compiled once, cached), and a train step's new parameters and state replace the old buffers. The
+// protocol is the reference session's (runtime/reference.ts), so the two are compared step by step.
+import { fuse } from "../../compiler/kernel/fuse.js";
+import type { Schedule } from "../../compiler/kernel/ir.js";
+import type { Graph } from "../../compiler/ir.js";
+import { NAMES, type Program, type ProgramEntry } from "../../compiler/lower.js";
+import type { Tensor } from "../tensor.js";
+import { download, runKernels, upload, type DeviceTensor } from "./kernels.js";
+
+export interface WebGpuSessionOptions {
+  readonly seed: number;
+  readonly hypers?: Readonly<Record<string, number>>;
+  readonly optimizer?: Readonly<Record<string, number>>;
+}
+
+export class WebGpuSession {
+  /** Parameters by name, on the device. */
+  private params = new Map<string, DeviceTensor>();
+  private readonly state = new Map<string, DeviceTensor>();
+  private readonly schedules = new Map<Graph, Schedule>();
+  step = 0;
+
+  private constructor(
+    readonly device: GPUDevice,
+    readonly program: Program,
+    readonly options: WebGpuSessionOptions,
+  ) {}
+
+  /** Initialises the parameters on the device with the program's init graph. */
+  static async create(device: GPUDevice, program: Program, options: WebGpuSessionOptions): Promise<WebGpuSession> {
+    const s = new WebGpuSession(device, program, options);
+    const out = await s.execute(program.init, new Map(), 0);
+    for (const o of program.init.outputs) s.params.set(o.name, out.get(o.name)!);
+    return s;
+  }
+
+  private schedule(g: Graph): Schedule {
+    let s = this.schedules.get(g);
+    if (!s) this.schedules.set(g, (s = fuse(g)));
+    return s;
+  }
+
+  /** Runs a graph with named inputs; returns its outputs' buffers and frees every other buffer it made. */
+  private async execute(g: Graph, inputs: ReadonlyMap<string, DeviceTensor>, step: number): Promise<Map<string, DeviceTensor>> {
+    const buffers = new Map<number, DeviceTensor>();
+    for (const n of g.nodes) {
+      if (n.op.kind !== "input" && n.op.kind !== "param") continue;
+      const t = n.op.kind === "input" ? inputs.get(n.op.name) : this.params.get(n.op.name);
+      if (!t) throw new Error(`the graph needs the ${n.op.kind} '${n.op.name}'`);
+      buffers.set(n.id, t);
+    }
+    const given = new Set(buffers.values());
+    await runKernels(this.device, g, this.schedule(g), buffers, this.options.seed, step);
+    const outputs = new Map(g.outputs.map((o) => [o.name, buffers.get(o.node)!]));
+    const kept = new Set(outputs.values());
+    for (const t of buffers.values()) if (!kept.has(t) && !given.has(t)) t.buffer.destroy();
+    return outputs;
+  }
+
+  private entry(name: string): ProgramEntry {
+    const e = this.program.entries.find((x) => x.name === name);
+    if (!e) throw new Error(`model ${this.program.model} has no entry '${name}'`);
+    return e;
+  }
+
+  private scalar(v: number): DeviceTensor {
+    return upload(this.device, "f32", [v]);
+  }
+
+  private inputsFor(entry: ProgramEntry, data: ReadonlyMap<string, Tensor>): Map<string, DeviceTensor> {
+    const inputs = new Map<string, DeviceTensor>();
+    for (const spec of entry.inputs) {
+      const t = data.get(spec.name);
+      if (!t) throw new Error(`entry ${entry.name} needs the input '${spec.name}'`);
+      inputs.set(spec.name, upload(this.device, spec.dtype, t.data));
+    }
+    for (const h of this.program.hypers) inputs.set(h.name, this.scalar(this.options.hypers?.[h.name] ?? h.default));
+    return inputs;
+  }
+
+  /** Runs a plain entry; returns its outputs on the host. */
+  async run(name: string, data: ReadonlyMap<string, Tensor>, step = this.step): Promise<Map<string, Float32Array | Int32Array>> {
+    const entry = this.entry(name);
+    const inputs = this.inputsFor(entry, data);
+    const out = await this.execute(entry.graph, inputs, step);
+    const host = new Map<string, Float32Array | Int32Array>();
+    for (const [k, t] of out) {
+      host.set(k, await download(this.device, t));
+      t.buffer.destroy();
+    }
+    for (const t of inputs.values()) t.buffer.destroy();
+    return host;
+  }
+
+  /** One optimizer step; returns the entry's metrics. */
+  async trainStep(name: string, data: ReadonlyMap<string, Tensor>): Promise<Map<string, number>> {
+    const entry = this.entry(name);
+    const training = entry.training;
+    if (!training) throw new Error(`entry ${name} is not a train entry`);
+    this.step += 1;
+    const inputs = this.inputsFor(entry, data);
+    inputs.set(NAMES.step, this.scalar(this.step));
+    for (const a of training.args) inputs.set(NAMES.arg(a.name), this.scalar(this.options.optimizer?.[a.name] ?? a.default));
+    const uploaded = [...inputs.values()];
+    for (const p of training.params)
+      for (const s of training.states) {
+        const key = NAMES.state(s, p);
+        if (!this.state.has(key)) this.state.set(key, upload(this.device, "f32", new Float32Array(this.params.get(p)!.size)));
+        inputs.set(key, this.state.get(key)!);
+      }
+    const out = await this.execute(entry.graph, inputs, this.step);
+    // The step's new parameters and state replace the old buffers, which are freed.
+    const retired = new Set<DeviceTensor>();
+    for (const p of training.params) {
+      retired.add(this.params.get(p)!);
+      this.params.set(p, out.get(NAMES.newParam(p))!);
+      for (const s of training.states) {
+        const key = NAMES.state(s, p);
+        retired.add(this.state.get(key)!);
+        this.state.set(key, out.get(key)!);
+      }
+    }
+    const metrics = new Map<string, number>();
+    for (const r of entry.results) {
+      const t = out.get(r)!;
+      metrics.set(r, (await download(this.device, t))[0]!);
+      t.buffer.destroy();
+    }
+    for (const t of [...retired, ...uploaded]) t.buffer.destroy();
+    return metrics;
+  }
+
+  /** A parameter's current value on the host. */
+  async param(name: string): Promise<Float32Array | Int32Array> {
+    return download(this.device, this.params.get(name)!);
+  }
+}

@@ -74,6 +74,22 @@ describe("fusion rules", () => {
     expectSameOutputs(g, new Map(), 1);
   });
 
+  test("a kernel that would read more buffers than the device binds is split", () => {
+    const b = new GraphBuilder();
+    const xs = Array.from({ length: 12 }, (_, i) => b.add({ kind: "input", name: `x${i}` }, [], [5]));
+    let sum = xs[0]!;
+    for (const x of xs.slice(1)) sum = b.add({ kind: "binary", fn: "add" }, [sum, b.add({ kind: "unary", fn: "exp" }, [x])]);
+    const g = b.build([{ name: "sum", node: sum }]);
+    for (const maxInputs of [3, 7, 16]) {
+      const kernels = fuse(g, { maxInputs }).steps.map((s) => (s.kind === "kernel" ? s.kernel : undefined)).filter((k) => k !== undefined);
+      for (const k of kernels) expect(k.inputs.length).toBeLessThanOrEqual(maxInputs);
+      expect(kernels.length).toBe(maxInputs >= 12 ? 1 : Math.ceil((12 - 1) / (maxInputs - 1)));
+    }
+    const env = new Map(xs.map((_, i) => [`x${i}`, { dtype: "f32" as const, shape: [5], data: Float64Array.from({ length: 5 }, (_, j) => i - j / 3) }]));
+    const want = interpret(g, { inputs: env }, { precision: "f64", seed: 0, step: 0 }).get("sum")!;
+    expect([...runSchedule(g, fuse(g, { maxInputs: 3 }), { inputs: env }, { seed: 0, step: 0 }).get("sum")!.data]).toEqual([...want.data]);
+  });
+
   test("an element-wise value read twice is materialised once, not recomputed", () => {
     const b = new GraphBuilder();
     const x = b.add({ kind: "input", name: "x" }, [], [4]);

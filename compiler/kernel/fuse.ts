@@ -26,6 +26,11 @@ function ravel(idx: readonly Ix[], shape: readonly number[]): Ix {
 export interface FuseOptions {
   /** Ops run as library calls on materialised inputs (default none). */
   readonly library?: ReadonlySet<string>;
+  /**
+   * The most buffers a kernel may read: a device's maxStorageBuffersPerShaderStage minus the output. The
+   * default, 7, fits WebGPU's default limit of 8; a kernel that would read more is split.
+   */
+  readonly maxInputs?: number;
 }
 
 export function fuse(g: Graph, options: FuseOptions = {}): Schedule {
@@ -49,12 +54,47 @@ export function fuse(g: Graph, options: FuseOptions = {}): Schedule {
     if ((ELEMENTWISE.has(kind) || kind === "random" || kind === "iota") && reads[n.id]! > 1) materialized.add(n.id);
     if (CONTRACTIONS.has(kind) && !fusableReduce(g, n, consumers)) materialized.add(n.id);
   }
-  // A kernel holds one reduction: a second fusable one met while building is materialised, and we retry.
+  // A kernel holds one reduction and reads at most maxInputs buffers: a second reduction met while building,
+  // or a part of a kernel that reads too much, is materialised, and we retry.
+  const maxInputs = options.maxInputs ?? 7;
   for (;;) {
-    const retry = buildSchedule(g, materialized, LIBRARY);
+    const retry = buildSchedule(g, materialized, LIBRARY, maxInputs);
     if (typeof retry !== "number") return retry;
     materialized.add(retry);
   }
+}
+
+/** The distinct materialised nodes that computing `id` inline reads. */
+function leavesUnder(g: Graph, id: number, materialized: ReadonlySet<number>, memo: Map<number, Set<number>>): Set<number> {
+  const hit = memo.get(id);
+  if (hit) return hit;
+  const out = new Set<number>();
+  for (const x of g.nodes[id]!.inputs) {
+    if (materialized.has(x)) out.add(x);
+    else if (g.nodes[x]!.op.kind !== "constant") for (const l of leavesUnder(g, x, materialized, memo)) out.add(l);
+  }
+  memo.set(id, out);
+  return out;
+}
+
+/**
+ * The fused node to materialise so that a kernel reading too many buffers splits: the one that reads the most
+ * while still fitting in a kernel of its own, else the one that reads the most short of all of them.
+ */
+function splitPoint(g: Graph, k: Kernel, materialized: ReadonlySet<number>, maxInputs: number): number {
+  const memo = new Map<number, Set<number>>();
+  let fitting: { id: number; reads: number } | undefined;
+  let largest: { id: number; reads: number } | undefined;
+  for (const id of k.fused) {
+    if (id === k.node) continue;
+    const reads = leavesUnder(g, id, materialized, memo).size;
+    if (reads < 2 || reads >= k.inputs.length) continue;
+    if (reads <= maxInputs && reads > (fitting?.reads ?? 0)) fitting = { id, reads };
+    if (reads > (largest?.reads ?? 0)) largest = { id, reads };
+  }
+  const best = (fitting ?? largest)?.id;
+  if (best === undefined) throw new Error(`${k.name} reads ${k.inputs.length} buffers and cannot be split (one op reads them all)`);
+  return best;
 }
 
 /** A reduction fuses into its consumer when that is its only use, element-wise, and on the same shape. */
@@ -65,7 +105,7 @@ function fusableReduce(g: Graph, n: Node, consumers: readonly number[]): boolean
 }
 
 /** The schedule, or the id of a reduction that has to be materialised first. */
-function buildSchedule(g: Graph, materialized: ReadonlySet<number>, LIBRARY: ReadonlySet<string>): Schedule | number {
+function buildSchedule(g: Graph, materialized: ReadonlySet<number>, LIBRARY: ReadonlySet<string>, maxInputs: number): Schedule | number {
   const steps: Step[] = [];
   for (const n of g.nodes) {
     if (!materialized.has(n.id) || n.op.kind === "input" || n.op.kind === "param") continue;
@@ -76,6 +116,7 @@ function buildSchedule(g: Graph, materialized: ReadonlySet<number>, LIBRARY: Rea
     const k = new KernelBuilder(g, materialized, n);
     const kernel = k.build();
     if (typeof kernel === "number") return kernel;
+    if (kernel.inputs.length > maxInputs) return splitPoint(g, kernel, materialized, maxInputs);
     steps.push({ kind: "kernel", kernel });
   }
   return { steps, buffers: g.nodes.filter((n) => materialized.has(n.id)).map((n) => n.id) };

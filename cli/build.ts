@@ -1,5 +1,8 @@
-// `ulc build FILE --emit ir`: check, lower with every dim bound, and print the graphs of the program.
-import { writeFileSync } from "node:fs";
+// `ulc build FILE`: check, lower with every dim bound, then print the graphs (`--emit ir`) or write a WGSL
+// Program (`--target wgsl -o DIR`: manifest.json and kernels/*.wgsl).
+import { mkdirSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { emitWgsl } from "../backends/wgsl/program.js";
 import { checkFiles } from "../dsl/check.js";
 import { renderDiagnostic } from "../dsl/diagnostics.js";
 import { printGraph } from "../compiler/ir.js";
@@ -9,7 +12,8 @@ import { EXIT, resolveColor } from "./args.js";
 import type { CliIo } from "./io.js";
 
 export interface BuildCommandOptions {
-  readonly emit: "ir";
+  readonly emit?: "ir";
+  readonly target?: "wgsl";
   /** Print a table of op counts, kernels and memory per entry (to stderr) as well. */
   readonly stats?: boolean;
   readonly bind?: Record<string, number>;
@@ -58,8 +62,26 @@ function statsTable(entries: readonly ProgramEntry[]): string {
 }
 
 export function runBuild(file: string, options: BuildCommandOptions, io: CliIo): number {
+  if ((options.emit === undefined) === (options.target === undefined)) {
+    io.stderr.write("ulc build: give exactly one of --emit ir (print the graphs) and --target wgsl (write a Program)\n");
+    return EXIT.usage;
+  }
+  if (options.target && !options.output) {
+    io.stderr.write("ulc build: --target wgsl writes a directory: give it with -o DIR\n");
+    return EXIT.usage;
+  }
   const program = checkAndLower(file, options.bind ?? {}, options.model, io, "build");
   if (typeof program === "number") return program;
+  if (options.target) {
+    const { manifest, kernels } = emitWgsl(program);
+    const dir = options.output!;
+    mkdirSync(path.join(dir, "kernels"), { recursive: true });
+    for (const [name, code] of kernels) writeFileSync(path.join(dir, "kernels", name), code);
+    writeFileSync(path.join(dir, "manifest.json"), JSON.stringify(manifest, null, 1) + "\n");
+    if (options.stats) io.stderr.write(statsTable(program.entries));
+    io.stderr.write(`wrote ${path.join(dir, "manifest.json")} and ${kernels.size} kernels for ${program.model} (${program.entries.length} entries)\n`);
+    return EXIT.ok;
+  }
   const entries = options.entry ? program.entries.filter((e) => e.name === options.entry) : program.entries;
   if (options.entry && entries.length === 0) {
     io.stderr.write(`ulc build: model ${program.model} has no entry '${options.entry}' (it has ${program.entries.map((e) => e.name).join(", ")})\n`);

@@ -30,7 +30,7 @@ export function buildProgram(io: CliIo, finish: (code: number) => void): Command
   program.addHelpText(
     "after",
     "\nExit codes: 0 ok, 1 errors in the input, 2 usage error, 3 internal error.\n" +
-      "Not implemented yet: build for the WGSL and CUDA targets, train, sample, eval.",
+      "Not implemented yet: the CUDA target, train, sample, eval.",
   );
 
   program
@@ -64,20 +64,24 @@ export function buildProgram(io: CliIo, finish: (code: number) => void): Command
 
   program
     .command("build")
-    .summary("lower a model to its graphs (--emit ir)")
-    .description("Check a model, bind its dims, and lower every entry to the graph IR: forward, and for train entries backward and the optimizer update.")
+    .summary("compile a model: its graphs (--emit ir) or a WGSL Program (--target wgsl -o DIR)")
+    .description("Check a model, bind its dims, and lower every entry to the graph IR (forward, and for train entries backward and the optimizer update); print the graphs, or fuse them into kernels and write a WGSL Program: manifest.json and kernels/*.wgsl.")
     .argument("<file>", "the .ul file declaring the model")
-    .requiredOption("--emit <what>", "what to produce: ir (the WGSL and CUDA targets are not built yet)", (v: string) => {
-      if (v !== "ir") throw new InvalidArgumentError(`'${v}' cannot be emitted yet; the only choice is ir`);
+    .option("--emit <what>", "print an intermediate form: ir (the graphs)", (v: string) => {
+      if (v !== "ir") throw new InvalidArgumentError(`'${v}' cannot be emitted; the choice is ir`);
+      return v;
+    })
+    .option("--target <target>", "write a runnable Program to -o DIR: wgsl (the CUDA target is not built yet)", (v: string) => {
+      if (v !== "wgsl") throw new InvalidArgumentError(`'${v}' is not a target yet; the choice is wgsl`);
       return v;
     })
     .option("--bind <NAME=INT>", "bind a generic dim, e.g. --bind B=64 (repeatable; every dim must be bound)", collectBinding)
     .option("--model <name>", "the model to build when the file declares several")
     .option("--entry <name>", "print only this entry's graph")
     .option("--stats", "also print, per entry, the op counts, fused kernels, library calls and planned memory (stderr)")
-    .option("-o, --output <file>", "write to a file instead of stdout")
+    .option("-o, --output <path>", "--emit: write to a file instead of stdout; --target: the directory to write")
     .showHelpAfterError("(run 'ulc build --help' for usage)")
-    .addHelpText("after", "\nExample:\n  ulc build models/ul_tiny.ul --emit ir --bind B=8 --entry fit")
+    .addHelpText("after", "\nExamples:\n  ulc build models/ul_tiny.ul --emit ir --bind B=8 --entry fit\n  ulc build models/ul_small.ul --target wgsl --bind B=64 -o build/ul_small --stats")
     .action(async function (this: Command, path: string, options: BuildCommandOptions) {
       const { files, problems } = validateSourceFiles([path]);
       if (problems.length > 0) this.error(problems.map((p) => `error: ${p}`).join("\n"), { exitCode: EXIT.usage, code: "ulc.badFile" });

@@ -151,3 +151,33 @@ describe("a WebGPU session against the reference session", () => {
     expect(diffs[Math.floor(0.99 * diffs.length)]).toBeLessThanOrEqual(0.01 * lr);
   }, 600_000);
 });
+
+describe("ulc build --target wgsl", () => {
+  test("writes a manifest whose dispatches name existing buffers, and kernels that all compile on the device", async () => {
+    const { mkdtempSync, readFileSync, readdirSync, rmSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const path = await import("node:path");
+    const { main } = await import("../cli/main.js");
+    const { computePipeline } = await import("../runtime/webgpu/pipelines.js");
+    const dir = mkdtempSync(path.join(tmpdir(), "ulc-wgsl-"));
+    try {
+      let stderr = "";
+      const io = { stdout: { write: () => true }, stderr: { write: (s: string) => (stderr += s) }, env: {} };
+      expect(await main(["build", "models/classifier.ul", "--target", "wgsl", "--bind", "B=4", "-o", dir, "--stats"], io)).toBe(0);
+      expect(stderr).toMatch(/^fit\s+\d+\s+\d+\s+\d+/m);
+      const manifest = JSON.parse(readFileSync(path.join(dir, "manifest.json"), "utf8"));
+      expect(manifest.format).toBe("ulc-program/1");
+      expect(manifest.entries.map((e: { name: string }) => e.name)).toEqual(["fit", "evaluate", "logits", "features"]);
+      for (const e of [manifest.init, ...manifest.entries]) {
+        const ids = new Set(e.buffers.map((b: { id: number }) => b.id));
+        for (const d of e.dispatches) for (const id of d.buffers) expect(ids.has(id)).toBe(true);
+        for (const o of e.outputs) expect(ids.has(o.buffer)).toBe(true);
+      }
+      const files = readdirSync(path.join(dir, "kernels"));
+      expect(files.length).toBeGreaterThan(10);
+      for (const f of files) await computePipeline(gpu.device, { code: readFileSync(path.join(dir, "kernels", f), "utf8"), label: f });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 300_000);
+});

@@ -34,7 +34,7 @@ export interface FuseOptions {
 }
 
 export function fuse(g: Graph, options: FuseOptions = {}): Schedule {
-  const LIBRARY = options.library ?? new Set<string>();
+  const library = options.library ?? new Set<string>();
   const consumers = new Array<number>(g.nodes.length).fill(0);
   for (const n of g.nodes) for (const x of n.inputs) consumers[x]! += 1;
   // Reads through views count as reads of the viewed node: a value read by two views is read twice.
@@ -49,8 +49,8 @@ export function fuse(g: Graph, options: FuseOptions = {}): Schedule {
   const materialized = new Set<number>();
   for (const n of g.nodes) {
     const kind = n.op.kind;
-    if (outputs.has(n.id) || kind === "input" || kind === "param" || LIBRARY.has(kind)) materialized.add(n.id);
-    if (LIBRARY.has(kind)) for (const x of n.inputs) if (g.nodes[x]!.op.kind !== "constant") materialized.add(x);
+    if (outputs.has(n.id) || kind === "input" || kind === "param" || library.has(kind)) materialized.add(n.id);
+    if (library.has(kind)) for (const x of n.inputs) if (g.nodes[x]!.op.kind !== "constant") materialized.add(x);
     if ((ELEMENTWISE.has(kind) || kind === "random" || kind === "iota") && reads[n.id]! > 1) materialized.add(n.id);
     if (CONTRACTIONS.has(kind) && !fusableReduce(g, n, consumers)) materialized.add(n.id);
   }
@@ -58,7 +58,7 @@ export function fuse(g: Graph, options: FuseOptions = {}): Schedule {
   // or a part of a kernel that reads too much, is materialised, and we retry.
   const maxInputs = options.maxInputs ?? 7;
   for (;;) {
-    const retry = buildSchedule(g, materialized, LIBRARY, maxInputs);
+    const retry = buildSchedule(g, materialized, library, maxInputs);
     if (typeof retry !== "number") return retry;
     materialized.add(retry);
   }
@@ -104,12 +104,12 @@ function fusableReduce(g: Graph, n: Node, consumers: readonly number[]): boolean
   return ELEMENTWISE.has(user.op.kind) && user.shape.length === n.shape.length && user.shape.every((d, i) => d === n.shape[i]);
 }
 
-/** The schedule, or the id of a reduction that has to be materialised first. */
-function buildSchedule(g: Graph, materialized: ReadonlySet<number>, LIBRARY: ReadonlySet<string>, maxInputs: number): Schedule | number {
+/** The schedule, or the id of a node to materialise first (a second reduction, or a split point). */
+function buildSchedule(g: Graph, materialized: ReadonlySet<number>, library: ReadonlySet<string>, maxInputs: number): Schedule | number {
   const steps: Step[] = [];
   for (const n of g.nodes) {
     if (!materialized.has(n.id) || n.op.kind === "input" || n.op.kind === "param") continue;
-    if (LIBRARY.has(n.op.kind)) {
+    if (library.has(n.op.kind)) {
       steps.push({ kind: "library", call: { node: n.id } });
       continue;
     }

@@ -90,10 +90,12 @@ check_only=0
 if status_ok; then exit 0; fi
 
 current="$(mesa_version || true)"
-if [[ -n "$current" ]]; then
-  say "lavapipe from Mesa ${current} is too old for Dawn (needs Mesa >= $MIN_MESA_MAJOR)"
+if [[ -n "$current" ]] && (( "$(mesa_major "$current")" < MIN_MESA_MAJOR )); then
+  say "lavapipe from Mesa $current is too old for Dawn (needs Mesa >= $MIN_MESA_MAJOR)"
+elif ! lavapipe_icd >/dev/null; then
+  say "lavapipe (Mesa's software Vulkan driver) is not installed"
 else
-  say "lavapipe (Mesa's software Vulkan driver) or the Vulkan loader is missing"
+  say "the Vulkan loader (libvulkan.so.1) is missing"
 fi
 
 if (( check_only )); then manual_instructions; exit 1; fi

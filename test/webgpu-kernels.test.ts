@@ -1,21 +1,21 @@
 // Fused kernels rendered to WGSL and run on real WebGPU (Dawn; lavapipe on a machine without a GPU), against the
 // reference interpreter in float32.
 import fc from "fast-check";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { afterAll, describe as describeAll, expect, test } from "vitest";
 import { GraphBuilder, size, type Graph } from "../compiler/ir.js";
 import { fuse } from "../compiler/kernel/fuse.js";
 import { interpret } from "../runtime/interpreter.js";
 import { randomNormal, randomUniform } from "../runtime/random.js";
-import { openDevice, type WebGpu } from "../runtime/webgpu/device.js";
+import type { WebGpu } from "../runtime/webgpu/device.js";
 import { download, runKernels, upload, type DeviceTensor } from "../runtime/webgpu/kernels.js";
 import { randomElementwiseGraph, elementwiseStepArb } from "./support/graphs.js";
+import { testDevice } from "./support/webgpu.js";
 
-let gpu: WebGpu;
-
-beforeAll(async () => {
-  gpu = await openDevice();
-});
+// Skips, saying why, only where no WebGPU adapter exists (test/support/webgpu.ts); CI requires one.
+const td = await testDevice();
+const gpu = td.gpu as WebGpu;
 afterAll(() => gpu?.device.destroy());
+const describe = describeAll.skipIf(td.gpu === undefined);
 
 /** Runs the fused graph on the device and in the f32 interpreter; returns both outputs. */
 async function both(g: Graph, data: Float64Array, seed = 3, step = 1) {

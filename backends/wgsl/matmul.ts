@@ -68,7 +68,7 @@ export const MATMUL_CANDIDATES: readonly MatmulTile[] = [
   { rowsPerThread: 4, vec4Cols: 1, workgroup: [16, 16], shared: false, operands: "texture" },
   { rowsPerThread: 8, vec4Cols: 2, workgroup: [8, 8], shared: false, operands: "texture" },
   { rowsPerThread: 16, vec4Cols: 4, workgroup: [8, 4], shared: false, operands: "texture" },
-  { rowsPerThread: 16, vec4Cols: 4, workgroup: [16, 1], shared: false, operands: "texture" },
+  { rowsPerThread: 8, vec4Cols: 4, workgroup: [8, 4], shared: false, operands: "texture" },
 ];
 
 export const MATMUL_TEMPLATE = "matmul.wgsl.hbs";

@@ -20,9 +20,10 @@ export const MapMode = { READ: 0x0001, WRITE: 0x0002 } as const;
 /** Storage usage for tensors: readable and writable by kernels, copyable both ways. */
 export const STORAGE_USAGE = BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST;
 
-/** WebGPU sizes must be multiples of 4, and bindings cannot be empty: at least 4 bytes. */
+/** WebGPU sizes must be multiples of 4, and bindings cannot be empty; 16 bytes at least, so that a buffer can
+ * always be bound as an array of vec4s. */
 function paddedSize(byteLength: number): number {
-  return Math.max(4, Math.ceil(byteLength / 4) * 4);
+  return Math.max(16, Math.ceil(byteLength / 4) * 4);
 }
 
 /** A storage buffer of `byteLength` bytes (rounded up to a multiple of 4), zero-filled. */
@@ -59,7 +60,7 @@ export async function readBuffer(
   byteLength: number = buffer.size,
   byteOffset = 0,
 ): Promise<ArrayBuffer> {
-  const size = paddedSize(byteLength);
+  const size = Math.max(4, Math.ceil(byteLength / 4) * 4);
   const staging = device.createBuffer({ label: "readback", size, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST });
   try {
     const encoder = device.createCommandEncoder();

@@ -27,6 +27,9 @@ export const COMPUTE_LIMITS = [
   "maxComputeWorkgroupSizeY",
   "maxComputeWorkgroupSizeZ",
   "maxComputeWorkgroupsPerDimension",
+  "maxTextureDimension2D",
+  "maxTextureArrayLayers",
+  "maxStorageTexturesPerShaderStage",
   "minStorageBufferOffsetAlignment",
   "minUniformBufferOffsetAlignment",
 ] as const;
@@ -128,7 +131,8 @@ async function dawnGpu(options: readonly string[]): Promise<GPU> {
   return gpu;
 }
 
-function summarize(info: GPUAdapterInfo | undefined): AdapterSummary {
+/** The adapter's identity from its `GPUAdapterInfo` (`adapter.info`, or `device.adapterInfo`). */
+export function summarize(info: GPUAdapterInfo | undefined): AdapterSummary {
   const vendor = info?.vendor ?? "";
   const architecture = info?.architecture ?? "";
   const device = info?.device ?? "";
@@ -150,24 +154,18 @@ const NO_ADAPTER_HELP =
   "On a machine without a GPU, WebGPU in Node runs on Mesa's software Vulkan driver (lavapipe, Mesa >= 24): " +
   "run `bash scripts/setup-webgpu.sh` (Debian 12, as root) or see what it prints. With a GPU, install its Vulkan driver.";
 
+/** The `GPU` to use: `options.gpu`, else `navigator.gpu` (browsers), else Dawn's (Node, the `webgpu` package). */
+export async function getGpu(options: Pick<OpenDeviceOptions, "gpu" | "dawnOptions"> = {}): Promise<{ gpu: GPU; source: string }> {
+  const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
+  if (options.gpu !== undefined) return { gpu: options.gpu, source: "options.gpu" };
+  if (nav?.gpu !== undefined) return { gpu: nav.gpu, source: "navigator.gpu" };
+  if (isNode) return { gpu: await dawnGpu(options.dawnOptions ?? []), source: "webgpu (Dawn)" };
+  throw new WebGpuUnavailableError("WebGPU: this browser has no navigator.gpu (WebGPU is not supported or not enabled).");
+}
+
 /** Opens a device on the best adapter, asking for the adapter's compute limits and the optional features it has. */
 export async function openDevice(options: OpenDeviceOptions = {}): Promise<WebGpu> {
-  let gpu: GPU;
-  let source: string;
-  const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
-  if (options.gpu !== undefined) {
-    gpu = options.gpu;
-    source = "options.gpu";
-  } else if (nav?.gpu !== undefined) {
-    gpu = nav.gpu;
-    source = "navigator.gpu";
-  } else if (isNode) {
-    gpu = await dawnGpu(options.dawnOptions ?? []);
-    source = "webgpu (Dawn)";
-  } else {
-    throw new WebGpuUnavailableError("WebGPU: this browser has no navigator.gpu (WebGPU is not supported or not enabled).");
-  }
-
+  const { gpu, source } = await getGpu(options);
   let adapter: GPUAdapter | null;
   try {
     adapter = await gpu.requestAdapter({ powerPreference: options.powerPreference ?? "high-performance" });
@@ -195,6 +193,12 @@ export async function openDevice(options: OpenDeviceOptions = {}): Promise<WebGp
     const value = (adapter.limits as unknown as Record<string, number | undefined>)[name];
     if (value === undefined) continue;
     requiredLimits[name] = name === "maxStorageBuffersPerShaderStage" ? Math.min(value, MAX_STORAGE_BUFFERS_REQUESTED) : value;
+  }
+  // The caller's own requirements (the adapter meets them: checked above) win over the caps.
+  for (const [name, value] of Object.entries(options.requiredLimits ?? {})) {
+    if (value === undefined) continue;
+    const ours = requiredLimits[name];
+    requiredLimits[name] = ours === undefined ? value : name.startsWith("min") ? Math.min(ours, value) : Math.max(ours, value);
   }
 
   const device = await adapter.requestDevice({

@@ -52,10 +52,15 @@ async function compile(
   layout: GPUPipelineLayout | "auto",
   label: string | undefined,
 ): Promise<GPUComputePipeline> {
+  // In an error scope, so a shader that does not compile is reported here (below) and not also logged by the
+  // implementation as an uncaptured error.
+  device.pushErrorScope("validation");
   const module = device.createShaderModule({ code, label });
   const info = await module.getCompilationInfo();
+  const scoped = await device.popErrorScope();
   const errors = info.messages.filter((m) => m.type === "error");
   if (errors.length > 0) throw new ShaderCompileError(formatMessages(label ?? "shader", code, errors));
+  if (scoped !== null) throw new ShaderCompileError(`${label ?? "shader"}: ${scoped.message}`);
   try {
     return await device.createComputePipelineAsync({ label, layout, compute: { module, entryPoint } });
   } catch (e) {

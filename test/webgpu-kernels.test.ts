@@ -73,12 +73,16 @@ describe("fused kernels on WebGPU", () => {
   }, 60_000);
 });
 
-describe("ul_tiny's fused graphs on WebGPU", () => {
-  test("a train step (forward, backward, Adam) and a sampler step match the f32 interpreter", async () => {
+describe("the models' fused graphs on WebGPU", () => {
+  test.each([
+    ["models/ul_tiny.ul", ["fit", "prior_step", "decoder_step"]],
+    // Convolutions, their gradients, group norm and pooling, fused.
+    ["models/classifier.ul", ["fit"]],
+  ] as const)("%s: the entries %j (train steps: forward, backward and Adam) match the f32 interpreter", async (model, names) => {
     const { lowerProgram } = await import("../compiler/lower.js");
-    const program = lowerProgram("models/ul_tiny.ul", { bindings: { B: 2 } });
+    const program = lowerProgram(model, { bindings: { B: 2 } });
     const params = interpret(program.init, {}, { precision: "f32", seed: 2, step: 0 });
-    for (const name of ["fit", "prior_step"]) {
+    for (const name of names) {
       const entry = program.entries.find((e) => e.name === name)!;
       const g = entry.graph;
       // Optimizer arguments at their defaults, the step count 3, and Adam moments with v large: where v is tiny,

@@ -7,16 +7,14 @@
 //   npm run bench:check -- --write            # also update the `ulc check` section of docs/benchmarks.md
 //   npm run bench:check -- --file models/ul_tiny.ul --runs 30
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import os from "node:os";
+import { existsSync, readFileSync } from "node:fs";
+import { machine as describeMachine, writeSection } from "./docs.mjs";
 import { dirname, join, relative } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 const DOC = join(ROOT, "docs", "benchmarks.md");
-const BEGIN = "<!-- bench:check:begin (written by `npm run bench:check -- --write`; do not edit by hand) -->";
-const END = "<!-- bench:check:end -->";
 
 function usage(message) {
   process.stderr.write(`bench/check.mjs: ${message}\nusage: node bench/check.mjs [--write] [--file FILE.ul] [--runs N]\n`);
@@ -103,14 +101,12 @@ async function main() {
     `| \`checkFiles\` in process, first call (cold) | 1 | ${f(cold)} | | |`,
   ].join("\n");
 
-  const cpus = os.cpus();
-  const machine = `${cpus.length} × ${cpus[0]?.model.trim() ?? "unknown CPU"}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.platform()} ${os.release()}, Node ${process.version}`;
+  const machine = describeMachine();
   const lines = readFileSync(join(ROOT, file), "utf8").trimEnd().split("\n").length;
   process.stdout.write(`ulc check on ${file} (${lines} lines)\nmachine: ${machine}\n\n${table}\n`);
 
   if (opts.write) {
-    const section = [
-      BEGIN,
+    writeSection(DOC, "check", [
       "## `ulc check`",
       "",
       `Model: \`${file}\` (${lines} lines, with the standard-library files it imports). ` +
@@ -120,26 +116,10 @@ async function main() {
       "",
       "The spawned command includes Node's start-up and module loading; the difference from `node -e ''` is " +
         "ulc's own cost. Reproduce: `npm run build && npm run bench:check -- --write`.",
-      END,
-    ].join("\n");
-    let doc = existsSync(DOC) ? readFileSync(DOC, "utf8") : HEADER;
-    const a = doc.indexOf(BEGIN);
-    const b = doc.indexOf(END);
-    if (a >= 0 && b > a) doc = doc.slice(0, a) + section + doc.slice(b + END.length);
-    else doc = doc.trimEnd() + "\n\n" + section + "\n";
-    writeFileSync(DOC, doc);
+    ]);
     process.stdout.write(`\nwrote ${relative(ROOT, DOC)}\n`);
   }
 }
 
-const HEADER = `# Benchmarks
-
-Timings of ulc itself, measured on the development machine (2 CPU cores, no GPU) unless a section says
-otherwise; each section names the machine and the date it was measured on. Times are wall-clock
-milliseconds: min, median and 90th percentile over the stated number of runs, after warm-up runs.
-
-Each section is written by a script under \`bench/\`; reproduce it with the command the section gives
-(always after \`npm run build\`, since the scripts time the compiled \`dist/\`).
-`;
 
 await main();

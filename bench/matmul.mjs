@@ -15,7 +15,8 @@
 // first (pipelines compiled, buffers pooled), then the contenders take turns run by run, so background load on
 // the machine falls on all of them alike. Reported: the median, GFLOP/s = 2·n³ / median, and our throughput
 // over each peer's (> 1: ours is faster).
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { machine as describeMachine, writeSection } from "./docs.mjs";
 import os from "node:os";
 import { dirname, join, relative } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -23,8 +24,6 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 const DOC = join(ROOT, "docs", "benchmarks.md");
-const BEGIN = "<!-- bench:matmul:begin (written by `npm run bench:matmul -- --write`; do not edit by hand) -->";
-const END = "<!-- bench:matmul:end -->";
 
 function usage(message) {
   process.stderr.write(
@@ -254,8 +253,7 @@ async function main() {
     .map((r) => `${r.n}: ${peers.map((p) => `${p} ${r[p].relErr.toExponential(1)}`).join(", ")}`)
     .join("; ");
 
-  const cpus = os.cpus();
-  const machine = `${cpus.length} × ${cpus[0]?.model.trim() ?? "unknown CPU"}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.platform()} ${os.release()}, Node ${process.version}`;
+  const machine = describeMachine();
   const versions = contenders.slice(1).map((c) => `${c.name} ${c.version}`).join(", ");
   const description = [
     `Adapter: \`${adapter}\` (all contenders on it, each with its own device). Measured ${new Date().toISOString().slice(0, 10)} on ${machine}; ` +
@@ -270,8 +268,7 @@ async function main() {
   for (const note of notes) process.stdout.write(`${note}\n`);
 
   if (opts.write) {
-    const section = [
-      BEGIN,
+    writeSection(DOC, "matmul", [
       "## matmul on WebGPU: ours vs TensorFlow.js and jax-js",
       "",
       ...description,
@@ -292,14 +289,7 @@ async function main() {
       `Results agree (max |C − C_ours| / max |C_ours|): ${agreement}.` + (notes.length > 0 ? ` ${notes.join(" ")}` : ""),
       "Reproduce: `npm run build && npm run bench:matmul -- --write` (on a machine without a GPU, after " +
         "`bash scripts/setup-webgpu.sh`).",
-      END,
-    ].join("\n");
-    let doc = readFileSync(DOC, "utf8");
-    const a = doc.indexOf(BEGIN);
-    const b = doc.indexOf(END);
-    if (a >= 0 && b > a) doc = doc.slice(0, a) + section + doc.slice(b + END.length);
-    else doc = doc.trimEnd() + "\n\n" + section + "\n";
-    writeFileSync(DOC, doc);
+    ]);
     process.stdout.write(`\nwrote ${relative(ROOT, DOC)}\n`);
   }
   for (const c of contenders) if (c.name === "ours") c.device.destroy();

@@ -15,6 +15,11 @@ export interface WebGpuSessionOptions {
   readonly optimizer?: Readonly<Record<string, number>>;
 }
 
+/** Destroys each buffer once, except those still in use. */
+function free(tensors: readonly DeviceTensor[], live: ReadonlySet<DeviceTensor>): void {
+  for (const t of new Set(tensors)) if (!live.has(t)) t.buffer.destroy();
+}
+
 export class WebGpuSession {
   /** Parameters by name, on the device. */
   private params = new Map<string, DeviceTensor>();
@@ -86,11 +91,9 @@ export class WebGpuSession {
     const inputs = this.inputsFor(entry, data);
     const out = await this.execute(entry.graph, inputs, step);
     const host = new Map<string, Float32Array | Int32Array>();
-    for (const [k, t] of out) {
-      host.set(k, await download(this.device, t));
-      t.buffer.destroy();
-    }
-    for (const t of inputs.values()) t.buffer.destroy();
+    for (const [k, t] of out) host.set(k, await download(this.device, t));
+    // Two outputs may be one buffer (x / 1 simplifies to x): free each buffer once, after every read.
+    free([...out.values(), ...inputs.values()], new Set());
     return host;
   }
 
@@ -123,12 +126,9 @@ export class WebGpuSession {
       }
     }
     const metrics = new Map<string, number>();
-    for (const r of entry.results) {
-      const t = out.get(r)!;
-      metrics.set(r, (await download(this.device, t))[0]!);
-      t.buffer.destroy();
-    }
-    for (const t of [...retired, ...uploaded]) t.buffer.destroy();
+    for (const r of entry.results) metrics.set(r, (await download(this.device, out.get(r)!))[0]!);
+    const live = new Set([...this.params.values(), ...this.state.values()]);
+    free([...retired, ...uploaded, ...entry.results.map((r) => out.get(r)!)], live);
     return metrics;
   }
 

@@ -138,8 +138,10 @@ describe("a WebGPU session against the reference session", () => {
     for (let step = 1; step <= 5; step++) {
       const want = ref.trainStep("fit", data);
       const got = await gpuSession.trainStep("fit", data);
-      // f32 on both sides; sums of ~10^3 terms in another order: 1e-4 relative, for every metric.
-      for (const [name, w] of want) expect(Math.abs(got.get(name)! - w), `${name} at step ${step}`).toBeLessThanOrEqual(1e-4 * Math.abs(w) + 1e-7);
+      // f32 on both sides; sums of ~10^3 terms in another order: 1e-4 relative, for every metric. The terminal
+      // KL at λ = -10 is a near-cancelling sum of terms of size ~1e-4 (α² ≈ softplus(λ) ≈ 4.5e-5): an absolute
+      // 1e-6 (f32 rounding of those terms, times their count) covers it.
+      for (const [name, w] of want) expect(Math.abs(got.get(name)! - w), `${name} at step ${step}`).toBeLessThanOrEqual(1e-4 * Math.abs(w) + 1e-6);
     }
     // Adam divides m by √v: where a gradient is nearly zero its sign (and so ±lr) can differ between two f32
     // summation orders. So: every parameter within 5 steps × 2·lr·√(1/(1−β2)) (Adam's bound on a step's

@@ -55,19 +55,24 @@ export const LBrace = createToken({ name: "LBrace", pattern: /\{/ });
 export const RBrace = createToken({ name: "RBrace", pattern: /\}/ });
 export const LBracket = createToken({ name: "LBracket", pattern: /\[/ });
 export const RBracket = createToken({ name: "RBracket", pattern: /\]/ });
+// Operator categories: one grammar alternative per precedence level (chevrotain's token categories).
+export const ComparisonOp = createToken({ name: "ComparisonOp", pattern: Lexer.NA });
+export const AdditiveOp = createToken({ name: "AdditiveOp", pattern: Lexer.NA });
+export const MultiplicativeOp = createToken({ name: "MultiplicativeOp", pattern: Lexer.NA });
+
 export const StarStar = createToken({ name: "StarStar", pattern: /\*\*/ });
-export const Star = createToken({ name: "Star", pattern: /\*/ });
-export const Slash = createToken({ name: "Slash", pattern: /\// });
-export const Percent = createToken({ name: "Percent", pattern: /%/ });
-export const At = createToken({ name: "At", pattern: /@/ });
-export const Plus = createToken({ name: "Plus", pattern: /\+/ });
-export const Minus = createToken({ name: "Minus", pattern: /-/ });
-export const EqEq = createToken({ name: "EqEq", pattern: /==/ });
-export const NotEq = createToken({ name: "NotEq", pattern: /!=/ });
-export const LtEq = createToken({ name: "LtEq", pattern: /<=/ });
-export const GtEq = createToken({ name: "GtEq", pattern: />=/ });
-export const Lt = createToken({ name: "Lt", pattern: /</ });
-export const Gt = createToken({ name: "Gt", pattern: />/ });
+export const Star = createToken({ name: "Star", pattern: /\*/, categories: MultiplicativeOp });
+export const Slash = createToken({ name: "Slash", pattern: /\//, categories: MultiplicativeOp });
+export const Percent = createToken({ name: "Percent", pattern: /%/, categories: MultiplicativeOp });
+export const At = createToken({ name: "At", pattern: /@/, categories: MultiplicativeOp });
+export const Plus = createToken({ name: "Plus", pattern: /\+/, categories: AdditiveOp });
+export const Minus = createToken({ name: "Minus", pattern: /-/, categories: AdditiveOp });
+export const EqEq = createToken({ name: "EqEq", pattern: /==/, categories: ComparisonOp });
+export const NotEq = createToken({ name: "NotEq", pattern: /!=/, categories: ComparisonOp });
+export const LtEq = createToken({ name: "LtEq", pattern: /<=/, categories: ComparisonOp });
+export const GtEq = createToken({ name: "GtEq", pattern: />=/, categories: ComparisonOp });
+export const Lt = createToken({ name: "Lt", pattern: /</, categories: ComparisonOp });
+export const Gt = createToken({ name: "Gt", pattern: />/, categories: ComparisonOp });
 export const AndAnd = createToken({ name: "AndAnd", pattern: /&&/ });
 export const OrOr = createToken({ name: "OrOr", pattern: /\|\|/ });
 export const Bang = createToken({ name: "Bang", pattern: /!/ });
@@ -78,6 +83,9 @@ const LineComment = createToken({ name: "LineComment", pattern: /\/\/[^\n]*/, gr
 const BlockComment = createToken({ name: "BlockComment", pattern: /\/\*[\s\S]*?\*\//, group: Lexer.SKIPPED });
 
 export const ALL_TOKENS: TokenType[] = [
+  ComparisonOp,
+  AdditiveOp,
+  MultiplicativeOp,
   WhiteSpace,
   BlockComment,
   UnterminatedComment,

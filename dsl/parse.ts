@@ -48,7 +48,14 @@ const SYMBOLS: Record<string, string> = {
   Equals: "=",
 };
 
+const CATEGORIES: Record<string, string> = {
+  ComparisonOp: "a comparison (== != < <= > >=)",
+  AdditiveOp: "'+' or '-'",
+  MultiplicativeOp: "'*', '/', '%' or '@'",
+};
+
 function describeTokenType(name: string): string {
+  if (CATEGORIES[name]) return CATEGORIES[name];
   if (name === "Identifier") return "a name";
   if (name === "NumberLiteral") return "a number";
   if (name === "StringLiteral") return "a string";

@@ -372,15 +372,9 @@ class UlParser extends CstParser {
 
   comparison = this.RULE("comparison", () => {
     this.SUBRULE(this.additive, { LABEL: "operand" });
+    // Comparisons do not chain: `a < b < c` is an error, not ((a < b) < c).
     this.OPTION(() => {
-      this.OR([
-        { ALT: () => this.CONSUME(T.EqEq, { LABEL: "op" }) },
-        { ALT: () => this.CONSUME(T.NotEq, { LABEL: "op" }) },
-        { ALT: () => this.CONSUME(T.LtEq, { LABEL: "op" }) },
-        { ALT: () => this.CONSUME(T.GtEq, { LABEL: "op" }) },
-        { ALT: () => this.CONSUME(T.Lt, { LABEL: "op" }) },
-        { ALT: () => this.CONSUME(T.Gt, { LABEL: "op" }) },
-      ]);
+      this.CONSUME(T.ComparisonOp, { LABEL: "op" });
       this.SUBRULE2(this.additive, { LABEL: "operand" });
     });
   });
@@ -388,7 +382,7 @@ class UlParser extends CstParser {
   additive = this.RULE("additive", () => {
     this.SUBRULE(this.multiplicative, { LABEL: "operand" });
     this.MANY(() => {
-      this.OR([{ ALT: () => this.CONSUME(T.Plus, { LABEL: "op" }) }, { ALT: () => this.CONSUME(T.Minus, { LABEL: "op" }) }]);
+      this.CONSUME(T.AdditiveOp, { LABEL: "op" });
       this.SUBRULE2(this.multiplicative, { LABEL: "operand" });
     });
   });
@@ -396,12 +390,7 @@ class UlParser extends CstParser {
   multiplicative = this.RULE("multiplicative", () => {
     this.SUBRULE(this.unary, { LABEL: "operand" });
     this.MANY(() => {
-      this.OR([
-        { ALT: () => this.CONSUME(T.Star, { LABEL: "op" }) },
-        { ALT: () => this.CONSUME(T.Slash, { LABEL: "op" }) },
-        { ALT: () => this.CONSUME(T.Percent, { LABEL: "op" }) },
-        { ALT: () => this.CONSUME(T.At, { LABEL: "op" }) },
-      ]);
+      this.CONSUME(T.MultiplicativeOp, { LABEL: "op" });
       this.SUBRULE2(this.unary, { LABEL: "operand" });
     });
   });

@@ -3,11 +3,11 @@
 import fc from "fast-check";
 import { afterAll, describe as describeAll, expect, test } from "vitest";
 import { GraphBuilder, size, type Graph } from "../compiler/ir.js";
-import { fuse } from "../compiler/kernel/fuse.js";
+import { emitGraph, KernelFiles } from "../backends/wgsl/program.js";
 import { interpret } from "../runtime/interpreter.js";
 import { randomNormal, randomUniform } from "../runtime/random.js";
 import type { WebGpu } from "../runtime/webgpu/device.js";
-import { download, runKernels, upload, type DeviceTensor } from "../runtime/webgpu/kernels.js";
+import { download, runGraph, upload, type DeviceTensor } from "../runtime/webgpu/kernels.js";
 import { randomElementwiseGraph, elementwiseStepArb } from "./support/graphs.js";
 import { testDevice } from "./support/webgpu.js";
 
@@ -17,13 +17,18 @@ const gpu = td.gpu as WebGpu;
 afterAll(() => gpu?.device.destroy());
 const describe = describeAll.skipIf(td.gpu === undefined);
 
+/** Fuses a graph into WGSL kernels (as `ulc build --target wgsl` does) and runs them on the device. */
+async function runFused(g: Graph, buffers: Map<number, DeviceTensor>, seed: number, step: number): Promise<void> {
+  const files = new KernelFiles();
+  await runGraph(gpu.device, emitGraph(g, files), files.files, buffers, seed, step);
+}
+
 /** Runs the fused graph on the device and in the f32 interpreter; returns both outputs. */
 async function both(g: Graph, data: Float64Array, seed = 3, step = 1) {
   const inputs = new Map([["x", { dtype: "f32" as const, shape: g.nodes[0]!.shape, data }]]);
   const want = interpret(g, { inputs }, { precision: "f32", seed, step });
   const buffers = new Map<number, DeviceTensor>([[0, upload(gpu.device, "f32", data)]]);
-  const schedule = fuse(g);
-  await runKernels(gpu.device, g, schedule, buffers, seed, step);
+  await runFused(g, buffers, seed, step);
   const out = g.outputs[0]!;
   return { got: await download(gpu.device, buffers.get(out.node)!), want: want.get(out.name)!.data };
 }
@@ -101,7 +106,7 @@ describe("the models' fused graphs on WebGPU", () => {
         if (n.op.kind === "input") buffers.set(n.id, upload(gpu.device, "f32", inputs.get(n.op.name)!.data));
         if (n.op.kind === "param") buffers.set(n.id, upload(gpu.device, "f32", params.get(n.op.name)!.data));
       }
-      await runKernels(gpu.device, g, fuse(g), buffers, 8, 1);
+      await runFused(g, buffers, 8, 1);
       for (const o of g.outputs) {
         const got = await download(gpu.device, buffers.get(o.node)!);
         const ref = want.get(o.name)!.data;
@@ -130,7 +135,7 @@ describe("a WebGPU session against the reference session", () => {
     const x = { dtype: "f32" as const, shape: [B, 1, 28, 28], data: Float64Array.from({ length: B * 784 }, (_, i) => Math.tanh(Math.sin(i / 37) * 2)) };
     const data = new Map([["x", x]]);
     const ref = new ReferenceSession(program, { precision: "f32", seed: 21 });
-    const gpuSession = await WebGpuSession.create(gpu.device, program, { seed: 21 });
+    const gpuSession = await WebGpuSession.fromProgram(gpu.device, program, { seed: 21 });
     // The initial parameters: the same Philox draws, scaled in f32 on both sides.
     const first = program.params[0]!.name;
     const p0 = await gpuSession.param(first);
@@ -159,7 +164,7 @@ describe("a WebGPU session against the reference session", () => {
 });
 
 describe("ulc build --target wgsl", () => {
-  test("writes a manifest whose dispatches name existing buffers, and kernels that all compile on the device", async () => {
+  test("writes a manifest and kernels that compile on the device; the runtime loads them and matches the reference", async () => {
     const { mkdtempSync, readFileSync, readdirSync, rmSync } = await import("node:fs");
     const { tmpdir } = await import("node:os");
     const path = await import("node:path");
@@ -182,6 +187,19 @@ describe("ulc build --target wgsl", () => {
       const files = readdirSync(path.join(dir, "kernels"));
       expect(files.length).toBeGreaterThan(10);
       for (const f of files) await computePipeline(gpu.device, { code: readFileSync(path.join(dir, "kernels", f), "utf8"), label: f });
+
+      // The runtime loads the files as a browser would, and the built program computes what the reference does.
+      const { WebGpuSession } = await import("../runtime/webgpu/session.js");
+      const { ReferenceSession } = await import("../runtime/reference.js");
+      const { lowerProgram } = await import("../compiler/lower.js");
+      const kernels = new Map(files.map((f) => [f, readFileSync(path.join(dir, "kernels", f), "utf8")]));
+      const loaded = await WebGpuSession.create(gpu.device, { manifest, kernels }, { seed: 6 });
+      const ref = new ReferenceSession(lowerProgram("models/classifier.ul", { bindings: { B: 4 } }), { precision: "f32", seed: 6 });
+      const x = new Map([["x", { dtype: "f32" as const, shape: [4, 1, 28, 28], data: randomUniform(1, 0, 0, 4 * 784).map((v) => 2 * v - 1) }]]);
+      const got = (await loaded.run("logits", x)).get("result")!;
+      const want = ref.run("logits", x).get("result")!.data;
+      // f32 on both sides, sums of up to 3136 terms in another order.
+      want.forEach((w, i) => expect(Math.abs(got[i]! - w)).toBeLessThanOrEqual(1e-4 * (1 + Math.abs(w))));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

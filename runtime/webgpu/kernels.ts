@@ -1,9 +1,8 @@
 /// <reference types="@webgpu/types" />
-// Runs fused kernels (compiler/kernel) on a GPUDevice: one compute pipeline per kernel (compiled once and cached
-// by its WGSL), one bind group per dispatch, every dispatch of a schedule in one command buffer.
-import { renderKernelWgsl } from "../../backends/wgsl/kernel.js";
-import type { Graph } from "../../compiler/ir.js";
-import type { Kernel, Schedule } from "../../compiler/kernel/ir.js";
+// Runs a graph of a WGSL Program (backends/wgsl/program.ts) on a GPUDevice: one compute pipeline per kernel
+// file (compiled once and cached by its source), one bind group per dispatch, every dispatch of the graph in
+// one command buffer. Validation errors are thrown, not left as console warnings.
+import type { GraphManifest } from "../../backends/wgsl/program.js";
 import { createStorageBuffer, readBuffer, uploadBuffer, uploadUniform } from "./buffers.js";
 import { computePipeline } from "./pipelines.js";
 
@@ -19,42 +18,43 @@ export function hostToStorage(dtype: string, data: ArrayLike<number>): Float32Ar
 }
 
 /**
- * Runs a schedule made only of kernels; `buffers` holds the graph's inputs and params by node id and receives
- * every kernel's output. Library calls are not run here yet (matmul and convolution templates come next).
+ * Runs `graph`; `buffers` holds its input and parameter buffers by id and receives every dispatch's output.
+ * Returns the buffers this call created (the caller frees those it does not keep).
  */
-export async function runKernels(device: GPUDevice, g: Graph, schedule: Schedule, buffers: Map<number, DeviceTensor>, seed: number, step: number): Promise<void> {
+export async function runGraph(device: GPUDevice, graph: GraphManifest, kernels: ReadonlyMap<string, string>, buffers: Map<number, DeviceTensor>, seed: number, step: number): Promise<DeviceTensor[]> {
+  const specs = new Map(graph.buffers.map((b) => [b.id, b]));
   const params = uploadUniform(device, Uint32Array.of(seed >>> 0, step >>> 0), "params");
-  // A validation error (a bad binding, a buffer too large) is thrown here, not left as a console warning.
+  const created: DeviceTensor[] = [];
   device.pushErrorScope("validation");
-  const encoder = device.createCommandEncoder({ label: "schedule" });
-  for (const s of schedule.steps) {
-    if (s.kind !== "kernel") throw new Error(`%${s.call.node} (${g.nodes[s.call.node]!.op.kind}) needs a library kernel, which the WebGPU runtime does not have yet`);
-    await dispatch(device, encoder, s.kernel, params, buffers);
+  const encoder = device.createCommandEncoder({ label: "graph" });
+  for (const d of graph.dispatches) {
+    const code = kernels.get(d.kernel);
+    if (code === undefined) throw new Error(`the program has no kernel file ${d.kernel}`);
+    const pipeline = await computePipeline(device, { code, label: d.kernel });
+    const outId = d.buffers[d.buffers.length - 1]!;
+    const spec = specs.get(outId)!;
+    const size = spec.shape.reduce((a, b) => a * b, 1);
+    const out = { buffer: createStorageBuffer(device, size * 4, `%${outId}`), dtype: spec.dtype, size };
+    buffers.set(outId, out);
+    created.push(out);
+    const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: params } }];
+    d.buffers.forEach((id, i) => {
+      const t = buffers.get(id);
+      if (!t) throw new Error(`${d.kernel} reads %${id}, which has no buffer`);
+      entries.push({ binding: i + 1, resource: { buffer: t.buffer } });
+    });
+    const pass = encoder.beginComputePass({ label: d.kernel });
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }));
+    pass.dispatchWorkgroups(d.workgroups[0], d.workgroups[1]);
+    pass.end();
   }
   device.queue.submit([encoder.finish()]);
   const error = await device.popErrorScope();
   await device.queue.onSubmittedWorkDone();
   params.destroy();
-  if (error) throw new Error(`WebGPU rejected the schedule: ${error.message}`);
-}
-
-async function dispatch(device: GPUDevice, encoder: GPUCommandEncoder, k: Kernel, params: GPUBuffer, buffers: Map<number, DeviceTensor>): Promise<void> {
-  const { code, workgroups } = renderKernelWgsl(k);
-  const pipeline = await computePipeline(device, { code, label: k.name });
-  const out = { buffer: createStorageBuffer(device, k.size * 4, k.name), dtype: k.dtype, size: k.size };
-  buffers.set(k.node, out);
-  const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: params } }];
-  k.inputs.forEach((input, i) => {
-    const t = buffers.get(input.node);
-    if (!t) throw new Error(`${k.name} reads %${input.node}, which has no buffer`);
-    entries.push({ binding: i + 1, resource: { buffer: t.buffer } });
-  });
-  entries.push({ binding: k.inputs.length + 1, resource: { buffer: out.buffer } });
-  const pass = encoder.beginComputePass({ label: k.name });
-  pass.setPipeline(pipeline);
-  pass.setBindGroup(0, device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }));
-  pass.dispatchWorkgroups(workgroups[0], workgroups[1]);
-  pass.end();
+  if (error) throw new Error(`WebGPU rejected the graph: ${error.message}`);
+  return created;
 }
 
 export function upload(device: GPUDevice, dtype: string, data: ArrayLike<number>): DeviceTensor {

@@ -1,13 +1,13 @@
 /// <reference types="@webgpu/types" />
-// A Program on a GPUDevice: parameters and optimizer state live on the device; each entry runs as its fused
-// kernels (compiled once, cached), and a train step's new parameters and state replace the old buffers. The
-// protocol is the reference session's (runtime/reference.ts), so the two are compared step by step.
-import { fuse } from "../../compiler/kernel/fuse.js";
-import type { Schedule } from "../../compiler/kernel/ir.js";
-import type { Graph } from "../../compiler/ir.js";
-import { NAMES, type Program, type ProgramEntry } from "../../compiler/lower.js";
+// A WGSL Program (manifest + kernels, as `ulc build --target wgsl` writes it) on a GPUDevice: parameters and
+// optimizer state live on the device; each entry runs as its kernels (compiled once, cached), and a train step's
+// new parameters and state replace the old buffers. The protocol is the reference session's
+// (runtime/reference.ts), so the two are compared step by step. Nothing here needs Node: a browser passes the
+// manifest and kernel files it fetched.
+import { emitWgsl, type EntryManifest, type GraphManifest, type ProgramManifest, type WgslBuild } from "../../backends/wgsl/program.js";
+import { NAMES, type Program } from "../../compiler/lower.js";
 import type { Tensor } from "../tensor.js";
-import { download, runKernels, upload, type DeviceTensor } from "./kernels.js";
+import { download, runGraph, upload, type DeviceTensor } from "./kernels.js";
 
 export interface WebGpuSessionOptions {
   readonly seed: number;
@@ -24,47 +24,44 @@ export class WebGpuSession {
   /** Parameters by name, on the device. */
   private params = new Map<string, DeviceTensor>();
   private readonly state = new Map<string, DeviceTensor>();
-  private readonly schedules = new Map<Graph, Schedule>();
   step = 0;
 
   private constructor(
     readonly device: GPUDevice,
-    readonly program: Program,
+    readonly program: ProgramManifest,
+    private readonly kernels: ReadonlyMap<string, string>,
     readonly options: WebGpuSessionOptions,
   ) {}
 
-  /** Initialises the parameters on the device with the program's init graph. */
-  static async create(device: GPUDevice, program: Program, options: WebGpuSessionOptions): Promise<WebGpuSession> {
-    const s = new WebGpuSession(device, program, options);
-    const out = await s.execute(program.init, new Map(), 0);
-    for (const o of program.init.outputs) s.params.set(o.name, out.get(o.name)!);
+  /** Loads a built Program and initialises its parameters on the device with its init graph. */
+  static async create(device: GPUDevice, build: WgslBuild, options: WebGpuSessionOptions): Promise<WebGpuSession> {
+    const s = new WebGpuSession(device, build.manifest, build.kernels, options);
+    const out = await s.execute(build.manifest.init, new Map(), 0);
+    for (const o of build.manifest.init.outputs) s.params.set(o.name, out.get(o.name)!);
     return s;
   }
 
-  private schedule(g: Graph): Schedule {
-    let s = this.schedules.get(g);
-    if (!s) this.schedules.set(g, (s = fuse(g)));
-    return s;
+  /** Compiles an in-memory Program (as `ulc build --target wgsl` would) and loads it. */
+  static fromProgram(device: GPUDevice, program: Program, options: WebGpuSessionOptions): Promise<WebGpuSession> {
+    return WebGpuSession.create(device, emitWgsl(program), options);
   }
 
   /** Runs a graph with named inputs; returns its outputs' buffers and frees every other buffer it made. */
-  private async execute(g: Graph, inputs: ReadonlyMap<string, DeviceTensor>, step: number): Promise<Map<string, DeviceTensor>> {
+  private async execute(g: GraphManifest, inputs: ReadonlyMap<string, DeviceTensor>, step: number): Promise<Map<string, DeviceTensor>> {
     const buffers = new Map<number, DeviceTensor>();
-    for (const n of g.nodes) {
-      if (n.op.kind !== "input" && n.op.kind !== "param") continue;
-      const t = n.op.kind === "input" ? inputs.get(n.op.name) : this.params.get(n.op.name);
-      if (!t) throw new Error(`the graph needs the ${n.op.kind} '${n.op.name}'`);
-      buffers.set(n.id, t);
+    for (const b of g.buffers) {
+      if (b.role !== "input" && b.role !== "param") continue;
+      const t = b.role === "input" ? inputs.get(b.name!) : this.params.get(b.name!);
+      if (!t) throw new Error(`the graph needs the ${b.role} '${b.name}'`);
+      buffers.set(b.id, t);
     }
-    const given = new Set(buffers.values());
-    await runKernels(this.device, g, this.schedule(g), buffers, this.options.seed, step);
-    const outputs = new Map(g.outputs.map((o) => [o.name, buffers.get(o.node)!]));
-    const kept = new Set(outputs.values());
-    for (const t of buffers.values()) if (!kept.has(t) && !given.has(t)) t.buffer.destroy();
+    const created = await runGraph(this.device, g, this.kernels, buffers, this.options.seed, step);
+    const outputs = new Map(g.outputs.map((o) => [o.name, buffers.get(o.buffer)!]));
+    free(created, new Set(outputs.values()));
     return outputs;
   }
 
-  private entry(name: string): ProgramEntry {
+  private entry(name: string): EntryManifest {
     const e = this.program.entries.find((x) => x.name === name);
     if (!e) throw new Error(`model ${this.program.model} has no entry '${name}'`);
     return e;
@@ -74,7 +71,7 @@ export class WebGpuSession {
     return upload(this.device, "f32", [v]);
   }
 
-  private inputsFor(entry: ProgramEntry, data: ReadonlyMap<string, Tensor>): Map<string, DeviceTensor> {
+  private inputsFor(entry: EntryManifest, data: ReadonlyMap<string, Tensor>): Map<string, DeviceTensor> {
     const inputs = new Map<string, DeviceTensor>();
     for (const spec of entry.inputs) {
       const t = data.get(spec.name);
@@ -89,7 +86,7 @@ export class WebGpuSession {
   async run(name: string, data: ReadonlyMap<string, Tensor>, step = this.step): Promise<Map<string, Float32Array | Int32Array>> {
     const entry = this.entry(name);
     const inputs = this.inputsFor(entry, data);
-    const out = await this.execute(entry.graph, inputs, step);
+    const out = await this.execute(entry, inputs, step);
     const host = new Map<string, Float32Array | Int32Array>();
     for (const [k, t] of out) host.set(k, await download(this.device, t));
     // Two outputs may be one buffer (x / 1 simplifies to x): free each buffer once, after every read.
@@ -113,7 +110,7 @@ export class WebGpuSession {
         if (!this.state.has(key)) this.state.set(key, upload(this.device, "f32", new Float32Array(this.params.get(p)!.size)));
         inputs.set(key, this.state.get(key)!);
       }
-    const out = await this.execute(entry.graph, inputs, this.step);
+    const out = await this.execute(entry, inputs, this.step);
     // The step's new parameters and state replace the old buffers, which are freed.
     const retired = new Set<DeviceTensor>();
     for (const p of training.params) {

@@ -4,7 +4,7 @@
 // Node or in a browser.
 import type { DType, Graph } from "../../compiler/ir.js";
 import { fuse } from "../../compiler/kernel/fuse.js";
-import type { Program, ProgramEntry, ScalarSpec, TensorSpec } from "../../compiler/lower.js";
+import type { Program, ProgramEntry } from "../../compiler/lower.js";
 import { memoryStats } from "../../compiler/memory.js";
 import { renderKernelWgsl } from "./kernel.js";
 
@@ -35,13 +35,10 @@ export interface GraphManifest {
 
 export type EntryManifest = GraphManifest & Pick<ProgramEntry, "name" | "kind" | "inputs" | "results" | "training">;
 
-export interface ProgramManifest {
+/** A Program (compiler/lower.ts) with each graph replaced by its kernels. */
+export interface ProgramManifest extends Pick<Program, "model" | "bindings" | "params" | "hypers"> {
   readonly format: typeof MANIFEST_FORMAT;
   readonly target: "wgsl";
-  readonly model: string;
-  readonly bindings: Readonly<Record<string, number>>;
-  readonly params: readonly TensorSpec[];
-  readonly hypers: readonly ScalarSpec[];
   readonly init: GraphManifest;
   readonly entries: readonly EntryManifest[];
 }

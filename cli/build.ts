@@ -48,14 +48,11 @@ export function checkAndLower(file: string, bindings: Record<string, number>, mo
   }
 }
 
-function statsTable(entries: readonly ProgramEntry[]): string {
+/** Per entry: op counts before and after the optimiser, kernels after fusion, and the planned memory. */
+function statsTable(entries: readonly ProgramEntry[], kernelCount: (e: ProgramEntry) => number): string {
   const mib = (b: number) => (b / 2 ** 20).toFixed(2);
-  const rows = entries.map((e) => {
-    const schedule = fuse(e.graph);
-    const kernels = schedule.steps.filter((s) => s.kind === "kernel").length;
-    return [e.name, String(e.tracedNodes), String(e.graph.nodes.length), String(kernels), String(schedule.steps.length - kernels), mib(e.memory.intermediates), mib(e.memory.arena)];
-  });
-  const head = ["entry", "traced ops", "ops", "fused kernels", "library calls", "intermediates MiB", "arena MiB"];
+  const rows = entries.map((e) => [e.name, String(e.tracedNodes), String(e.graph.nodes.length), String(kernelCount(e)), mib(e.memory.intermediates), mib(e.memory.arena)]);
+  const head = ["entry", "traced ops", "ops", "kernels", "intermediates MiB", "arena MiB"];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
   return [line(head), ...rows.map(line)].join("\n") + "\n";
@@ -78,7 +75,7 @@ export function runBuild(file: string, options: BuildCommandOptions, io: CliIo):
     mkdirSync(path.join(dir, "kernels"), { recursive: true });
     for (const [name, code] of kernels) writeFileSync(path.join(dir, "kernels", name), code);
     writeFileSync(path.join(dir, "manifest.json"), JSON.stringify(manifest, null, 1) + "\n");
-    if (options.stats) io.stderr.write(statsTable(program.entries));
+    if (options.stats) io.stderr.write(statsTable(program.entries, (e) => manifest.entries.find((m) => m.name === e.name)!.dispatches.length));
     io.stderr.write(`wrote ${path.join(dir, "manifest.json")} and ${kernels.size} kernels for ${program.model} (${program.entries.length} entries)\n`);
     return EXIT.ok;
   }
@@ -94,7 +91,7 @@ export function runBuild(file: string, options: BuildCommandOptions, io: CliIo):
     ...entries.map((e) => `// ${e.name}: ${e.graph.nodes.length} nodes (${e.tracedNodes} as traced)\n${printGraph(e.graph, `${e.kind === "train" ? "train" : "entry"} ${e.name}`)}`),
   ];
   const text = parts.join("\n\n") + "\n";
-  if (options.stats) io.stderr.write(statsTable(entries));
+  if (options.stats) io.stderr.write(statsTable(entries, (e) => fuse(e.graph).steps.length));
   if (options.output) writeFileSync(options.output, text);
   else io.stdout.write(text);
   return EXIT.ok;

@@ -9,6 +9,7 @@ import type { TensorValue, Value } from "../dsl/values.js";
 import { vjp } from "./autodiff.js";
 import { GraphBuilder, verify, type DType, type Graph } from "./ir.js";
 import { memoryStats, type MemoryStats } from "./memory.js";
+import { NAMES } from "./names.js";
 import { optimize } from "./passes/index.js";
 import { dims, GraphTracer } from "./trace.js";
 
@@ -55,13 +56,6 @@ export interface Program {
   readonly entries: readonly ProgramEntry[];
 }
 
-/** Graph input and output names the runtime relies on. */
-export const NAMES = {
-  step: "optimizer.step",
-  arg: (name: string) => `optimizer.${name}`,
-  state: (state: string, param: string) => `optimizer.${state}.${param}`,
-  newParam: (param: string) => `param:${param}`,
-};
 
 export interface LowerOptions {
   readonly bindings: Readonly<Record<string, number>>;

@@ -1,8 +1,8 @@
 // Runs a Program on the reference interpreter: initialises parameters, keeps the optimizer state, and feeds a
 // train step's updated parameters and state back in for the next step. The WebGPU and CUDA runtimes follow the
-// same protocol (graph input and output names in compiler/lower.ts NAMES); this one is their oracle.
+// same protocol (graph input and output names in compiler/names.ts); this one is their oracle.
 import type { Program, ProgramEntry } from "../compiler/lower.js";
-import { NAMES } from "../compiler/lower.js";
+import { NAMES } from "../compiler/names.js";
 import { interpret } from "./interpreter.js";
 import type { Precision, Tensor } from "./tensor.js";
 

@@ -5,7 +5,8 @@
 // (runtime/reference.ts), so the two are compared step by step. Nothing here needs Node: a browser passes the
 // manifest and kernel files it fetched.
 import { emitWgsl, type EntryManifest, type GraphManifest, type ProgramManifest, type WgslBuild } from "../../backends/wgsl/program.js";
-import { NAMES, type Program } from "../../compiler/lower.js";
+import type { Program } from "../../compiler/lower.js";
+import { NAMES } from "../../compiler/names.js";
 import type { Tensor } from "../tensor.js";
 import { download, runGraph, upload, type DeviceTensor } from "./kernels.js";
 

@@ -1,0 +1,108 @@
+// The same WGSL Program in a real browser: headless Chromium (Debian's, driven by playwright-core) loads the
+// runtime bundle and a built classifier over HTTP on localhost, runs an entry on its own WebGPU, and must give
+// what the Node runtime (Dawn) gives. Skips, saying why, only where Chromium or WebGPU is missing; CI requires
+// both (`npm run test:ci` installs them).
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync, existsSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { emitWgsl } from "../backends/wgsl/program.js";
+import { lowerProgram } from "../compiler/lower.js";
+import { randomUniform } from "../runtime/random.js";
+import type { WebGpu } from "../runtime/webgpu/device.js";
+import { WebGpuSession } from "../runtime/webgpu/session.js";
+import { testDevice } from "./support/webgpu.js";
+
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const required = ["1", "true"].includes(process.env.ULC_REQUIRE_WEBGPU ?? "");
+const td = await testDevice();
+const skip = td.gpu === undefined ? td.skip : existsSync(CHROMIUM) ? undefined : `browser tests skipped: no Chromium at ${CHROMIUM} (run bash scripts/setup-browser.sh)`;
+if (skip && td.gpu !== undefined && required) throw new Error(skip);
+if (skip) console.warn(skip);
+
+const PAGE = `<!doctype html>
+<meta charset="utf-8">
+<title>ulc runtime</title>
+<script type="module">
+  import { WebGpuSession } from "./session.js";
+  window.runEntry = async (entry, name, shape, data) => {
+    if (!navigator.gpu) throw new Error("this browser has no WebGPU");
+    const adapter = await navigator.gpu.requestAdapter();
+    const device = await adapter.requestDevice({ requiredLimits: { maxStorageBuffersPerShaderStage: 8 } });
+    const manifest = await (await fetch("program/manifest.json")).json();
+    const files = await (await fetch("program/kernels.json")).json();
+    const kernels = new Map(await Promise.all(files.map(async (f) => [f, await (await fetch("program/kernels/" + f)).text()])));
+    const session = await WebGpuSession.create(device, { manifest, kernels }, { seed: 6 });
+    const out = await session.run(entry, new Map([[name, { dtype: "f32", shape, data }]]));
+    return { adapter: adapter.info?.vendor ?? "", result: Array.from(out.get("result")) };
+  };
+  window.ready = true;
+</script>`;
+
+describe.skipIf(skip !== undefined)("the WGSL runtime in headless Chromium", () => {
+  const gpu = td.gpu as WebGpu;
+  let dir: string;
+  let server: Server;
+  let url: string;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), "ulc-browser-"));
+    // The runtime as a browser loads it: one ES module, bundled from the TypeScript sources.
+    const { build } = await import("rolldown");
+    await build({ input: path.resolve("runtime/webgpu/session.ts"), platform: "browser", output: { dir, format: "esm" }, write: true, logLevel: "silent" });
+    const { manifest, kernels } = emitWgsl(lowerProgram("models/classifier.ul", { bindings: { B: 2 } }));
+    mkdirSync(path.join(dir, "program", "kernels"), { recursive: true });
+    writeFileSync(path.join(dir, "program", "manifest.json"), JSON.stringify(manifest));
+    writeFileSync(path.join(dir, "program", "kernels.json"), JSON.stringify([...kernels.keys()]));
+    for (const [f, code] of kernels) writeFileSync(path.join(dir, "program", "kernels", f), code);
+    writeFileSync(path.join(dir, "index.html"), PAGE);
+    server = createServer((req, res) => {
+      const file = path.join(dir, decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname));
+      if (!file.startsWith(dir) || !existsSync(file)) {
+        res.writeHead(404).end();
+        return;
+      }
+      const type = file.endsWith(".js") ? "text/javascript" : file.endsWith(".html") ? "text/html" : file.endsWith(".json") ? "application/json" : "text/plain";
+      res.writeHead(200, { "content-type": type }).end(readFileSync(file));
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const address = server.address();
+    url = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}/index.html`;
+  }, 120_000);
+
+  afterAll(() => {
+    server?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("the classifier's logits in Chromium equal Node's (Dawn), within float32 rounding", async () => {
+    const { chromium } = await import("playwright-core");
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ["--no-sandbox", "--enable-unsafe-webgpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
+    });
+    try {
+      const page = await browser.newPage();
+      const errors: string[] = [];
+      page.on("pageerror", (e) => errors.push(e.message));
+      await page.goto(url);
+      await page.waitForFunction(() => (window as unknown as { ready?: boolean }).ready === true, undefined, { timeout: 30_000 });
+      const data = [...randomUniform(3, 0, 0, 2 * 784)].map((v) => 2 * v - 1);
+      const inBrowser = await page.evaluate(
+        ([d]) => (window as unknown as { runEntry: (e: string, n: string, s: number[], d: number[]) => Promise<{ adapter: string; result: number[] }> }).runEntry("logits", "x", [2, 1, 28, 28], d),
+        [data] as const,
+      );
+      expect(errors).toEqual([]);
+      const inNode = await WebGpuSession.fromProgram(gpu.device, lowerProgram("models/classifier.ul", { bindings: { B: 2 } }), { seed: 6 });
+      const want = (await inNode.run("logits", new Map([["x", { dtype: "f32", shape: [2, 1, 28, 28], data: Float64Array.from(data) }]]))).get("result")!;
+      expect(inBrowser.result).toHaveLength(want.length);
+      // Two WebGPU implementations (Chromium's, Dawn on lavapipe in Node), each summing in f32 in its own way:
+      // 1e-4 relative to the logits' scale (sums of up to 3136 terms, a few ulp each).
+      want.forEach((w, i) => expect(Math.abs(inBrowser.result[i]! - w)).toBeLessThanOrEqual(1e-4 * (1 + Math.abs(w))));
+    } finally {
+      await browser.close();
+    }
+  }, 180_000);
+});

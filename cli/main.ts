@@ -83,10 +83,9 @@ export function buildProgram(io: CliIo, finish: (code: number) => void): Command
     .showHelpAfterError("(run 'ulc build --help' for usage)")
     .addHelpText("after", "\nExamples:\n  ulc build models/ul_tiny.ul --emit ir --bind B=8 --entry fit\n  ulc build models/ul_small.ul --target wgsl --bind B=64 -o build/ul_small --stats")
     .action(async function (this: Command, path: string, options: BuildCommandOptions) {
-      const { files, problems } = validateSourceFiles([path]);
-      if (problems.length > 0) this.error(problems.map((p) => `error: ${p}`).join("\n"), { exitCode: EXIT.usage, code: "ulc.badFile" });
+      const file = sourceFile(this, path);
       const { runBuild } = await import("./build.js");
-      finish(runBuild(files[0]!, options, io));
+      finish(runBuild(file, options, io));
     });
 
   program
@@ -104,13 +103,19 @@ export function buildProgram(io: CliIo, finish: (code: number) => void): Command
     .showHelpAfterError("(run 'ulc gradcheck --help' for usage)")
     .addHelpText("after", "\nExample:\n  ulc gradcheck models/ul_tiny.ul --runs 3 --seed 7")
     .action(async function (this: Command, path: string, options: GradcheckCommandOptions) {
-      const { files, problems } = validateSourceFiles([path]);
-      if (problems.length > 0) this.error(problems.map((p) => `error: ${p}`).join("\n"), { exitCode: EXIT.usage, code: "ulc.badFile" });
+      const file = sourceFile(this, path);
       const { runGradcheck } = await import("./gradcheck.js");
-      finish(runGradcheck(files[0]!, options, io));
+      finish(runGradcheck(file, options, io));
     });
 
   return program;
+}
+
+/** The one .ul file a command takes, or a usage error naming what is wrong with it. */
+function sourceFile(command: Command, path: string): string {
+  const { files, problems } = validateSourceFiles([path]);
+  if (problems.length > 0) command.error(problems.map((p) => `error: ${p}`).join("\n"), { exitCode: EXIT.usage, code: "ulc.badFile" });
+  return files[0]!;
 }
 
 function positiveInt(flag: string) {

@@ -149,6 +149,16 @@ function contraction(n: Node, idx: readonly Ix[], operand: (i: number, at: reado
   const guarded = (cond: Sx[], value: Sx): Sx => ({ k: "select", t, c: all(cond), a: value, b: zero });
   const within = (at: Ix, hi: number): Sx => ({ k: "inrange", t: "bool", at, lo: 0, hi });
   const identity = (acc: Sx) => acc;
+  // Convolutions: the input row (or column) an output position reads through kernel tap k, and the input
+  // channel of a group's channel c; and, going back, the output position a strided window maps to exactly.
+  const conv = op.kind === "conv2d" || op.kind === "conv2d_grad_input" || op.kind === "conv2d_grad_weight" ? op : undefined;
+  const tap = (out: Ix, k: Ix) => ixAdd(ixAdd(ixMul(out, conv!.stride), k), ixConst(-conv!.padding));
+  const channel = (o: Ix, O: number, Cg: number, c: Ix) => ixAdd(ixMul(ixDiv(o, O / conv!.groups), Cg), c);
+  /** `num / stride` where the division is exact and lands in [0, hi): the conditions and the quotient. */
+  const exactly = (num: Ix, stride: number, hi: number): { cond: Sx[]; at: Ix } => {
+    const at = ixDiv(num, stride);
+    return { cond: [within(num, INT_MAX), within(ixMod(num, stride), 1), within(at, hi)], at };
+  };
   switch (op.kind) {
     case "reduce": {
       const x = shapeOf(0);
@@ -174,10 +184,8 @@ function contraction(n: Node, idx: readonly Ix[], operand: (i: number, at: reado
       const [O, Cg, KH, KW] = shapeOf(1) as [number, number, number, number];
       const [nn, o, oh, ow] = idx as [Ix, Ix, Ix, Ix];
       const [c, kh, kw] = unravel(R, [Cg, KH, KW]) as [Ix, Ix, Ix];
-      const cin = ixAdd(ixMul(ixDiv(o, O / op.groups), Cg), c);
-      const ih = ixAdd(ixAdd(ixMul(oh, op.stride), kh), ixConst(-op.padding));
-      const iw = ixAdd(ixAdd(ixMul(ow, op.stride), kw), ixConst(-op.padding));
-      return { fn: "sum", count: Cg * KH * KW, body: () => guarded([within(ih, H), within(iw, W)], mul(operand(1, [o, c, kh, kw]), operand(0, [nn, cin, ih, iw]))), finish: identity };
+      const [ih, iw] = [tap(oh, kh), tap(ow, kw)];
+      return { fn: "sum", count: Cg * KH * KW, body: () => guarded([within(ih, H), within(iw, W)], mul(operand(1, [o, c, kh, kw]), operand(0, [nn, channel(o, O, Cg, c), ih, iw]))), finish: identity };
     }
     case "conv2d_grad_input": {
       // dx[n, ci, h, w] = Σ_(og, kh, kw) w[o, ci mod Cg, kh, kw] · dy[n, o, (h + p − kh)/s, (w + p − kw)/s]
@@ -188,15 +196,12 @@ function contraction(n: Node, idx: readonly Ix[], operand: (i: number, at: reado
       const [nn, ci, h, w] = idx as [Ix, Ix, Ix, Ix];
       const [og, kh, kw] = unravel(R, [Og, KH, KW]) as [Ix, Ix, Ix];
       const o = ixAdd(ixMul(ixDiv(ci, Cg), Og), og);
-      const numH = ixAdd(ixAdd(h, ixConst(op.padding)), ixMul(kh, -1));
-      const numW = ixAdd(ixAdd(w, ixConst(op.padding)), ixMul(kw, -1));
-      const oh = ixDiv(numH, op.stride);
-      const ow = ixDiv(numW, op.stride);
-      const exact = (num: Ix): Sx[] => [within(num, INT_MAX), within(ixMod(num, op.stride), 1)];
+      const rows = exactly(ixAdd(ixAdd(h, ixConst(op.padding)), ixMul(kh, -1)), op.stride, HO);
+      const cols = exactly(ixAdd(ixAdd(w, ixConst(op.padding)), ixMul(kw, -1)), op.stride, WO);
       return {
         fn: "sum",
         count: Og * KH * KW,
-        body: () => guarded([...exact(numH), within(oh, HO), ...exact(numW), within(ow, WO)], mul(operand(1, [o, ixMod(ci, Cg), kh, kw]), operand(0, [nn, o, oh, ow]))),
+        body: () => guarded([...rows.cond, ...cols.cond], mul(operand(1, [o, ixMod(ci, Cg), kh, kw]), operand(0, [nn, o, rows.at, cols.at]))),
         finish: identity,
       };
     }
@@ -207,10 +212,8 @@ function contraction(n: Node, idx: readonly Ix[], operand: (i: number, at: reado
       const [O, Cg] = n.shape as [number, number];
       const [o, c, kh, kw] = idx as [Ix, Ix, Ix, Ix];
       const [nn, oh, ow] = unravel(R, [N, HO, WO]) as [Ix, Ix, Ix];
-      const cin = ixAdd(ixMul(ixDiv(o, O / op.groups), Cg), c);
-      const ih = ixAdd(ixAdd(ixMul(oh, op.stride), kh), ixConst(-op.padding));
-      const iw = ixAdd(ixAdd(ixMul(ow, op.stride), kw), ixConst(-op.padding));
-      return { fn: "sum", count: N * HO * WO, body: () => guarded([within(ih, H), within(iw, W)], mul(operand(1, [nn, o, oh, ow]), operand(0, [nn, cin, ih, iw]))), finish: identity };
+      const [ih, iw] = [tap(oh, kh), tap(ow, kw)];
+      return { fn: "sum", count: N * HO * WO, body: () => guarded([within(ih, H), within(iw, W)], mul(operand(1, [nn, o, oh, ow]), operand(0, [nn, channel(o, O, Cg, c), ih, iw]))), finish: identity };
     }
     case "avg_pool": {
       const rank = idx.length;
@@ -225,16 +228,13 @@ function contraction(n: Node, idx: readonly Ix[], operand: (i: number, at: reado
       const dy = shapeOf(0);
       const [HO, WO] = [dy[rank - 2]!, dy[rank - 1]!];
       const [rh, rw] = unravel(R, [op.size, op.size]) as [Ix, Ix];
-      const numH = ixAdd(idx[rank - 2]!, ixAdd(ixMul(rh, 1), ixConst(1 - op.size)));
-      const numW = ixAdd(idx[rank - 1]!, ixAdd(ixMul(rw, 1), ixConst(1 - op.size)));
-      const oh = ixDiv(numH, op.stride);
-      const ow = ixDiv(numW, op.stride);
-      const exact = (num: Ix, hi: number, q: Ix): Sx[] => [within(num, INT_MAX), within(ixMod(num, op.stride), 1), within(q, hi)];
+      const rows = exactly(ixAdd(idx[rank - 2]!, ixAdd(rh, ixConst(1 - op.size))), op.stride, HO);
+      const cols = exactly(ixAdd(idx[rank - 1]!, ixAdd(rw, ixConst(1 - op.size))), op.stride, WO);
       const area: Sx = { k: "const", t, v: op.size * op.size };
       return {
         fn: "sum",
         count: op.size * op.size,
-        body: () => guarded([...exact(numH, HO, oh), ...exact(numW, WO, ow)], { k: "binary", t, fn: "div", a: operand(0, [...idx.slice(0, rank - 2), oh, ow]), b: area }),
+        body: () => guarded([...rows.cond, ...cols.cond], { k: "binary", t, fn: "div", a: operand(0, [...idx.slice(0, rank - 2), rows.at, cols.at]), b: area }),
         finish: identity,
       };
     }

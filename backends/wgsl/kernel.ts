@@ -3,7 +3,8 @@
 // as 0/1) or i32; the random streams are Philox-4x32-10 written with u32 operations only, bit-exact with
 // runtime/random.ts. Seed and step are uniforms, so a new step does not recompile.
 import type { DType } from "../../compiler/ir.js";
-import type { Ix, Kernel, Sx } from "../../compiler/kernel/ir.js";
+import type { Kernel } from "../../compiler/kernel/ir.js";
+import { renderSx, type Dialect } from "../c-like/expr.js";
 
 export const WORKGROUP_SIZE = 64;
 /** WebGPU's maxComputeWorkgroupsPerDimension default. */
@@ -11,119 +12,41 @@ export const MAX_WORKGROUPS_PER_DIM = 65535;
 
 const STORAGE: Record<DType, string> = { f32: "f32", f16: "f32", bool: "f32", i32: "i32" };
 
-function ix(x: Ix): string {
-  switch (x.k) {
-    case "gid":
-      return "gid";
-    case "r":
-      return "r";
-    case "const":
-      return `${x.v}i`;
-    case "add":
-      return `(${ix(x.a)} + ${ix(x.b)})`;
-    case "mul":
-      return `${ix(x.a)} * ${x.c}i`;
-    case "div":
-      return `(${ix(x.a)} / ${x.c}i)`;
-    case "mod":
-      return `(${ix(x.a)} % ${x.c}i)`;
-  }
-}
-
-function f32Literal(v: number): string {
-  if (Number.isNaN(v)) return "ulc_bits(0x7fc00000u)";
-  if (v === Infinity) return "ulc_bits(0x7f800000u)";
-  if (v === -Infinity) return "ulc_bits(0xff800000u)";
-  if (Object.is(v, -0)) return "-0.0";
-  const f = Math.fround(v);
-  if (!Number.isFinite(f)) return f > 0 ? "ulc_bits(0x7f800000u)" : "ulc_bits(0xff800000u)";
-  if (f !== 0 && Math.abs(f) < 1.1754943508222875e-38) return `ulc_bits(${new Uint32Array(Float32Array.of(f).buffer)[0]}u)`; // subnormal
-  const s = String(f);
-  return /[.e]/.test(s) ? s : `${s}.0`;
-}
-
-function literal(v: number, t: DType): string {
-  if (t === "i32") return `${v | 0}i`;
-  if (t === "bool") return v !== 0 ? "true" : "false";
-  return f32Literal(v);
-}
-
-const UNARY: Record<string, (x: string) => string> = {
-  neg: (x) => `(-${x})`,
-  exp: (x) => `exp(${x})`,
-  log: (x) => `log(${x})`,
-  sqrt: (x) => `sqrt(${x})`,
-  rsqrt: (x) => `inverseSqrt(${x})`,
-  sin: (x) => `sin(${x})`,
-  cos: (x) => `cos(${x})`,
-  tanh: (x) => `tanh(${x})`,
-  sigmoid: (x) => `ulc_sigmoid(${x})`,
-  softplus: (x) => `ulc_softplus(${x})`,
-  abs: (x) => `abs(${x})`,
-  floor: (x) => `floor(${x})`,
+const WGSL: Dialect = {
+  int: (v) => `${v}i`,
+  float: (s) => s,
+  // Infinities, NaN and subnormals have no WGSL literal (see ulc_bits).
+  bits: (b) => `ulc_bits(0x${b.toString(16)}u)`,
+  unary: {
+    neg: (x) => `(-${x})`,
+    exp: (x) => `exp(${x})`,
+    log: (x) => `log(${x})`,
+    sqrt: (x) => `sqrt(${x})`,
+    rsqrt: (x) => `inverseSqrt(${x})`,
+    sin: (x) => `sin(${x})`,
+    cos: (x) => `cos(${x})`,
+    tanh: (x) => `tanh(${x})`,
+    sigmoid: (x) => `ulc_sigmoid(${x})`,
+    softplus: (x) => `ulc_softplus(${x})`,
+    abs: (x) => `abs(${x})`,
+    floor: (x) => `floor(${x})`,
+  },
+  binary: {
+    add: (a, b) => `(${a} + ${b})`,
+    sub: (a, b) => `(${a} - ${b})`,
+    mul: (a, b) => `(${a} * ${b})`,
+    div: (a, b) => `(${a} / ${b})`,
+    pow: (a, b) => `ulc_pow(${a}, ${b})`,
+    maximum: (a, b) => `max(${a}, ${b})`,
+    minimum: (a, b) => `min(${a}, ${b})`,
+  },
+  absInt: (x) => `abs(${x})`,
+  select: (c, a, b) => `select(${b}, ${a}, ${c})`,
+  toInt: (x) => `ulc_to_i32(${x})`,
+  toFloat: (x) => `f32(${x})`,
+  toU32: (x) => `u32(${x})`,
+  random: (dist, key, at) => `ulc_${dist}(${key}u, ${at})`,
 };
-
-const BINARY: Record<string, (a: string, b: string) => string> = {
-  add: (a, b) => `(${a} + ${b})`,
-  sub: (a, b) => `(${a} - ${b})`,
-  mul: (a, b) => `(${a} * ${b})`,
-  div: (a, b) => `(${a} / ${b})`,
-  pow: (a, b) => `ulc_pow(${a}, ${b})`,
-  maximum: (a, b) => `max(${a}, ${b})`,
-  minimum: (a, b) => `min(${a}, ${b})`,
-};
-
-const COMPARE = { lt: "<", le: "<=", gt: ">", ge: ">=", eq: "==", ne: "!=" } as const;
-
-/** The WGSL value type of an expression: bools are `bool` in registers and 0/1 in f32 buffers. */
-function valueType(t: DType): string {
-  return t === "bool" ? "bool" : STORAGE[t];
-}
-
-/** `x` (of dtype `from`) converted to dtype `to`, with the interpreter's rules (i32 truncates and saturates). */
-function convert(x: string, from: DType, to: DType): string {
-  if (valueType(from) === valueType(to)) return x;
-  if (to === "bool") return from === "i32" ? `(${x} != 0i)` : `(${x} != 0.0)`;
-  if (from === "bool") return to === "i32" ? `select(0i, 1i, ${x})` : `select(0.0, 1.0, ${x})`;
-  return to === "i32" ? `ulc_to_i32(${x})` : `f32(${x})`;
-}
-
-function sx(x: Sx, inputs: readonly DType[]): string {
-  switch (x.k) {
-    case "load": {
-      const raw = `in${x.buffer}[${ix(x.at)}]`;
-      return inputs[x.buffer] === "bool" ? `(${raw} != 0.0)` : raw;
-    }
-    case "const":
-      return literal(x.v, x.t);
-    case "index":
-      return convert(ix(x.at), "i32", x.t);
-    case "random":
-      return `ulc_${x.dist}(${x.key}u, u32(${ix(x.at)}))`;
-    case "unary":
-      if (x.t === "i32") return x.fn === "neg" ? `(-${sx(x.x, inputs)})` : x.fn === "abs" ? `abs(${sx(x.x, inputs)})` : `ulc_to_i32(${UNARY[x.fn]!(`f32(${sx(x.x, inputs)})`)})`;
-      return UNARY[x.fn]!(sx(x.x, inputs));
-    case "binary":
-      if (x.t === "i32" && x.fn === "pow") return `ulc_to_i32(ulc_pow(f32(${sx(x.a, inputs)}), f32(${sx(x.b, inputs)})))`;
-      return BINARY[x.fn]!(sx(x.a, inputs), sx(x.b, inputs));
-    case "compare":
-      return `(${sx(x.a, inputs)} ${COMPARE[x.fn]} ${sx(x.b, inputs)})`;
-    case "select":
-      return `select(${sx(x.b, inputs)}, ${sx(x.a, inputs)}, ${sx(x.c, inputs)})`;
-    case "cast":
-      return convert(sx(x.x, inputs), dtypeOf(x.x), x.t);
-    case "inrange": {
-      const at = ix(x.at);
-      return `(${at} >= ${x.lo}i && ${at} < ${x.hi}i)`;
-    }
-    case "acc":
-      return "acc";
-  }
-}
-
-function dtypeOf(x: Sx): DType {
-  return x.t;
-}
 
 /** Helpers, emitted only when a kernel uses them. */
 const HELPERS: Record<string, string> = {
@@ -183,15 +106,15 @@ fn ulc_normal(key: u32, i: u32) -> f32 {
 /** The shader's text and the dispatch it needs. */
 export function renderKernelWgsl(k: Kernel): { code: string; workgroups: [number, number] } {
   const inputs = k.inputs.map((i) => i.dtype);
-  const body = sx(k.body, inputs);
-  const reduceBody = k.reduce ? sx(k.reduce.body, inputs) : "";
+  const body = renderSx(k.body, inputs, WGSL);
+  const reduceBody = k.reduce ? renderSx(k.reduce.body, inputs, WGSL) : "";
   const accInit = k.reduce?.fn === "max" ? "ulc_bits(" : "";
   const used = (name: string) => body.includes(name) || reduceBody.includes(name) || (name === "ulc_bits" && (accInit !== "" || body.includes("ulc_pow") || reduceBody.includes("ulc_pow")));
   const helpers = Object.keys(HELPERS)
     .filter((h) => used(h) || (h === "ulc_philox" && (used("ulc_uniform") || used("ulc_normal"))))
     .map((h) => HELPERS[h]!);
   const out = k.dtype === "bool" ? `select(0.0, 1.0, ${body})` : body;
-  const accType = valueType(k.dtype === "bool" ? "f32" : k.dtype);
+  const accType = STORAGE[k.dtype];
   const lines = [
     `// ${k.name}: fuses %${k.fused.join(", %")}`,
     "struct Params { seed: u32, step: u32 }",

@@ -53,6 +53,8 @@ export interface Program {
   readonly hypers: readonly ScalarSpec[];
   /** Outputs one tensor per parameter, named by the parameter. */
   readonly init: Graph;
+  /** Folds the parameters into their moving average: `ema:NAME` ← decay·`ema:NAME` + (1 − decay)·param. */
+  readonly ema: Graph;
   readonly entries: readonly ProgramEntry[];
 }
 
@@ -154,7 +156,22 @@ export function lowerProgram(path: string, options: LowerOptions): Program {
         training: { loss: loss.name, optimizer: opt.decl.name.name, args, states: stateNames, params: trained.map((p) => p.name) },
       };
     });
-  return { model: model.name.name, bindings: { ...options.bindings }, params, hypers, init, entries };
+  return { model: model.name.name, bindings: { ...options.bindings }, params, hypers, init, ema: finish(emaGraph(params)), entries };
+}
+
+/** ema + (1 − decay)·(param − ema): one fused kernel per parameter, written as the update rounds best near 1. */
+function emaGraph(params: readonly TensorSpec[]): Graph {
+  const b = new GraphBuilder();
+  const decay = b.add({ kind: "input", name: NAMES.emaDecay }, [], []);
+  const outputs = params.map((p) => {
+    const param = b.add({ kind: "param", name: p.name }, [], p.shape, p.dtype);
+    const ema = b.add({ kind: "input", name: NAMES.ema(p.name) }, [], p.shape, p.dtype);
+    const rate = b.add({ kind: "binary", fn: "sub" }, [b.add({ kind: "constant", value: 1 }, [], []), decay]);
+    const wide = b.add({ kind: "broadcast" }, [b.add({ kind: "reshape" }, [rate], p.shape.map(() => 1))], p.shape);
+    const step = b.add({ kind: "binary", fn: "mul" }, [wide, b.add({ kind: "binary", fn: "sub" }, [param, ema])]);
+    return { name: NAMES.ema(p.name), node: b.add({ kind: "binary", fn: "add" }, [ema, step]) };
+  });
+  return b.build(outputs);
 }
 
 function scalarTensor(e: A.EntryMember): TensorValue {

@@ -5,4 +5,7 @@ export const NAMES = {
   arg: (name: string) => `optimizer.${name}`,
   state: (state: string, param: string) => `optimizer.${state}.${param}`,
   newParam: (param: string) => `param:${param}`,
+  /** The moving average of a parameter (an input and output of the `ema` graph; a checkpoint tensor). */
+  ema: (param: string) => `ema:${param}`,
+  emaDecay: "ema.decay",
 };

@@ -96,7 +96,7 @@ describe.skipIf(skip !== undefined)("the WGSL runtime in headless Chromium", () 
       );
       expect(errors).toEqual([]);
       const inNode = await WebGpuSession.fromProgram(gpu.device, lowerProgram("models/classifier.ul", { bindings: { B: 2 } }), { seed: 6 });
-      const want = (await inNode.run("logits", new Map([["x", { dtype: "f32", shape: [2, 1, 28, 28], data: Float64Array.from(data) }]]))).get("result")!;
+      const want = (await inNode.run("logits", new Map([["x", { dtype: "f32", shape: [2, 1, 28, 28], data: Float64Array.from(data) }]]))).get("result")!.data;
       expect(inBrowser.result).toHaveLength(want.length);
       // Two WebGPU implementations (Chromium's, Dawn on lavapipe in Node), each summing in f32 in its own way:
       // 1e-4 relative to the logits' scale (sums of up to 3136 terms, a few ulp each).

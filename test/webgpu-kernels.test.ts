@@ -196,7 +196,7 @@ describe("ulc build --target wgsl", () => {
       const loaded = await WebGpuSession.create(gpu.device, { manifest, kernels }, { seed: 6 });
       const ref = new ReferenceSession(lowerProgram("models/classifier.ul", { bindings: { B: 4 } }), { precision: "f32", seed: 6 });
       const x = new Map([["x", { dtype: "f32" as const, shape: [4, 1, 28, 28], data: randomUniform(1, 0, 0, 4 * 784).map((v) => 2 * v - 1) }]]);
-      const got = (await loaded.run("logits", x)).get("result")!;
+      const got = (await loaded.run("logits", x)).get("result")!.data;
       const want = ref.run("logits", x).get("result")!.data;
       // f32 on both sides, sums of up to 3136 terms in another order.
       want.forEach((w, i) => expect(Math.abs(got[i]! - w)).toBeLessThanOrEqual(1e-4 * (1 + Math.abs(w))));

@@ -40,6 +40,7 @@ export interface ProgramManifest extends Pick<Program, "model" | "bindings" | "p
   readonly format: typeof MANIFEST_FORMAT;
   readonly target: "wgsl";
   readonly init: GraphManifest;
+  readonly ema: GraphManifest;
   readonly entries: readonly EntryManifest[];
 }
 
@@ -94,6 +95,7 @@ export function emitWgsl(program: Program, options: { maxInputs?: number } = {})
     params: program.params,
     hypers: program.hypers,
     init: emitGraph(program.init, files, options),
+    ema: emitGraph(program.ema, files, options),
     entries: program.entries.map((e) => ({
       name: e.name,
       kind: e.kind,

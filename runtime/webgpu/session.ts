@@ -7,7 +7,7 @@
 import { emitWgsl, type EntryManifest, type GraphManifest, type ProgramManifest, type WgslBuild } from "../../backends/wgsl/program.js";
 import type { Program } from "../../compiler/lower.js";
 import { NAMES } from "../../compiler/names.js";
-import type { Tensor } from "../tensor.js";
+import type { HostTensor, InputTensor, Session, TrainingState } from "../session.js";
 import { download, runGraph, upload, type DeviceTensor } from "./kernels.js";
 
 export interface WebGpuSessionOptions {
@@ -21,10 +21,13 @@ function free(tensors: readonly DeviceTensor[], live: ReadonlySet<DeviceTensor>)
   for (const t of new Set(tensors)) if (!live.has(t)) t.buffer.destroy();
 }
 
-export class WebGpuSession {
+export class WebGpuSession implements Session {
   /** Parameters by name, on the device. */
   private params = new Map<string, DeviceTensor>();
   private readonly state = new Map<string, DeviceTensor>();
+  /** The parameters' moving average by parameter name, once `updateEma` has run or a checkpoint held one. */
+  private readonly ema = new Map<string, DeviceTensor>();
+  private emaInUse = false;
   step = 0;
 
   private constructor(
@@ -52,7 +55,7 @@ export class WebGpuSession {
     const buffers = new Map<number, DeviceTensor>();
     for (const b of g.buffers) {
       if (b.role !== "input" && b.role !== "param") continue;
-      const t = b.role === "input" ? inputs.get(b.name!) : this.params.get(b.name!);
+      const t = b.role === "input" ? inputs.get(b.name!) : this.paramFor(b.name!);
       if (!t) throw new Error(`the graph needs the ${b.role} '${b.name}'`);
       buffers.set(b.id, t);
     }
@@ -60,6 +63,11 @@ export class WebGpuSession {
     const outputs = new Map(g.outputs.map((o) => [o.name, buffers.get(o.buffer)!]));
     free(created, new Set(outputs.values()));
     return outputs;
+  }
+
+  /** The value a graph reads for a parameter: the moving average while it is in use. */
+  private paramFor(name: string): DeviceTensor | undefined {
+    return (this.emaInUse && this.ema.get(name)) || this.params.get(name);
   }
 
   private entry(name: string): EntryManifest {
@@ -72,7 +80,7 @@ export class WebGpuSession {
     return upload(this.device, "f32", [v]);
   }
 
-  private inputsFor(entry: EntryManifest, data: ReadonlyMap<string, Tensor>): Map<string, DeviceTensor> {
+  private inputsFor(entry: EntryManifest, data: ReadonlyMap<string, InputTensor>): Map<string, DeviceTensor> {
     const inputs = new Map<string, DeviceTensor>();
     for (const spec of entry.inputs) {
       const t = data.get(spec.name);
@@ -84,19 +92,23 @@ export class WebGpuSession {
   }
 
   /** Runs a plain entry; returns its outputs on the host. */
-  async run(name: string, data: ReadonlyMap<string, Tensor>, step = this.step): Promise<Map<string, Float32Array | Int32Array>> {
+  async run(name: string, data: ReadonlyMap<string, InputTensor>, step = this.step): Promise<Map<string, HostTensor>> {
     const entry = this.entry(name);
     const inputs = this.inputsFor(entry, data);
     const out = await this.execute(entry, inputs, step);
-    const host = new Map<string, Float32Array | Int32Array>();
-    for (const [k, t] of out) host.set(k, await download(this.device, t));
+    const specs = new Map(entry.buffers.map((b) => [b.id, b]));
+    const host = new Map<string, HostTensor>();
+    for (const o of entry.outputs) {
+      const spec = specs.get(o.buffer)!;
+      host.set(o.name, { dtype: spec.dtype, shape: spec.shape, data: await download(this.device, out.get(o.name)!) });
+    }
     // Two outputs may be one buffer (x / 1 simplifies to x): free each buffer once, after every read.
     free([...out.values(), ...inputs.values()], new Set());
     return host;
   }
 
   /** One optimizer step; returns the entry's metrics. */
-  async trainStep(name: string, data: ReadonlyMap<string, Tensor>): Promise<Map<string, number>> {
+  async trainStep(name: string, data: ReadonlyMap<string, InputTensor>): Promise<Map<string, number>> {
     const entry = this.entry(name);
     const training = entry.training;
     if (!training) throw new Error(`entry ${name} is not a train entry`);
@@ -133,5 +145,73 @@ export class WebGpuSession {
   /** A parameter's current value on the host. */
   async param(name: string): Promise<Float32Array | Int32Array> {
     return download(this.device, this.params.get(name)!);
+  }
+
+  async updateEma(decay: number): Promise<void> {
+    const inputs = new Map<string, DeviceTensor>([[NAMES.emaDecay, this.scalar(decay)]]);
+    // The average starts at the parameters it first sees.
+    for (const [name, p] of this.params) inputs.set(NAMES.ema(name), this.ema.get(name) ?? p);
+    const out = await this.execute(this.program.ema, inputs, this.step);
+    const retired = [...this.ema.values(), inputs.get(NAMES.emaDecay)!];
+    for (const name of this.params.keys()) this.ema.set(name, out.get(NAMES.ema(name))!);
+    free(retired, new Set());
+  }
+
+  useEma(on: boolean): void {
+    this.emaInUse = on;
+  }
+
+  async exportState(): Promise<TrainingState> {
+    const tensors = new Map<string, HostTensor>();
+    const spec = new Map(this.program.params.map((p) => [p.name, p]));
+    const put = async (key: string, param: string, t: DeviceTensor) => {
+      const { dtype, shape } = spec.get(param)!;
+      tensors.set(key, { dtype, shape, data: await download(this.device, t) });
+    };
+    for (const [name, t] of this.params) await put(NAMES.newParam(name), name, t);
+    for (const [name, t] of this.ema) await put(NAMES.ema(name), name, t);
+    for (const e of this.program.entries)
+      for (const p of e.training?.params ?? [])
+        for (const s of e.training!.states) {
+          const t = this.state.get(NAMES.state(s, p));
+          if (t && !tensors.has(NAMES.state(s, p))) await put(NAMES.state(s, p), p, t);
+        }
+    return { step: this.step, tensors };
+  }
+
+  async importState(state: TrainingState): Promise<void> {
+    const spec = new Map(this.program.params.map((p) => [p.name, p]));
+    const stateKeys = new Map<string, string>();
+    for (const e of this.program.entries) for (const p of e.training?.params ?? []) for (const s of e.training!.states) stateKeys.set(NAMES.state(s, p), p);
+    const owner = (key: string): string | undefined => {
+      if (key.startsWith("param:")) return key.slice("param:".length);
+      if (key.startsWith("ema:")) return key.slice("ema:".length);
+      return stateKeys.get(key);
+    };
+    for (const [key, t] of state.tensors) {
+      const p = owner(key);
+      const want = p === undefined ? undefined : spec.get(p);
+      if (!want) throw new Error(`the state holds '${key}', which model ${this.program.model} does not have`);
+      if (t.dtype !== want.dtype || t.shape.join(",") !== want.shape.join(","))
+        throw new Error(`'${key}' is ${t.dtype}[${t.shape.join(", ")}], but model ${this.program.model} declares ${want.dtype}[${want.shape.join(", ")}]`);
+    }
+    const missing = this.program.params.filter((p) => !state.tensors.has(NAMES.newParam(p.name)));
+    if (missing.length > 0) throw new Error(`the state lacks ${missing.length} parameter(s) of model ${this.program.model}, first '${missing[0]!.name}'`);
+    this.dispose();
+    for (const [key, t] of state.tensors) {
+      const device = upload(this.device, t.dtype, t.data);
+      if (key.startsWith("param:")) this.params.set(key.slice("param:".length), device);
+      else if (key.startsWith("ema:")) this.ema.set(key.slice("ema:".length), device);
+      else this.state.set(key, device);
+    }
+    this.step = state.step;
+  }
+
+  /** Frees every buffer the session holds. */
+  dispose(): void {
+    free([...this.params.values(), ...this.state.values(), ...this.ema.values()], new Set());
+    this.params.clear();
+    this.state.clear();
+    this.ema.clear();
   }
 }

@@ -1,0 +1,100 @@
+// Batches for an entry: the images padded (centred, with the background value) to the size the model
+// declares and scaled from 0..255 to [-1, 1]; labels one-hot where the entry takes them. The order is a
+// pure function of (seed, step): epoch e visits the set in a Philox-keyed permutation, and step k takes the
+// B examples after the first (k − 1)·B, so a resumed run sees exactly the batches an uninterrupted one would.
+import type { TensorSpec } from "../compiler/lower.js";
+import { uniformAt } from "../runtime/random.js";
+import type { InputTensor } from "../runtime/session.js";
+import { DataError, type ImageSet } from "./data.js";
+
+/** The Philox stream the shuffles draw from; graph random streams use small keys (their node ids). */
+const SHUFFLE_KEY = 0x5348_0000;
+
+/** How an entry's inputs are filled from a data set: the image input, and the label input if it has one. */
+export interface InputLayout {
+  readonly image: TensorSpec;
+  readonly label?: TensorSpec;
+  readonly batch: number;
+}
+
+/** Finds the image input ([B, C, H, W]) and label input ([B, classes]) of an entry and checks the data fits. */
+export function inputLayout(entry: { readonly name: string; readonly inputs: readonly TensorSpec[] }, set: ImageSet): InputLayout {
+  const image = entry.inputs.find((i) => i.shape.length === 4);
+  if (!image) throw new DataError(`entry ${entry.name} takes no image input ([B, C, H, W]): its inputs are ${describe(entry.inputs)}`);
+  const label = entry.inputs.find((i) => i !== image);
+  const [batch, channels, height, width] = image.shape as [number, number, number, number];
+  if (channels !== set.channels) throw new DataError(`entry ${entry.name} takes ${channels}-channel images, but ${set.source} has ${set.channels} channel(s)`);
+  if (height < set.height || width < set.width)
+    throw new DataError(`entry ${entry.name} takes ${height}×${width} images, smaller than the ${set.height}×${set.width} of ${set.source}`);
+  if ((height - set.height) % 2 || (width - set.width) % 2) throw new DataError(`${set.height}×${set.width} images cannot be padded evenly to ${height}×${width}`);
+  if (label) {
+    if (label.shape.length !== 2 || label.shape[0] !== batch) throw new DataError(`entry ${entry.name}'s input '${label.name}' is not a [B, classes] label input`);
+    if (!set.labels) throw new DataError(`entry ${entry.name} needs labels ('${label.name}'), but ${set.source} has none`);
+    if (set.classes! > label.shape[1]!) throw new DataError(`${set.source} has ${set.classes} classes, entry ${entry.name} takes ${label.shape[1]}`);
+  }
+  if (entry.inputs.length > (label ? 2 : 1)) throw new DataError(`entry ${entry.name} takes inputs a data set cannot fill: ${describe(entry.inputs)}`);
+  return { image, batch, ...(label && { label }) };
+}
+
+function describe(inputs: readonly TensorSpec[]): string {
+  return inputs.map((i) => `${i.name}: ${i.dtype}[${i.shape.join(", ")}]`).join(", ") || "none";
+}
+
+/** The inputs for examples `indices` of the set (at most the batch; the rest of the batch repeats the last). */
+export function batchOf(set: ImageSet, layout: InputLayout, indices: readonly number[]): Map<string, InputTensor> {
+  const [batch, channels, height, width] = layout.image.shape as [number, number, number, number];
+  const padY = (height - set.height) / 2, padX = (width - set.width) / 2;
+  const x = new Float32Array(batch * channels * height * width).fill(-1);
+  const plane = set.height * set.width;
+  for (let b = 0; b < batch; b++) {
+    const n = indices[Math.min(b, indices.length - 1)]!;
+    for (let c = 0; c < channels; c++)
+      for (let y = 0; y < set.height; y++)
+        for (let xx = 0; xx < set.width; xx++)
+          x[((b * channels + c) * height + y + padY) * width + xx + padX] = set.pixels[(n * channels + c) * plane + y * set.width + xx]! / 127.5 - 1;
+  }
+  const inputs = new Map<string, InputTensor>([[layout.image.name, { dtype: "f32", shape: layout.image.shape, data: x }]]);
+  if (layout.label) {
+    const classes = layout.label.shape[1]!;
+    const y = new Float32Array(batch * classes);
+    for (let b = 0; b < batch; b++) y[b * classes + set.labels![indices[Math.min(b, indices.length - 1)]!]!] = 1;
+    inputs.set(layout.label.name, { dtype: "f32", shape: layout.label.shape, data: y });
+  }
+  return inputs;
+}
+
+/** The training order: step k's examples, from a per-epoch permutation keyed by the seed. */
+export class BatchOrder {
+  private epoch = -1;
+  private permutation = new Uint32Array(0);
+
+  constructor(
+    private readonly count: number,
+    private readonly batch: number,
+    private readonly seed: number,
+  ) {}
+
+  /** The examples of optimizer step `step` (1-based). */
+  indices(step: number): number[] {
+    const out: number[] = [];
+    for (let i = 0; i < this.batch; i++) {
+      const g = (step - 1) * this.batch + i;
+      const epoch = Math.floor(g / this.count);
+      if (epoch !== this.epoch) this.shuffle(epoch);
+      out.push(this.permutation[g % this.count]!);
+    }
+    return out;
+  }
+
+  /** Fisher–Yates with Philox uniforms at (seed, epoch). */
+  private shuffle(epoch: number): void {
+    const p = Uint32Array.from({ length: this.count }, (_, i) => i);
+    const scratch = new Uint32Array(4);
+    for (let i = this.count - 1; i > 0; i--) {
+      const j = Math.floor(uniformAt(this.seed, epoch, SHUFFLE_KEY, i, scratch) * (i + 1));
+      [p[i], p[j]] = [p[j]!, p[i]!];
+    }
+    this.epoch = epoch;
+    this.permutation = p;
+  }
+}

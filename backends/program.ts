@@ -1,0 +1,113 @@
+// A Program as its kernels, whatever the target: per graph (init, ema, each entry) the buffers that exist
+// (inputs, parameters, outputs, intermediates with their shapes), the kernel launches in order with the buffers
+// each binds (its inputs, then its output), and the graph's outputs. A target supplies only how one fused kernel
+// becomes a dispatch (its source file or function, and its launch size): backends/wgsl/program.ts and
+// backends/cuda/program.ts.
+import type { DType, Graph } from "../compiler/ir.js";
+import { fuse } from "../compiler/kernel/fuse.js";
+import type { Kernel } from "../compiler/kernel/ir.js";
+import type { Program, ProgramEntry } from "../compiler/lower.js";
+import { memoryStats } from "../compiler/memory.js";
+
+export const MANIFEST_FORMAT = "ulc-program/1";
+
+export interface BufferEntry {
+  readonly id: number;
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+  readonly role: "input" | "param" | "output" | "intermediate";
+  /** Inputs and params: their name; outputs: the output's name. */
+  readonly name?: string;
+}
+
+/** What every target's dispatch records: the kernel and its buffers, inputs then the output. */
+export interface Dispatch {
+  readonly kernel: string;
+  readonly buffers: readonly number[];
+}
+
+export interface GraphManifest<D extends Dispatch = Dispatch> {
+  readonly buffers: readonly BufferEntry[];
+  readonly dispatches: readonly D[];
+  readonly outputs: readonly { readonly name: string; readonly buffer: number }[];
+  readonly memory: { readonly intermediates: number; readonly arena: number };
+}
+
+export type EntryManifest<D extends Dispatch = Dispatch> = GraphManifest<D> & Pick<ProgramEntry, "name" | "kind" | "inputs" | "results" | "training">;
+
+/** A Program (compiler/lower.ts) with each graph replaced by its kernels. */
+export interface ProgramManifest<T extends string = string, D extends Dispatch = Dispatch> extends Pick<Program, "model" | "bindings" | "params" | "hypers"> {
+  readonly format: typeof MANIFEST_FORMAT;
+  readonly target: T;
+  readonly init: GraphManifest<D>;
+  readonly ema: GraphManifest<D>;
+  readonly entries: readonly EntryManifest<D>[];
+}
+
+export interface EmitOptions {
+  /** The most buffers a kernel may read (compiler/kernel/fuse.ts). */
+  readonly maxInputs?: number;
+}
+
+/** Collects kernels by their source, so identical ones share one name; `name(i)` names the i-th distinct one. */
+export class KernelFiles {
+  readonly files = new Map<string, string>();
+  private readonly byCode = new Map<string, string>();
+
+  constructor(private readonly name: (i: number) => string) {}
+
+  add(code: string): string {
+    let file = this.byCode.get(code);
+    if (!file) {
+      file = this.name(this.files.size);
+      this.byCode.set(code, file);
+      this.files.set(file, code);
+    }
+    return file;
+  }
+}
+
+/** The buffers a kernel binds: its inputs, then its output. */
+export function kernelBuffers(k: Kernel): number[] {
+  return [...k.inputs.map((i) => i.node), k.node];
+}
+
+/** One graph fused into kernels, each made a dispatch by `render`. */
+export function emitGraph<D extends Dispatch>(g: Graph, render: (k: Kernel) => D, options: EmitOptions = {}): GraphManifest<D> {
+  const schedule = fuse(g, { ...(options.maxInputs !== undefined && { maxInputs: options.maxInputs }) });
+  const outputs = new Map(g.outputs.map((o) => [o.node, o.name]));
+  const buffers: BufferEntry[] = schedule.buffers.map((id) => {
+    const n = g.nodes[id]!;
+    const role = n.op.kind === "input" ? "input" : n.op.kind === "param" ? "param" : outputs.has(id) ? "output" : "intermediate";
+    const name = n.op.kind === "input" || n.op.kind === "param" ? n.op.name : outputs.get(id);
+    return { id, dtype: n.dtype, shape: n.shape, role, ...(name !== undefined && { name }) };
+  });
+  const dispatches = schedule.steps.map((step) => {
+    if (step.kind !== "kernel") throw new Error(`%${step.call.node} needs a library kernel, which this target does not emit`);
+    return render(step.kernel);
+  });
+  const mem = memoryStats(g);
+  return { buffers, dispatches, outputs: g.outputs.map((o) => ({ name: o.name, buffer: o.node })), memory: { intermediates: mem.intermediates, arena: mem.arena } };
+}
+
+/** Every graph of a Program fused and rendered. */
+export function emitProgram<T extends string, D extends Dispatch>(program: Program, target: T, render: (k: Kernel) => D, options: EmitOptions = {}): ProgramManifest<T, D> {
+  return {
+    format: MANIFEST_FORMAT,
+    target,
+    model: program.model,
+    bindings: program.bindings,
+    params: program.params,
+    hypers: program.hypers,
+    init: emitGraph(program.init, render, options),
+    ema: emitGraph(program.ema, render, options),
+    entries: program.entries.map((e) => ({
+      name: e.name,
+      kind: e.kind,
+      inputs: e.inputs,
+      results: e.results,
+      ...(e.training && { training: e.training }),
+      ...emitGraph(e.graph, render, options),
+    })),
+  };
+}

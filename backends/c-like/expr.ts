@@ -12,8 +12,10 @@ export interface Dialect {
   /** An f32 given by its bits: infinities, NaN and subnormals, which have no portable literal. */
   bits(b: number): string;
   readonly unary: { readonly [F in UnaryFn]: (x: string) => string };
-  /** Float and i32 arithmetic (i32 pow is handled here, through floats). */
+  /** Float arithmetic, and i32 arithmetic where `intBinary` has no entry (i32 pow goes through floats). */
   readonly binary: { readonly [F in BinaryFn]: (a: string, b: string) => string };
+  /** i32 ops whose spelling must differ to keep the interpreter's wrapping and x / 0 = x. */
+  readonly intBinary: { readonly [F in BinaryFn]?: (a: string, b: string) => string };
   /** i32 abs. */
   absInt(x: string): string;
   select(c: string, a: string, b: string): string;
@@ -102,7 +104,7 @@ export function renderSx(x: Sx, inputs: readonly DType[], d: Dialect): string {
       return d.unary[x.fn](sub(x.x));
     case "binary":
       if (x.t === "i32" && x.fn === "pow") return d.toInt(d.binary.pow(d.toFloat(sub(x.a)), d.toFloat(sub(x.b))));
-      return d.binary[x.fn](sub(x.a), sub(x.b));
+      return ((x.t === "i32" && d.intBinary[x.fn]) || d.binary[x.fn])(sub(x.a), sub(x.b));
     case "compare":
       return `(${sub(x.a)} ${COMPARE[x.fn]} ${sub(x.b)})`;
     case "select":

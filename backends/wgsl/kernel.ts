@@ -40,6 +40,8 @@ const WGSL: Dialect = {
     maximum: (a, b) => `max(${a}, ${b})`,
     minimum: (a, b) => `min(${a}, ${b})`,
   },
+  // WGSL's i32 arithmetic already wraps, and defines x / 0 = x.
+  intBinary: {},
   absInt: (x) => `abs(${x})`,
   select: (c, a, b) => `select(${b}, ${a}, ${c})`,
   toInt: (x) => `ulc_to_i32(${x})`,

@@ -15,6 +15,8 @@ export const EXIT = {
   usage: 2,
   /** A bug in ulc itself (an exception escaped the compiler). */
   internal: 3,
+  /** Training stopped on a non-finite loss (the last good checkpoint is kept). */
+  diverged: 4,
 } as const;
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -61,6 +63,20 @@ export function collectBinding(text: string, previous: Record<string, number> | 
   }
   // defineProperty, not `acc[name] =`: a binding named __proto__ must stay an ordinary entry.
   Object.defineProperty(acc, b.name, { value: b.value, enumerable: true, writable: true, configurable: true });
+  return acc;
+}
+
+/** A commander option parser for a repeatable `--set NAME=NUMBER` (hyperparameter overrides). */
+export function collectSetting(text: string, previous: Record<string, number> | undefined): Record<string, number> {
+  const eq = text.indexOf("=");
+  const name = text.slice(0, eq);
+  const raw = text.slice(eq + 1);
+  if (eq < 0 || !NAME.test(name)) throw new InvalidArgumentError(`Expected NAME=NUMBER (for example loss_factor=1.5), got '${text}'.`);
+  const value = Number(raw);
+  if (raw.trim() === "" || Number.isNaN(value)) throw new InvalidArgumentError(`The value of ${name} must be a number, got '${raw}'.`);
+  const acc = { ...(previous ?? {}) };
+  if (Object.prototype.hasOwnProperty.call(acc, name)) throw new InvalidArgumentError(`${name} is set twice.`);
+  Object.defineProperty(acc, name, { value, enumerable: true, writable: true, configurable: true });
   return acc;
 }
 

@@ -2,10 +2,12 @@
 // returns the exit code (see EXIT in ./args.ts); it never calls process.exit, so tests run it in-process
 // with captured streams. bin/ulc.js calls it with the real process.
 import { Command, CommanderError, InvalidArgumentError } from "commander";
-import { EXIT, collectBinding, validateSourceFiles } from "./args.js";
+import { EXIT, collectBinding, collectSetting, validateSourceFiles } from "./args.js";
 import type { BuildCommandOptions } from "./build.js";
 import type { CheckCommandOptions } from "./check.js";
 import type { GradcheckCommandOptions } from "./gradcheck.js";
+import type { SampleCommandOptions } from "./sample.js";
+import type { TrainCommandOptions } from "./train.js";
 import { processIo, type CliIo } from "./io.js";
 import { packageInfo } from "./package.js";
 
@@ -29,8 +31,7 @@ export function buildProgram(io: CliIo, finish: (code: number) => void): Command
     .exitOverride();
   program.addHelpText(
     "after",
-    "\nExit codes: 0 ok, 1 errors in the input, 2 usage error, 3 internal error.\n" +
-      "Not implemented yet: the CUDA target, train, sample, eval.",
+    "\nExit codes: 0 ok, 1 errors in the input, 2 usage error, 3 internal error, 4 training diverged.",
   );
 
   program
@@ -67,8 +68,8 @@ export function buildProgram(io: CliIo, finish: (code: number) => void): Command
     .summary("compile a model: its graphs (--emit ir) or a WGSL Program (--target wgsl -o DIR)")
     .description("Check a model, bind its dims, and lower every entry to the graph IR (forward, and for train entries backward and the optimizer update); print the graphs, or fuse them into kernels and write a WGSL Program: manifest.json and kernels/*.wgsl.")
     .argument("<file>", "the .ul file declaring the model")
-    .option("--emit <what>", "print an intermediate form: ir (the graphs)", (v: string) => {
-      if (v !== "ir") throw new InvalidArgumentError(`'${v}' cannot be emitted; the choice is ir`);
+    .option("--emit <what>", "ir: print the graphs; ts (with --target wgsl): write typed TypeScript bindings beside the Program", (v: string) => {
+      if (v !== "ir" && v !== "ts") throw new InvalidArgumentError(`'${v}' cannot be emitted; the choices are ir and ts`);
       return v;
     })
     .option("--target <target>", "write a runnable Program to -o DIR: wgsl (the CUDA target is not built yet)", (v: string) => {
@@ -81,11 +82,11 @@ export function buildProgram(io: CliIo, finish: (code: number) => void): Command
     .option("--stats", "also print, per entry, the op counts, fused kernels, library calls and planned memory (stderr)")
     .option("-o, --output <path>", "--emit: write to a file instead of stdout; --target: the directory to write")
     .showHelpAfterError("(run 'ulc build --help' for usage)")
-    .addHelpText("after", "\nExamples:\n  ulc build models/ul_tiny.ul --emit ir --bind B=8 --entry fit\n  ulc build models/ul_small.ul --target wgsl --bind B=64 -o build/ul_small --stats")
+    .addHelpText("after", "\nExamples:\n  ulc build models/ul_tiny.ul --emit ir --bind B=8 --entry fit\n  ulc build models/ul_small.ul --target wgsl --bind B=64 -o build/ul_small --stats\n  ulc build models/ul_tiny.ul --target wgsl --emit ts --bind B=8 -o web/model")
     .action(async function (this: Command, path: string, options: BuildCommandOptions) {
       const file = sourceFile(this, path);
       const { runBuild } = await import("./build.js");
-      finish(runBuild(file, options, io));
+      finish(await runBuild(file, options, io));
     });
 
   program
@@ -108,6 +109,53 @@ export function buildProgram(io: CliIo, finish: (code: number) => void): Command
       finish(runGradcheck(file, options, io));
     });
 
+  program
+    .command("train")
+    .summary("train a model on images (Fashion-MNIST by default), with checkpoints and exact resume")
+    .description(
+      "Train a model's train entry on an image data set. Writes RUN_DIR/run.json (what was asked), metrics.jsonl (every step), checkpoint.safetensors (atomically: a kill leaves the last good one), loss.svg. A NaN or Inf loss stops the run and keeps the last good checkpoint.",
+    )
+    .argument("<file>", "the .ul file declaring the model")
+    .option("--data <data>", "fashion-mnist (Debian's dataset-fashion-mnist), a folder of IDX files or PNGs, or an IDX image file", "fashion-mnist")
+    .option("--steps <n>", "train until this many optimizer steps in all", positiveInt("--steps"), 1000)
+    .option("--batch <b>", "examples per step (binds the entry's B)", positiveInt("--batch"), 64)
+    .option("--lr <x>", "the optimizer's learning rate (default: the model's)", positiveFloat("--lr"))
+    .option("--seed <s>", "keys the batch order, the initial parameters and every random draw", nonNegativeInt("--seed"), 0)
+    .option("--set <NAME=X>", "override a hyperparameter, e.g. --set loss_factor=2 (repeatable)", collectSetting)
+    .option("--target <target>", "webgpu (a real GPU if there is one, else software Vulkan) or cuda", choice("--target", ["webgpu", "cuda"]), "webgpu")
+    .option("--out <dir>", "the run directory (default runs/MODEL)")
+    .option("--resume", "continue the run in --out from its checkpoint, exactly as if it had not stopped")
+    .option("--ema-decay <d>", "decay of the parameters' moving average, used for sampling and eval", fraction("--ema-decay"), 0.999)
+    .option("--checkpoint-every <n>", "steps between checkpoints (and one at the end)", positiveInt("--checkpoint-every"), 100)
+    .option("--entry <name>", "the train entry (default: the first)")
+    .option("--model <name>", "the model, when the file declares several")
+    .showHelpAfterError("(run 'ulc train --help' for usage)")
+    .addHelpText("after", "\nExamples:\n  ulc train models/ul_tiny.ul --steps 2000 --out runs/tiny\n  ulc train models/ul_tiny.ul --steps 4000 --out runs/tiny --resume\n  ulc train models/ul_tiny.ul --set loss_factor=2.1 --out runs/c2.1")
+    .action(async function (this: Command, path: string, options: TrainCommandOptions) {
+      const file = sourceFile(this, path);
+      const given = new Set(this.options.map((o) => o.attributeName()).filter((k) => this.getOptionValueSource(k) === "cli"));
+      const { runTrain } = await import("./train.js");
+      finish(await runTrain(file, options, given, io));
+    });
+
+  program
+    .command("sample")
+    .summary("sample images from a trained run into a PNG grid")
+    .description("Load a run's checkpoint (its parameters' moving average unless --no-ema), sample the prior from noise to z0 and the decoder from noise to images, and write them as a PNG grid.")
+    .argument("<run>", "a run directory written by ulc train")
+    .option("--n <n>", "how many images", positiveInt("--n"), 64)
+    .option("--steps <n>", "sampler steps for the prior and for the decoder", positiveInt("--steps"), 50)
+    .option("--sampler <s>", "ddpm (ancestral) or ddim (deterministic)", choice("--sampler", ["ddpm", "ddim"]), "ddpm")
+    .option("--seed <s>", "keys the starting noise and every step's noise", nonNegativeInt("--seed"), 0)
+    .option("--no-ema", "use the raw parameters instead of their moving average")
+    .requiredOption("-o, --output <png>", "the PNG file to write")
+    .showHelpAfterError("(run 'ulc sample --help' for usage)")
+    .addHelpText("after", "\nExample:\n  ulc sample runs/tiny --n 64 --steps 100 -o runs/tiny/samples.png")
+    .action(async function (this: Command, dir: string, options: SampleCommandOptions) {
+      const { runSample } = await import("./sample.js");
+      finish(await runSample(dir, options, io));
+    });
+
   return program;
 }
 
@@ -123,6 +171,29 @@ function positiveInt(flag: string) {
     const n = Number(v);
     if (!/^\d+$/.test(v) || n < 1) throw new InvalidArgumentError(`${flag} must be a positive integer, got '${v}'`);
     return n;
+  };
+}
+
+function positiveFloat(flag: string) {
+  return (v: string) => {
+    const n = Number(v);
+    if (v.trim() === "" || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${flag} must be a positive number, got '${v}'`);
+    return n;
+  };
+}
+
+function fraction(flag: string) {
+  return (v: string) => {
+    const n = Number(v);
+    if (v.trim() === "" || !(n >= 0 && n < 1)) throw new InvalidArgumentError(`${flag} must be a number in [0, 1), got '${v}'`);
+    return n;
+  };
+}
+
+function choice(flag: string, choices: readonly string[]) {
+  return (v: string) => {
+    if (!choices.includes(v)) throw new InvalidArgumentError(`${flag} must be one of ${choices.join(", ")}, got '${v}'`);
+    return v;
   };
 }
 

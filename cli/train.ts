@@ -1,0 +1,140 @@
+// `ulc train MODEL.ul --data fashion-mnist --out RUN_DIR`: trains a model's train entry on images, with a
+// progress bar, metrics in RUN_DIR/metrics.jsonl, atomic checkpoints, exact resume and a stop on a
+// non-finite loss. The loop itself is train/loop.ts; this file turns flags into a run and reports it.
+import { existsSync } from "node:fs";
+import { join, resolve } from "node:path";
+import type { Program } from "../compiler/lower.js";
+import { inputLayout, type InputLayout } from "../train/batches.js";
+import { CheckpointError } from "../train/checkpoint.js";
+import { DataError, loadImages, type ImageSet } from "../train/data.js";
+import { DivergedError, trainLoop } from "../train/loop.js";
+import { openSession } from "../train/open-session.js";
+import { writeLossCurve } from "../train/plot.js";
+import { readMetrics, readRunConfig, resolveData, RUN_FILE, RUN_FORMAT, RunError, writeRunConfig, type RunConfig, type Target } from "../train/run.js";
+import { EXIT } from "./args.js";
+import { checkAndLower } from "./build.js";
+import type { CliIo } from "./io.js";
+import { Progress } from "./progress.js";
+
+export interface TrainCommandOptions {
+  readonly data: string;
+  readonly steps: number;
+  readonly batch: number;
+  readonly lr?: number;
+  readonly seed: number;
+  readonly set?: Record<string, number>;
+  readonly target: Target;
+  readonly out?: string;
+  readonly resume?: boolean;
+  readonly emaDecay: number;
+  readonly checkpointEvery: number;
+  readonly entry?: string;
+  readonly model?: string;
+}
+
+/** Flags that define a run: `--resume` takes them from run.json, so giving a different value is an error. */
+const RECORDED: readonly (keyof TrainCommandOptions & keyof RunConfig | "lr" | "set")[] = ["data", "batch", "seed", "target", "emaDecay", "entry", "lr", "set"];
+
+class UsageError extends Error {}
+
+/** The run to train: a new one from the flags, or the recorded one when resuming. */
+function runConfig(file: string, options: TrainCommandOptions, given: ReadonlySet<string>, dir: string): RunConfig {
+  if (options.resume) {
+    if (!existsSync(join(dir, RUN_FILE))) throw new UsageError(`--resume: ${dir} holds no run to resume (no ${RUN_FILE})`);
+    const config = readRunConfig(dir);
+    if (config.model !== resolve(file)) throw new UsageError(`--resume: ${dir} is a run of ${config.model}, not of ${resolve(file)}`);
+    const changed = RECORDED.filter((k) => given.has(k));
+    if (changed.length > 0) throw new UsageError(`--resume continues the run as ${join(dir, RUN_FILE)} records it; drop ${changed.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(", ")}`);
+    return config;
+  }
+  if (existsSync(join(dir, RUN_FILE))) throw new UsageError(`${dir} already holds a run; pass --resume to continue it, or choose another --out`);
+  return {
+    format: RUN_FORMAT,
+    model: resolve(file),
+    ...(options.model && { modelName: options.model }),
+    entry: options.entry ?? "",
+    batch: options.batch,
+    seed: options.seed,
+    data: resolveData(options.data),
+    hypers: options.set ?? {},
+    optimizer: options.lr === undefined ? {} : { lr: options.lr },
+    emaDecay: options.emaDecay,
+    target: options.target,
+  };
+}
+
+/** The train entry, and checks that every override names something the model has. */
+function trainEntry(program: Program, config: RunConfig): Program["entries"][number] {
+  const trains = program.entries.filter((e) => e.kind === "train");
+  const entry = config.entry ? program.entries.find((e) => e.name === config.entry) : trains[0];
+  if (!entry) throw new UsageError(config.entry ? `model ${program.model} has no entry '${config.entry}'` : `model ${program.model} has no train entry`);
+  if (entry.kind !== "train") throw new UsageError(`entry ${entry.name} of ${program.model} is not a train entry (train entries: ${trains.map((e) => e.name).join(", ") || "none"})`);
+  for (const name of Object.keys(config.hypers))
+    if (!program.hypers.some((h) => h.name === name)) throw new UsageError(`--set ${name}: model ${program.model} has no hyper '${name}' (it has ${program.hypers.map((h) => h.name).join(", ") || "none"})`);
+  for (const name of Object.keys(config.optimizer))
+    if (!entry.training!.args.some((a) => a.name === name)) throw new UsageError(`--${name}: the optimizer ${entry.training!.optimizer} of entry ${entry.name} takes no '${name}'`);
+  return entry;
+}
+
+function describeMetrics(metrics: ReadonlyMap<string, number>): string {
+  const pick = ["loss", "prior_loss", "decoder_loss", "bpp", "accuracy"].filter((k) => metrics.has(k));
+  return pick.map((k) => `${k} ${metrics.get(k)!.toPrecision(4)}`).join(" ");
+}
+
+export async function runTrain(file: string, options: TrainCommandOptions, given: ReadonlySet<string>, io: CliIo): Promise<number> {
+  const dir = resolve(options.out ?? join("runs", file.replace(/^.*\//, "").replace(/\.ul$/, "")));
+  let config: RunConfig, set: ImageSet, program: Program | number, layout: InputLayout;
+  try {
+    config = runConfig(file, options, given, dir);
+    set = loadImages(config.data, "train");
+    program = checkAndLower(file, { B: config.batch }, config.modelName, io, "train");
+    if (typeof program === "number") return program;
+    const entry = trainEntry(program, config);
+    config = { ...config, entry: entry.name };
+    layout = inputLayout(entry, set);
+  } catch (e) {
+    if (e instanceof UsageError || e instanceof DataError || e instanceof RunError) {
+      io.stderr.write(`ulc train: ${e.message}\n`);
+      return EXIT.usage;
+    }
+    throw e;
+  }
+  const opened = await openSession(program, config.target, { seed: config.seed, hypers: config.hypers, optimizer: config.optimizer });
+  try {
+    writeRunConfig(dir, config);
+    io.stderr.write(`ulc train: ${program.model}.${config.entry} on ${set.source} (${set.count} images), batch ${config.batch}, ${opened.device}\n`);
+    let progress: Progress | undefined;
+    const result = await trainLoop(
+      opened.session,
+      config,
+      set,
+      layout,
+      dir,
+      { steps: options.steps, checkpointEvery: options.checkpointEvery, resume: options.resume === true },
+      {
+        start(taken) {
+          progress = new Progress(io.stderr, "train", options.steps, taken);
+        },
+        step(step, metrics) {
+          progress!.update(step, describeMetrics(metrics));
+        },
+      },
+    );
+    if (result.lastStep < result.firstStep) io.stderr.write(`ulc train: ${dir} has already taken ${result.lastStep} steps; nothing to do (raise --steps to train on)\n`);
+    await writeLossCurve(dir, readMetrics(dir), program.model);
+    io.stdout.write(`${dir}: step ${result.lastStep}, checkpoint ${join(dir, "checkpoint.safetensors")}, metrics ${join(dir, "metrics.jsonl")}, loss curve ${join(dir, "loss.svg")}\n`);
+    return EXIT.ok;
+  } catch (e) {
+    if (e instanceof DivergedError) {
+      io.stderr.write(`\nulc train: ${e.message}\n`);
+      return EXIT.diverged;
+    }
+    if (e instanceof CheckpointError) {
+      io.stderr.write(`ulc train: ${e.message}\n`);
+      return EXIT.usage;
+    }
+    throw e;
+  } finally {
+    opened.close();
+  }
+}

@@ -1,0 +1,82 @@
+// The training loop, the same on every runtime: batches in a seed-determined order, one optimizer step each,
+// the parameters' moving average after each step, metrics to metrics.jsonl, a checkpoint every so often and at
+// the end. A non-finite loss stops the run before anything of that step is saved, so the last checkpoint is the
+// last good state. Resuming loads the checkpoint and continues with the same batches and the same random
+// streams (both are functions of the seed and the step), so it gives what an uninterrupted run gives.
+import { appendFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Session } from "../runtime/session.js";
+import { BatchOrder, batchOf, type InputLayout } from "./batches.js";
+import { hasCheckpoint, readCheckpoint, removeStaleTemporaries, writeCheckpoint } from "./checkpoint.js";
+import type { ImageSet } from "./data.js";
+import { listRunFiles, METRICS_FILE, readMetrics, type RunConfig, type MetricsRow } from "./run.js";
+
+export interface LoopOptions {
+  /** Train until the session has taken this many steps in all. */
+  readonly steps: number;
+  readonly checkpointEvery: number;
+  readonly resume: boolean;
+}
+
+export interface LoopEvents {
+  /** Before the first step, with the number of steps already taken (0, or the checkpoint's on resume). */
+  start?(taken: number): void;
+  /** After each step, with its metrics. */
+  step?(step: number, metrics: ReadonlyMap<string, number>): void;
+  checkpoint?(step: number): void;
+}
+
+export class DivergedError extends Error {
+  constructor(
+    readonly step: number,
+    readonly metric: string,
+    readonly value: number,
+    readonly lastCheckpoint: number | undefined,
+  ) {
+    super(
+      `step ${step}: ${metric} is ${value}; training stopped. ` +
+        (lastCheckpoint === undefined ? "No checkpoint had been written yet." : `The last good checkpoint (step ${lastCheckpoint}) is kept.`) +
+        " Lower the learning rate (--lr) or check the data.",
+    );
+  }
+}
+
+export interface LoopResult {
+  readonly firstStep: number;
+  readonly lastStep: number;
+  readonly seconds: number;
+}
+
+export async function trainLoop(session: Session, config: RunConfig, set: ImageSet, layout: InputLayout, dir: string, options: LoopOptions, events: LoopEvents = {}): Promise<LoopResult> {
+  removeStaleTemporaries(dir, listRunFiles(dir));
+  let lastCheckpoint: number | undefined;
+  if (options.resume && hasCheckpoint(dir)) {
+    const { state } = readCheckpoint(dir);
+    await session.importState(state);
+    lastCheckpoint = state.step;
+    // The log keeps exactly the steps the checkpoint has taken.
+    const kept = readMetrics(dir).filter((r) => r.step <= state.step);
+    writeFileSync(join(dir, METRICS_FILE), kept.map((r) => JSON.stringify(r) + "\n").join(""));
+  } else writeFileSync(join(dir, METRICS_FILE), "");
+
+  const order = new BatchOrder(set.count, layout.batch, config.seed);
+  const firstStep = session.step + 1;
+  const started = performance.now();
+  events.start?.(session.step);
+  const save = async () => {
+    writeCheckpoint(dir, await session.exportState(), { model: config.model, entry: config.entry });
+    lastCheckpoint = session.step;
+    events.checkpoint?.(session.step);
+  };
+  while (session.step < options.steps) {
+    const step = session.step + 1;
+    const metrics = await session.trainStep(config.entry, batchOf(set, layout, order.indices(step)));
+    for (const [name, value] of metrics) if (!Number.isFinite(value)) throw new DivergedError(step, name, value, lastCheckpoint);
+    await session.updateEma(config.emaDecay);
+    const row: MetricsRow = { step, ...Object.fromEntries(metrics) };
+    appendFileSync(join(dir, METRICS_FILE), JSON.stringify(row) + "\n");
+    events.step?.(step, metrics);
+    if (step % options.checkpointEvery === 0 || step === options.steps) await save();
+  }
+  return { firstStep, lastStep: session.step, seconds: (performance.now() - started) / 1000 };
+}

@@ -1,0 +1,80 @@
+// A run directory: what `ulc train` was asked to do (run.json), the last good checkpoint, the metrics of every
+// step (metrics.jsonl) and the pictures. `ulc sample`, `ulc eval` and `--resume` start from run.json, so a run
+// is reproducible from its directory alone.
+import { existsSync, mkdirSync, readFileSync, readdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { writeFileAtomic } from "./checkpoint.js";
+
+export const RUN_FORMAT = "ulc-run/1";
+export type Target = "webgpu" | "cuda";
+
+export interface RunConfig {
+  readonly format: typeof RUN_FORMAT;
+  /** The model's .ul file, absolute. */
+  readonly model: string;
+  /** The model declared in it, when it declares several. */
+  readonly modelName?: string;
+  /** The train entry. */
+  readonly entry: string;
+  readonly batch: number;
+  readonly seed: number;
+  /** `--data` as given (`fashion-mnist`, or an absolute path). */
+  readonly data: string;
+  /** Hyperparameter overrides (`--set`). */
+  readonly hypers: Readonly<Record<string, number>>;
+  /** Optimizer argument overrides (`--lr`). */
+  readonly optimizer: Readonly<Record<string, number>>;
+  readonly emaDecay: number;
+  readonly target: Target;
+  /** Stage 2: the stage-1 run whose frozen encoder makes the latents this model trains on. */
+  readonly latentsFrom?: string;
+}
+
+export class RunError extends Error {}
+
+export const RUN_FILE = "run.json";
+export const METRICS_FILE = "metrics.jsonl";
+
+export function readRunConfig(dir: string): RunConfig {
+  const path = join(dir, RUN_FILE);
+  if (!existsSync(path)) throw new RunError(`${dir} is not a run directory (no ${RUN_FILE}); 'ulc train ... --out ${dir}' makes one`);
+  let config: RunConfig;
+  try {
+    config = JSON.parse(readFileSync(path, "utf8"));
+  } catch (e) {
+    throw new RunError(`${path} is not valid JSON (${(e as Error).message})`);
+  }
+  if (config.format !== RUN_FORMAT) throw new RunError(`${path} is not a ulc run record (format ${String(config.format)}, expected ${RUN_FORMAT})`);
+  return config;
+}
+
+export function writeRunConfig(dir: string, config: RunConfig): void {
+  mkdirSync(dir, { recursive: true });
+  writeFileAtomic(join(dir, RUN_FILE), JSON.stringify(config, null, 2) + "\n");
+}
+
+export function resolveData(data: string): string {
+  return data === "fashion-mnist" ? data : resolve(data);
+}
+
+export type MetricsRow = { readonly step: number } & Readonly<Record<string, number>>;
+
+/** The metrics log, each line one step; a resumed run first drops the lines past its checkpoint. */
+export function readMetrics(dir: string): MetricsRow[] {
+  const path = join(dir, METRICS_FILE);
+  if (!existsSync(path)) return [];
+  return readFileSync(path, "utf8")
+    .split("\n")
+    .filter((l) => l.trim() !== "")
+    .flatMap((l) => {
+      try {
+        return [JSON.parse(l) as MetricsRow];
+      } catch {
+        return []; // a line torn by a kill
+      }
+    });
+}
+
+export function listRunFiles(dir: string): string[] {
+  return existsSync(dir) ? readdirSync(dir) : [];
+}

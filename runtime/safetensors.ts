@@ -76,8 +76,9 @@ export function decodeSafetensors(bytes: Uint8Array, what = "the safetensors fil
     const count = (shape as number[]).reduce((a, b) => a * b, 1);
     if (end! - begin! !== count * 4) fail(`tensor '${name}' has ${end! - begin!} bytes for ${count} elements`);
     if (begin! < 0 || dataStart + end! > bytes.length) fail(`tensor '${name}' ends past the end of the file (truncated?)`);
-    // Copied out, so the tensor is aligned whatever the header length.
-    const raw = bytes.slice(dataStart + begin!, dataStart + end!);
+    // Copied out, so the tensor is aligned whatever the header length (and owns its buffer: a Node Buffer's
+    // slice() would be a view of the whole file).
+    const raw = new Uint8Array(bytes.subarray(dataStart + begin!, dataStart + end!));
     const data = dtype === "I32" ? new Int32Array(raw.buffer) : new Float32Array(raw.buffer);
     tensors.set(name, { dtype: dtype === "I32" ? "i32" : "f32", shape: shape as number[], data });
   }

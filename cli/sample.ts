@@ -48,7 +48,7 @@ export async function loadRun(dir: string, batch: number, seed: number, ema: boo
     }
     throw e;
   }
-  const program = checkAndLower(config.model, { B: batch }, config.modelName, io, command);
+  const program = checkAndLower(config.model, { ...config.bindings, B: batch }, config.modelName, io, command);
   if (typeof program === "number") return program;
   const opened = await openSession(program, config.target, { seed, hypers: config.hypers });
   try {

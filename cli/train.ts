@@ -30,10 +30,11 @@ export interface TrainCommandOptions {
   readonly checkpointEvery: number;
   readonly entry?: string;
   readonly model?: string;
+  readonly bind?: Record<string, number>;
 }
 
 /** Flags that define a run: `--resume` takes them from run.json, so giving a different value is an error. */
-const RECORDED: readonly (keyof TrainCommandOptions & keyof RunConfig | "lr" | "set")[] = ["data", "batch", "seed", "target", "emaDecay", "entry", "lr", "set"];
+const RECORDED: readonly (keyof TrainCommandOptions)[] = ["data", "batch", "seed", "target", "emaDecay", "entry", "lr", "set", "bind"];
 
 class UsageError extends Error {}
 
@@ -54,6 +55,7 @@ function runConfig(file: string, options: TrainCommandOptions, given: ReadonlySe
     ...(options.model && { modelName: options.model }),
     entry: options.entry ?? "",
     batch: options.batch,
+    bindings: options.bind ?? {},
     seed: options.seed,
     data: resolveData(options.data),
     hypers: options.set ?? {},
@@ -87,7 +89,8 @@ export async function runTrain(file: string, options: TrainCommandOptions, given
   try {
     config = runConfig(file, options, given, dir);
     set = loadImages(config.data, "train");
-    program = checkAndLower(file, { B: config.batch }, config.modelName, io, "train");
+    if (config.bindings.B !== undefined) throw new UsageError("the batch is --batch, not --bind B=...");
+    program = checkAndLower(file, { ...config.bindings, B: config.batch }, config.modelName, io, "train");
     if (typeof program === "number") return program;
     const entry = trainEntry(program, config);
     config = { ...config, entry: entry.name };

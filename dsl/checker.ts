@@ -468,6 +468,13 @@ export class Checker {
     return ok ? scope : undefined;
   }
 
+  /** `--bind` values of a model's or an entry's generics; they win over the declared defaults. */
+  private userBindings(params: readonly A.GenericParam[]): Map<string, Value> {
+    const bound = new Map<string, Value>();
+    for (const p of params) if ((p.kind === "dim" || p.kind === "int") && this.options.bindings?.[p.name.name] !== undefined) bound.set(p.name.name, this.symbolFor(p));
+    return bound;
+  }
+
   private symbolFor(p: A.GenericParam): Value {
     const bound = this.options.bindings?.[p.name.name];
     switch (p.kind) {
@@ -615,7 +622,7 @@ export class Checker {
   }
 
   private checkModuleAbstractly(decl: A.ContainerDecl, home: Home): void {
-    const genScope = this.completeGenerics(decl.generics, new Map(), home.scope, decl.name.span, decl.name.name, true);
+    const genScope = this.completeGenerics(decl.generics, this.userBindings(decl.generics), home.scope, decl.name.span, decl.name.name, true);
     if (!genScope) return;
     const inst = this.buildInstance(decl, home, genScope, decl.name.span);
     if (!inst) return;
@@ -636,7 +643,7 @@ export class Checker {
   // ---------------------------------------------------------------- models, entries, optimizers
 
   private checkModel(decl: A.ContainerDecl, home: Home): void {
-    const genScope = this.completeGenerics(decl.generics, new Map(), home.scope, decl.name.span, decl.name.name, true);
+    const genScope = this.completeGenerics(decl.generics, this.userBindings(decl.generics), home.scope, decl.name.span, decl.name.name, true);
     if (!genScope) return;
     const inst = this.buildInstance(decl, home, genScope, decl.name.span);
     if (!inst) return;
@@ -645,7 +652,7 @@ export class Checker {
   }
 
   private checkEntry(model: Instance, e: A.EntryMember): void {
-    const scope = this.completeGenerics(e.generics, new Map(), model.scope, e.name.span, e.name.name, true)!;
+    const scope = this.completeGenerics(e.generics, this.userBindings(e.generics), model.scope, e.name.span, e.name.name, true)!;
     const inputs: CheckedEntry["inputs"] = [];
     for (const p of e.params) {
       if (!p.type) {
@@ -795,7 +802,7 @@ export class Checker {
       for (const d of f.ast?.decls ?? []) {
         if (d.kind !== "model" || d.name.name !== name) continue;
         const home = this.fileHomes.get(f.path)!;
-        const genScope = this.completeGenerics(d.generics, new Map(), home.scope, d.name.span, name, true);
+        const genScope = this.completeGenerics(d.generics, this.userBindings(d.generics), home.scope, d.name.span, name, true);
         const inst = genScope && this.buildInstance(d, home, genScope, d.name.span);
         if (inst) return inst;
       }
@@ -803,7 +810,7 @@ export class Checker {
   }
 
   traceEntry(model: Instance, e: A.EntryMember): { inputs: { name: string; value: TensorValue }[]; result: Value } {
-    const scope = this.completeGenerics(e.generics, new Map(), model.scope, e.name.span, e.name.name, true)!;
+    const scope = this.completeGenerics(e.generics, this.userBindings(e.generics), model.scope, e.name.span, e.name.name, true)!;
     const inputs = e.params.map((p) => {
       const t = this.evalType(p.type!, scope);
       if (t.k !== "tensor") throw new Error(`entry input ${p.name.name} is not a tensor`);

@@ -17,6 +17,8 @@ export interface RunConfig {
   /** The train entry. */
   readonly entry: string;
   readonly batch: number;
+  /** `--bind` values of the model's generics (its widths, say), beside the batch. */
+  readonly bindings: Readonly<Record<string, number>>;
   readonly seed: number;
   /** `--data` as given (`fashion-mnist`, or an absolute path). */
   readonly data: string;

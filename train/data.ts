@@ -24,15 +24,17 @@ export interface ImageSet {
 
 export type Split = "train" | "test";
 
+/** Where Debian's dataset-fashion-mnist puts the files; ULC_FASHION_MNIST_DIR points elsewhere. */
 export const FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist";
 const FASHION_FILES = { train: ["train-images-idx3-ubyte", "train-labels-idx1-ubyte"], test: ["t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"] } as const;
 
 /** `--data`: `fashion-mnist` (Debian's package), a folder holding IDX files, an IDX image file, or a folder of PNGs. */
 export function loadImages(data: string, split: Split): ImageSet {
   if (data === "fashion-mnist") {
-    if (!existsSync(FASHION_MNIST_DIR))
-      throw new DataError(`Fashion-MNIST is not installed (${FASHION_MNIST_DIR} does not exist). Install it with:\n  sudo apt-get install dataset-fashion-mnist\nor pass --data PATH (IDX files or a folder of PNGs)`);
-    return loadIdxPair(FASHION_MNIST_DIR, split);
+    const dir = process.env.ULC_FASHION_MNIST_DIR ?? FASHION_MNIST_DIR;
+    if (!existsSync(dir))
+      throw new DataError(`Fashion-MNIST is not installed (${dir} does not exist). Install it with:\n  sudo apt-get install dataset-fashion-mnist\nor pass --data PATH (IDX files or a folder of PNGs)`);
+    return loadIdxPair(dir, split);
   }
   if (!existsSync(data)) throw new DataError(`--data ${data}: no such file or directory (expected fashion-mnist, IDX files or a folder of PNGs)`);
   if (statSync(data).isDirectory()) {

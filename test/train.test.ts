@@ -1,0 +1,150 @@
+// `ulc train` and `ulc sample` for real, on WebGPU (lavapipe in CI) and Fashion-MNIST, with UlTiny built
+// small (--bind Width=32 PriorWidth=16): exact resume, a kill at any moment of a checkpoint write, the stop on a
+// non-finite loss, bad data and bad flags, and sampling to a PNG grid.
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
+import { main } from "../cli/main.js";
+import { readCheckpoint } from "../train/checkpoint.js";
+import { FASHION_MNIST_DIR } from "../train/data.js";
+import { decodePng } from "../train/png-decode.js";
+import { testDevice } from "./support/webgpu.js";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const SMALL = ["--bind", "Width=32", "--bind", "PriorWidth=16", "--batch", "4"];
+const device = await testDevice();
+const skip = device.skip ?? (existsSync(FASHION_MNIST_DIR) ? undefined : `Fashion-MNIST is not installed (bash scripts/setup-data.sh)`);
+
+async function ulc(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = "", stderr = "";
+  const code = await main(argv, { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: (s: string) => (stderr += s) }, env: {} });
+  return { code, stdout, stderr };
+}
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "ulc-train-"));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const out = (name: string) => join(dir, name);
+
+function expectSameState(a: string, b: string): void {
+  const x = readCheckpoint(a).state, y = readCheckpoint(b).state;
+  expect(y.step).toBe(x.step);
+  expect([...y.tensors.keys()].sort()).toEqual([...x.tensors.keys()].sort());
+  for (const [name, t] of x.tensors) expect(Buffer.from(y.tensors.get(name)!.data.buffer).equals(Buffer.from(t.data.buffer)), name).toBe(true);
+}
+
+describe.skipIf(skip !== undefined)("ulc train on WebGPU", () => {
+  test("a resumed run equals an uninterrupted one, bit for bit (parameters, Adam state, moving average, metrics)", async () => {
+    const whole = await ulc(["train", "models/ul_tiny.ul", ...SMALL, "--steps", "4", "--checkpoint-every", "2", "--out", out("whole")]);
+    expect(whole.code, whole.stderr).toBe(0);
+    const first = await ulc(["train", "models/ul_tiny.ul", ...SMALL, "--steps", "2", "--out", out("split")]);
+    expect(first.code, first.stderr).toBe(0);
+    // --resume takes the run's settings from run.json: giving them again is refused.
+    const again = await ulc(["train", "models/ul_tiny.ul", ...SMALL, "--steps", "4", "--out", out("split"), "--resume"]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/--resume continues the run as .*run\.json records it; drop --batch, --bind/);
+    const rest = await ulc(["train", "models/ul_tiny.ul", "--steps", "4", "--out", out("split"), "--resume"]);
+    expect(rest.code, rest.stderr).toBe(0);
+    expectSameState(out("whole"), out("split"));
+    expect(readFileSync(join(out("split"), "metrics.jsonl"), "utf8")).toBe(readFileSync(join(out("whole"), "metrics.jsonl"), "utf8"));
+    const metrics = readFileSync(join(out("whole"), "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    expect(metrics.map((m) => m.step)).toEqual([1, 2, 3, 4]);
+    expect(Object.keys(metrics[0]).sort()).toEqual(["bpd", "bpp", "decoder_loss", "kl", "loss", "prior_loss", "step"]);
+    expect(readFileSync(join(out("whole"), "loss.svg"), "utf8")).toMatch(/^<svg[^]*<polyline/);
+    // A run directory already in use is not overwritten.
+    const clash = await ulc(["train", "models/ul_tiny.ul", ...SMALL, "--steps", "1", "--out", out("whole")]);
+    expect([clash.code, clash.stderr]).toEqual([2, expect.stringMatching(/already holds a run; pass --resume/)]);
+  }, 300_000);
+
+  test("a non-finite loss stops the run with exit 4 and keeps the last good checkpoint", async () => {
+    const r = await ulc(["train", "models/ul_tiny.ul", ...SMALL, "--lr", "1e30", "--steps", "20", "--checkpoint-every", "1", "--out", out("nan")]);
+    expect(r.code, r.stderr).toBe(4);
+    const m = /step (\d+): (\w+) is (NaN|-?Infinity); training stopped\. The last good checkpoint \(step (\d+)\) is kept/.exec(r.stderr);
+    expect(m, r.stderr).not.toBeNull();
+    const [bad, good] = [Number(m![1]), Number(m![4])];
+    expect(good).toBe(bad - 1);
+    const { state } = readCheckpoint(out("nan"));
+    expect(state.step).toBe(good);
+    for (const [name, t] of state.tensors) expect(t.data.every(Number.isFinite), name).toBe(true);
+    expect(readFileSync(join(out("nan"), "metrics.jsonl"), "utf8").trim().split("\n")).toHaveLength(good);
+  }, 300_000);
+
+  test("bad data and bad flags get a clear message and exit 2", async () => {
+    const missing = await ulc(["train", "models/ul_tiny.ul", "--data", join(dir, "no-such-data"), "--out", out("x")]);
+    expect([missing.code, missing.stderr]).toEqual([2, expect.stringMatching(/no-such-data: no such file or directory/)]);
+    writeFileSync(join(dir, "broken.idx"), Uint8Array.of(0, 0, 8, 3, 0, 0, 0, 9, 0, 0, 0, 28, 0, 0, 0, 28, 1, 2, 3));
+    const broken = await ulc(["train", "models/ul_tiny.ul", "--data", join(dir, "broken.idx"), "--out", out("x")]);
+    expect([broken.code, broken.stderr]).toEqual([2, expect.stringMatching(/broken\.idx: the header promises 9×28×28 = 7056 bytes of data, the file has 3/)]);
+    const hyper = await ulc(["train", "models/ul_tiny.ul", ...SMALL, "--set", "loss_factr=2", "--out", out("x")]);
+    expect([hyper.code, hyper.stderr]).toEqual([2, expect.stringMatching(/--set loss_factr: model UlTiny has no hyper 'loss_factr' \(it has loss_factor/)]);
+    const lr = await ulc(["train", "models/ul_tiny.ul", "--lr", "-1"]);
+    expect([lr.code, lr.stderr]).toEqual([2, expect.stringMatching(/--lr must be a positive number, got '-1'/)]);
+    const resume = await ulc(["train", "models/ul_tiny.ul", "--resume", "--out", out("never-trained")]);
+    expect([resume.code, resume.stderr]).toEqual([2, expect.stringMatching(/holds no run to resume/)]);
+  }, 120_000);
+
+  test("a process killed while writing checkpoints leaves a valid one, and the run resumes from it", async () => {
+    const build = inject("buildError");
+    expect(build, build).toBe("");
+    const run = out("killed");
+    const args = [join(ROOT, "bin/ulc.js"), "train", "models/ul_tiny.ul", ...SMALL, "--steps", "1000", "--checkpoint-every", "1", "--out", run];
+    const child = spawn(process.execPath, args, { cwd: ROOT, stdio: "ignore" });
+    // Every step writes a checkpoint, so most of the time goes to writing one: SIGKILL at a moment past the
+    // first one lands inside a write or between two.
+    for (let i = 0; i < 600 && !existsSync(join(run, "checkpoint.safetensors")); i++) await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 1500 + Math.random() * 1500));
+    child.kill("SIGKILL");
+    await new Promise((r) => child.once("exit", r));
+    const { state } = readCheckpoint(run);
+    expect(state.step).toBeGreaterThanOrEqual(1);
+    const resumed = await ulc(["train", "models/ul_tiny.ul", "--steps", String(state.step + 1), "--out", run, "--resume"]);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(readCheckpoint(run).state.step).toBe(state.step + 1);
+  }, 300_000);
+
+  test("ulc sample writes a PNG grid; the same seed gives the same images, another seed others", async () => {
+    const png = (name: string, seed: string) => ulc(["sample", out("whole"), "--n", "4", "--steps", "3", "--seed", seed, "-o", join(dir, name)]);
+    for (const [name, seed] of [["a.png", "1"], ["b.png", "1"], ["c.png", "2"]] as const) {
+      const r = await png(name, seed);
+      expect(r.code, r.stderr).toBe(0);
+    }
+    const [a, b, c] = ["a.png", "b.png", "c.png"].map((n) => decodePng(readFileSync(join(dir, n))));
+    expect([a!.width, a!.height, a!.channels]).toEqual([2 * 30 + 2, 2 * 30 + 2, 1]);
+    expect(b).toEqual(a);
+    expect(c!.pixels).not.toEqual(a!.pixels);
+    const none = await ulc(["sample", join(dir, "nothing-here"), "-o", join(dir, "x.png")]);
+    expect([none.code, none.stderr]).toEqual([2, expect.stringMatching(/is not a run directory \(no run\.json\)/)]);
+  }, 300_000);
+});
+
+describe("checkpoint writes under SIGKILL", () => {
+  test("a writer killed at random moments always leaves a whole checkpoint, old or new", async () => {
+    const build = inject("buildError");
+    expect(build, build).toBe("");
+    const run = out("atomic");
+    spawnSync("mkdir", ["-p", run]);
+    // A child rewrites a 32 MiB checkpoint in a loop; each version's tensors are filled with its step.
+    const script = `
+      const { writeCheckpoint } = await import(${JSON.stringify(join(ROOT, "dist/train/checkpoint.js"))});
+      for (let step = 1; ; step++) {
+        const data = new Float32Array(8 << 20).fill(step);
+        writeCheckpoint(${JSON.stringify(run)}, { step, tensors: new Map([["param:w", { dtype: "f32", shape: [8 << 20], data }]]) }, {});
+      }`;
+    for (let trial = 0; trial < 4; trial++) {
+      const child = spawn(process.execPath, ["--input-type=module", "-e", script], { stdio: "ignore" });
+      await new Promise((r) => setTimeout(r, 700 + Math.random() * 900));
+      child.kill("SIGKILL");
+      await new Promise((r) => child.once("exit", r));
+      const { state } = readCheckpoint(run);
+      const w = state.tensors.get("param:w")!.data;
+      expect(w.length).toBe(8 << 20);
+      expect(w.every((v) => v === state.step)).toBe(true);
+    }
+  }, 120_000);
+});

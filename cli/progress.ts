@@ -1,5 +1,5 @@
 // A progress bar for long work on stderr: redrawn in place on a terminal; on a pipe or a log file, one plain
-// line every tenth of the way (and at the end), so logs stay readable.
+// line every tenth of the way or every minute, whichever comes first (and at the end), so logs stay readable.
 import type { OutStream } from "./io.js";
 
 export function formatDuration(seconds: number): string {
@@ -13,6 +13,7 @@ export function formatDuration(seconds: number): string {
 export class Progress {
   private readonly started = performance.now();
   private lastTenth = -1;
+  private lastLine = 0;
 
   constructor(
     private readonly stream: OutStream,
@@ -39,8 +40,9 @@ export class Progress {
       return;
     }
     const tenth = Math.floor((10 * done) / this.total);
-    if (tenth !== this.lastTenth) {
+    if (tenth !== this.lastTenth || elapsed - this.lastLine >= 60) {
       this.lastTenth = tenth;
+      this.lastLine = elapsed;
       this.stream.write(line + "\n");
     }
   }

@@ -1,0 +1,148 @@
+// A fused kernel (compiler/kernel/ir.ts) as a CUDA `__global__` function. Expressions come from the shared
+// C-like renderer (backends/c-like/expr.ts); what is CUDA's own is how a reduction is spread over threads:
+//  - "thread": one thread per output element (element-wise kernels, short reductions, and reductions with
+//    enough outputs to fill the GPU);
+//  - "warp": a warp per output element, its 32 lanes striding over the terms, combined by shuffles
+//    (ulc_warp_reduce in ulc_cuda.cuh): reductions with too few outputs to fill the GPU, such as a
+//    small batch's matrix products;
+//  - "block": a block of 256 threads per output element, combined by shuffles and shared memory
+//    (ulc_block_reduce): long reductions with very few outputs (a loss, a bias gradient summed over the batch).
+// Warps and blocks sum in another order than the interpreter, within float32 rounding. Buffers hold float
+// (f32, f16, and bools as 0/1) or int (i32); index arithmetic is int, as in WGSL. Random streams read the
+// launch's {seed, step} from device memory, so a captured CUDA Graph replays with new values.
+import type { DType } from "../../compiler/ir.js";
+import type { Kernel, Sx } from "../../compiler/kernel/ir.js";
+import { literal, renderSx, type Dialect } from "../c-like/expr.js";
+
+export const BLOCK_SIZE = 256;
+const WARP = 32;
+
+export type Strategy = "thread" | "warp" | "block";
+
+/**
+ * How a kernel's reduction is spread. A large GPU holds ~10^5 threads at once (an H100: 132 SMs x 2048): a
+ * kernel with 64k outputs or more fills it a thread per output. Below that, a thread per output idles most
+ * of the GPU while each walks the whole sum, so a warp takes each output once there are enough terms (64,
+ * two per lane) to share; and a block when there are so many terms (4096: 16 per thread) and so few outputs
+ * (2048 blocks: a few waves) that even a warp each would leave the GPU idle.
+ */
+export function strategy(k: Kernel): Strategy {
+  const r = k.reduce;
+  if (!r || r.count < 64 || k.size >= 65536) return "thread";
+  return r.count >= 4096 && k.size <= 2048 ? "block" : "warp";
+}
+
+const STORAGE: Record<DType, "float" | "int"> = { f32: "float", f16: "float", bool: "float", i32: "int" };
+
+const CUDA: Dialect = {
+  // INT_MIN has no literal: -2147483648 is the negation of a long.
+  int: (v) => (v === -2147483648 ? "(-2147483647 - 1)" : String(v)),
+  float: (s) => `${s}f`,
+  bits: (b) => `__uint_as_float(0x${b.toString(16)}u)`,
+  unary: {
+    neg: (x) => `(-${x})`,
+    exp: (x) => `expf(${x})`,
+    log: (x) => `logf(${x})`,
+    sqrt: (x) => `sqrtf(${x})`,
+    rsqrt: (x) => `rsqrtf(${x})`,
+    sin: (x) => `sinf(${x})`,
+    cos: (x) => `cosf(${x})`,
+    tanh: (x) => `tanhf(${x})`,
+    sigmoid: (x) => `ulc_sigmoid(${x})`,
+    softplus: (x) => `ulc_softplus(${x})`,
+    abs: (x) => `fabsf(${x})`,
+    floor: (x) => `floorf(${x})`,
+  },
+  binary: {
+    add: (a, b) => `(${a} + ${b})`,
+    sub: (a, b) => `(${a} - ${b})`,
+    mul: (a, b) => `(${a} * ${b})`,
+    div: (a, b) => `(${a} / ${b})`,
+    pow: (a, b) => `ulc_pow(${a}, ${b})`,
+    // fmaxf drops a NaN operand; the interpreter's Math.max propagates it (ulc_max, overloaded for int).
+    maximum: (a, b) => `ulc_max(${a}, ${b})`,
+    minimum: (a, b) => `ulc_min(${a}, ${b})`,
+  },
+  // Signed overflow and x / 0 are undefined in C++ (x / 0 traps on a CPU): wrap as the interpreter does,
+  // and x / 0 = x as in WGSL.
+  intBinary: {
+    add: (a, b) => `ulc_iadd(${a}, ${b})`,
+    sub: (a, b) => `ulc_isub(${a}, ${b})`,
+    mul: (a, b) => `ulc_imul(${a}, ${b})`,
+    div: (a, b) => `ulc_idiv(${a}, ${b})`,
+  },
+  absInt: (x) => `abs(${x})`,
+  select: (c, a, b) => `(${c} ? ${a} : ${b})`,
+  toInt: (x) => `ulc_to_i32(${x})`,
+  toFloat: (x) => `(float)(${x})`,
+  toU32: (x) => `(unsigned)(${x})`,
+  random: (dist, key, at) => `ulc_${dist}(seed, step, ${key}u, ${at})`,
+};
+
+function usesRandom(x: Sx): boolean {
+  switch (x.k) {
+    case "random":
+      return true;
+    case "unary":
+    case "cast":
+      return usesRandom(x.x);
+    case "binary":
+    case "compare":
+      return usesRandom(x.a) || usesRandom(x.b);
+    case "select":
+      return usesRandom(x.c) || usesRandom(x.a) || usesRandom(x.b);
+    default:
+      return false;
+  }
+}
+
+export interface CudaKernel {
+  /** The function's text with `NAME` for its name, so identical kernels can share one function. */
+  readonly code: string;
+  /** The C++ types of the kernel's buffer parameters: its inputs, then its output. */
+  readonly buffers: readonly string[];
+  /** It draws random numbers: a last parameter points to the launch's {seed, step}. */
+  readonly draws: boolean;
+  readonly grid: number;
+  readonly block: number;
+  /** Its threads synchronise (warp shuffles, `__syncthreads`): emulation runs them as fibers. */
+  readonly cooperative: boolean;
+}
+
+export const KERNEL_NAME = "NAME";
+
+export function renderKernelCuda(k: Kernel): CudaKernel {
+  if (k.size > 2147483647) throw new Error(`${k.name} has ${k.size} elements: CUDA kernels index with int (at most 2^31 - 1)`);
+  const inputs = k.inputs.map((i) => i.dtype);
+  const draws = usesRandom(k.body) || (k.reduce !== undefined && usesRandom(k.reduce.body));
+  const buffers = [...k.inputs.map((i) => `const ${STORAGE[i.dtype]}*`), `${STORAGE[k.dtype]}*`];
+  const params = [...buffers, ...(draws ? ["const unsigned*"] : [])];
+  const names = [...k.inputs.map((_, i) => `in${i}`), "out", ...(draws ? ["rng"] : [])];
+  const signature = params.map((p, i) => `${p} __restrict__ ${names[i]}`).join(", ");
+  const body = renderSx(k.body, inputs, CUDA);
+  const value = k.dtype === "bool" ? `(${body} ? 1.0f : 0.0f)` : body;
+  const how = strategy(k);
+  const lines = [`// ${k.name}: fuses %${k.fused.join(", %")}`, `__global__ void __launch_bounds__(${BLOCK_SIZE}) ${KERNEL_NAME}(${signature}) {`];
+  if (how === "thread") lines.push(`  const int gid = (int)(blockIdx.x * ${BLOCK_SIZE}u + threadIdx.x);`);
+  if (how === "warp") lines.push(`  const int gid = (int)(blockIdx.x * ${BLOCK_SIZE / WARP}u + (threadIdx.x >> 5)), lane = (int)(threadIdx.x & 31u);`);
+  if (how === "block") lines.push("  const int gid = (int)blockIdx.x;");
+  // A warp leaves whole (gid is the same on its lanes); a block's threads all take part in its reduction.
+  if (how !== "block") lines.push(`  if (gid >= ${k.size}) return;`);
+  if (draws) lines.push("  const unsigned seed = rng[0], step = rng[1];");
+  if (k.reduce) {
+    const accType = STORAGE[k.dtype];
+    const sum = k.reduce.fn === "sum";
+    const init = sum ? literal(0, accType === "int" ? "i32" : "f32", CUDA) : accType === "int" ? CUDA.int(-2147483648) : CUDA.bits(0xff800000);
+    const term = renderSx(k.reduce.body, inputs, CUDA);
+    const first = { thread: "0", warp: "lane", block: "(int)threadIdx.x" }[how];
+    const stride = { thread: "1", warp: String(WARP), block: String(BLOCK_SIZE) }[how];
+    const op = sum ? "ulc_sum_op()" : "ulc_max_op()";
+    lines.push(`  ${accType} acc = ${init};`, `  for (int r = ${first}; r < ${k.reduce.count}; r += ${stride}) {`);
+    lines.push(sum ? `    acc += ${term};` : `    acc = ulc_max(acc, ${term});`, "  }");
+    if (how === "warp") lines.push(`  acc = ulc_warp_reduce(acc, ${op});`, "  if (lane != 0) return;");
+    if (how === "block") lines.push(`  acc = ulc_block_reduce(acc, ${op}, ${init});`, "  if (threadIdx.x != 0) return;");
+  }
+  lines.push(`  out[gid] = ${value};`, "}");
+  const grid = { thread: Math.ceil(k.size / BLOCK_SIZE), warp: Math.ceil(k.size / (BLOCK_SIZE / WARP)), block: k.size }[how];
+  return { code: lines.join("\n") + "\n", buffers, draws, grid, block: BLOCK_SIZE, cooperative: how !== "thread" };
+}

@@ -1,0 +1,80 @@
+// Turns a CUDA build (backends/cuda/program.ts) into a program on disk: writes the directory, runs the
+// compiler commands of backends/cuda/toolchain.ts (the two translation units in parallel, then the link), and
+// caches the result by content, so a second session of the same program starts at once. Missing tools and
+// architectures nvcc does not know are reported in plain words.
+import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import type { CudaBuild } from "../../backends/cuda/program.js";
+import { buildCommands, DEFAULT_ARCH, type Command, type Flavour, type Tools } from "../../backends/cuda/toolchain.js";
+
+/** A failure the user can act on: no toolchain, no GPU, out of memory, an unsupported architecture. */
+export class CudaError extends Error {}
+
+export interface CompileOptions extends Tools {
+  readonly flavour: Flavour;
+  readonly arch?: string;
+  /** Where built programs are cached (default: $TMPDIR/ulc-cuda). */
+  readonly cacheDir?: string;
+}
+
+export interface Compiled {
+  /** The build directory, which holds the program's files and the binary. */
+  readonly dir: string;
+  readonly binary: string;
+}
+
+function run(c: Command, cwd: string, flavour: Flavour, arch: string): Promise<void> {
+  const tool = c.argv[0]!;
+  return new Promise((resolve, reject) => {
+    const child = spawn(tool, c.argv.slice(1), { cwd, stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    child.stdout.on("data", (d: Buffer) => (output += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (output += d.toString()));
+    child.on("error", (e: NodeJS.ErrnoException) => {
+      if (e.code !== "ENOENT") return reject(e);
+      const hint = flavour === "cuda" ? "install the CUDA toolkit, or point ULC_NVCC at nvcc" : "install g++, or point ULC_CXX at a C++17 compiler";
+      reject(new CudaError(`${tool} was not found: ${hint}`));
+    });
+    child.on("close", (code) => {
+      if (code === 0) return resolve();
+      const unsupported = /Unsupported gpu architecture '([^']+)'/.exec(output);
+      if (unsupported) return reject(new CudaError(`nvcc (${tool}) does not support --arch ${arch} (${unsupported[1]}): choose an architecture it lists in \`nvcc --list-gpu-arch\``));
+      const tail = output.trim().split("\n").slice(-40).join("\n");
+      reject(new CudaError(`${path.basename(tool)} failed building ${c.output} in ${cwd} (exit ${code}):\n${tail}`));
+    });
+  });
+}
+
+/** Builds (or finds in the cache) the program of `build`. */
+export async function compileCuda(build: CudaBuild, options: CompileOptions): Promise<Compiled> {
+  const arch = options.arch ?? DEFAULT_ARCH;
+  const tools = { nvcc: options.nvcc ?? process.env.ULC_NVCC, cxx: options.cxx ?? process.env.ULC_CXX };
+  const commands = buildCommands(options.flavour, arch, tools);
+  const hash = createHash("sha256");
+  hash.update(JSON.stringify(commands));
+  for (const [name, text] of [...build.files].sort(([a], [b]) => (a < b ? -1 : 1))) hash.update(`${name}\0${text}\0`);
+  const cache = options.cacheDir ?? path.join(tmpdir(), "ulc-cuda");
+  const dir = path.join(cache, `${build.manifest.model}-${options.flavour}-${hash.digest("hex").slice(0, 16)}`);
+  const binary = path.join(dir, commands.binary);
+  if (existsSync(binary)) return { dir, binary };
+  // Built aside, then renamed into place: concurrent builds of one program never see each other's halves.
+  mkdirSync(cache, { recursive: true });
+  const work = mkdtempSync(path.join(cache, "build-"));
+  try {
+    for (const [name, text] of build.files) writeFileSync(path.join(work, name), text);
+    writeFileSync(path.join(work, "manifest.json"), JSON.stringify(build.manifest, null, 1) + "\n");
+    await Promise.all(commands.compile.map((c) => run(c, work, options.flavour, arch)));
+    await run(commands.link, work, options.flavour, arch);
+    try {
+      renameSync(work, dir);
+    } catch (e) {
+      if (!existsSync(binary)) throw e; // another process built the same program meanwhile
+    }
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+  return { dir, binary };
+}

@@ -1,0 +1,185 @@
+// The driver's end of the host runtime's protocol (backends/cuda/cpp/ulc_host.cu, `serve` mode): requests are
+// written to the program's stdin, replies read from its stdout, one request at a time. When the program dies
+// (a crash, or a device it could not open) the next reply fails with what it wrote on stderr.
+import { spawn, type ChildProcessByStdio } from "node:child_process";
+import type { Readable, Writable } from "node:stream";
+import { CudaError } from "./compile.js";
+
+const enum Op {
+  INFO = 1,
+  ALLOC,
+  WRITE,
+  READ,
+  COPY,
+  RUN,
+  TIME,
+  QUIT,
+}
+
+/** A request under construction: little-endian fields. */
+class Message {
+  private readonly parts: Uint8Array[] = [];
+
+  u32(v: number): this {
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(v >>> 0);
+    this.parts.push(b);
+    return this;
+  }
+
+  u64(v: number): this {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(BigInt(v));
+    this.parts.push(b);
+    return this;
+  }
+
+  bytes(b: Uint8Array): this {
+    this.parts.push(b);
+    return this;
+  }
+
+  toBuffer(): Buffer {
+    return Buffer.concat(this.parts);
+  }
+}
+
+/** A region of the arena: where and how many bytes. */
+export interface Span {
+  readonly offset: number;
+  readonly bytes: number;
+}
+
+export interface DeviceInfo {
+  readonly device: string;
+  readonly emulated: boolean;
+  readonly totalBytes: number;
+}
+
+export class HostProcess {
+  private readonly child: ChildProcessByStdio<Writable, Readable, Readable>;
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  private waiting: { bytes: number; resolve: (b: Buffer) => void; reject: (e: Error) => void } | undefined;
+  private stderr = "";
+  private ended: Error | undefined;
+  /** Requests run one after another: each waits for the previous reply. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(binary: string, dir: string) {
+    this.child = spawn(binary, ["serve", dir], { stdio: ["pipe", "pipe", "pipe"] });
+    this.child.stdout.on("data", (d: Buffer) => {
+      this.chunks.push(d);
+      this.buffered += d.length;
+      this.deliver();
+    });
+    this.child.stderr.on("data", (d: Buffer) => (this.stderr += d.toString()));
+    this.child.stdin.on("error", () => {}); // a dead program: reported by the pending read
+    this.child.on("error", (e) => this.end(new CudaError(`cannot start ${binary}: ${e.message}`)));
+    this.child.on("close", (code, signal) => {
+      const why = this.stderr.trim() || `it exited with ${signal ?? `code ${code}`}`;
+      this.end(new CudaError(`the CUDA runtime (${binary}) stopped: ${why}`));
+    });
+  }
+
+  private end(e: Error): void {
+    this.ended ??= e;
+    this.deliver();
+  }
+
+  private deliver(): void {
+    const w = this.waiting;
+    if (!w) return;
+    if (this.buffered >= w.bytes) {
+      const all = Buffer.concat(this.chunks);
+      this.chunks = [all.subarray(w.bytes)];
+      this.buffered -= w.bytes;
+      this.waiting = undefined;
+      w.resolve(all.subarray(0, w.bytes));
+    } else if (this.ended) {
+      this.waiting = undefined;
+      w.reject(this.ended);
+    }
+  }
+
+  private take(bytes: number): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      this.waiting = { bytes, resolve, reject };
+      this.deliver();
+    });
+  }
+
+  /** Sends a request; `reply` reads its result once the status says ok. */
+  private request<T>(m: Message, reply: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(async () => {
+      if (this.ended) throw this.ended;
+      this.child.stdin.write(m.toBuffer());
+      const status = (await this.take(4)).readUInt32LE();
+      if (status !== 0) throw new CudaError(await this.string());
+      return reply();
+    });
+    this.queue = next.catch(() => {});
+    return next;
+  }
+
+  private async string(): Promise<string> {
+    const n = (await this.take(4)).readUInt32LE();
+    return (await this.take(n)).toString();
+  }
+
+  info(): Promise<DeviceInfo> {
+    return this.request(new Message().u32(Op.INFO), async () => {
+      const device = await this.string();
+      const rest = await this.take(12);
+      return { device, emulated: rest.readUInt32LE(0) === 1, totalBytes: Number(rest.readBigUInt64LE(4)) };
+    });
+  }
+
+  alloc(fixedBytes: number): Promise<void> {
+    return this.request(new Message().u32(Op.ALLOC).u64(fixedBytes), async () => {});
+  }
+
+  write(offset: number, data: Uint8Array): Promise<void> {
+    return this.request(new Message().u32(Op.WRITE).u64(offset).u64(data.byteLength).bytes(data), async () => {});
+  }
+
+  read(span: Span): Promise<Buffer> {
+    return this.request(new Message().u32(Op.READ).u64(span.offset).u64(span.bytes), () => this.take(span.bytes));
+  }
+
+  copy(dst: number, src: number, bytes: number): Promise<void> {
+    return this.request(new Message().u32(Op.COPY).u64(dst).u64(src).u64(bytes), async () => {});
+  }
+
+  private graphFields(m: Message, graph: number, seed: number, step: number, pinned: readonly number[]): Message {
+    m.u32(graph).u32(seed).u32(step).u32(pinned.length);
+    for (const o of pinned) m.u64(o);
+    return m;
+  }
+
+  /** Writes the inputs, runs the graph with its pinned buffers at `pinned`, and returns the reads' bytes. */
+  run(graph: number, seed: number, step: number, pinned: readonly number[], writes: readonly { offset: number; data: Uint8Array }[], reads: readonly Span[]): Promise<Buffer[]> {
+    const m = this.graphFields(new Message().u32(Op.RUN), graph, seed, step, pinned).u32(writes.length);
+    for (const w of writes) m.u64(w.offset).u64(w.data.byteLength).bytes(w.data);
+    m.u32(reads.length);
+    for (const r of reads) m.u64(r.offset).u64(r.bytes);
+    return this.request(m, async () => {
+      const all = await this.take(reads.reduce((n, r) => n + r.bytes, 0));
+      let at = 0;
+      return reads.map((r) => all.subarray(at, (at += r.bytes)));
+    });
+  }
+
+  /** Milliseconds per replay of the graph's CUDA Graph, over `repeats` replays (device time). */
+  time(graph: number, seed: number, step: number, pinned: readonly number[], repeats: number): Promise<number> {
+    const m = this.graphFields(new Message().u32(Op.TIME), graph, seed, step, pinned).u32(repeats);
+    return this.request(m, async () => (await this.take(8)).readDoubleLE());
+  }
+
+  /** Asks the program to exit; the process is killed if it does not. */
+  close(): void {
+    if (!this.ended) this.child.stdin.end(new Message().u32(Op.QUIT).toBuffer());
+    this.child.unref();
+    setTimeout(() => this.child.kill(), 2000).unref();
+  }
+}

@@ -1,0 +1,327 @@
+// CudaSession: a Program on the CUDA host runtime (backends/cuda/cpp/ulc_host.cu), which this class starts and
+// drives (./host.ts). The same class runs the program built by nvcc on a GPU or built by g++ on the CPU with
+// CUDA emulated, which is how the tests check the CUDA kernels and runtime against the reference interpreter.
+//
+// The arena's fixed part, laid out here: two slots for every piece of training state (each parameter, its
+// optimizer state and its moving average), and an I/O region where each graph finds its other inputs (data,
+// hypers, optimizer arguments) and its other outputs. A graph reads state from the current slots and writes
+// its new values to the other ones, which then become current: no copies, and a step's CUDA Graph is
+// captured once per placement (two, alternating). Parameters and the protocol of graph inputs and outputs
+// are those of the reference session (runtime/reference.ts, compiler/names.ts).
+import { ALIGNMENT, ELEMENT_BYTES, emitCuda, planScratch, type CudaGraphManifest, type CudaManifest } from "../../backends/cuda/program.js";
+import type { Flavour } from "../../backends/cuda/toolchain.js";
+import type { BufferEntry } from "../../backends/program.js";
+import { size, type DType } from "../../compiler/ir.js";
+import type { Program } from "../../compiler/lower.js";
+import { NAMES } from "../../compiler/names.js";
+import type { HostTensor, InputTensor, Session, TrainingState } from "../session.js";
+import { checkState } from "../training-state.js";
+import { compileCuda } from "./compile.js";
+import { HostProcess, type DeviceInfo } from "./host.js";
+
+export { CudaError } from "./compile.js";
+
+export interface CudaSessionOptions {
+  readonly seed: number;
+  readonly hypers?: Readonly<Record<string, number>>;
+  readonly optimizer?: Readonly<Record<string, number>>;
+  /** "cuda": nvcc and a GPU (the default); "emulated": g++ and the CPU. */
+  readonly flavour?: Flavour;
+  /** The GPU architecture to build for (default sm_90). */
+  readonly arch?: string;
+  /** Where built programs are cached. */
+  readonly cacheDir?: string;
+}
+
+function align(x: number): number {
+  return Math.ceil(x / ALIGNMENT) * ALIGNMENT;
+}
+
+/** A piece of training state: two places in the arena, one of them current. */
+interface Slot {
+  readonly bytes: number;
+  readonly at: readonly [number, number];
+  current: 0 | 1;
+}
+
+type EntryManifest = CudaManifest["entries"][number];
+
+/** A graph as the session runs it. */
+interface Plan {
+  /** Its index in the host runtime's schedule. */
+  readonly index: number;
+  readonly graph: CudaGraphManifest;
+  /** Set for an entry's graph. */
+  readonly entry?: EntryManifest;
+  /** The graph's pinned buffers (all but intermediates), in schedule order. */
+  readonly pinned: readonly BufferEntry[];
+  /** Outputs that become training state: output name -> slot. */
+  readonly feeds: ReadonlyMap<string, string>;
+  /** Buffer id -> offset, for inputs and outputs that are not training state. */
+  readonly io: ReadonlyMap<number, number>;
+}
+
+function encode(dtype: DType, data: ArrayLike<number>): Uint8Array {
+  const typed = dtype === "i32" ? Int32Array.from(data) : Float32Array.from(data);
+  return new Uint8Array(typed.buffer);
+}
+
+function decode(dtype: DType, bytes: Buffer): Float32Array | Int32Array {
+  const copy = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+  return dtype === "i32" ? new Int32Array(copy) : new Float32Array(copy);
+}
+
+export class CudaSession implements Session {
+  step = 0;
+  private readonly slots = new Map<string, Slot>();
+  /** Optimizer state that exists (zeros until a train step or an import makes it). */
+  private readonly started = new Set<string>();
+  private emaKept = false;
+  private emaInUse = false;
+  private readonly plans = new Map<string, Plan>();
+  /** Bytes of the arena's fixed part: training state and the I/O region. */
+  private readonly fixedBytes: number;
+  /** Bytes of the whole device arena. */
+  readonly arenaBytes: number;
+
+  private constructor(
+    private readonly host: HostProcess,
+    readonly manifest: CudaManifest,
+    readonly device: DeviceInfo,
+    readonly options: CudaSessionOptions,
+  ) {
+    for (const name of Object.keys(options.hypers ?? {}))
+      if (!manifest.hypers.some((h) => h.name === name)) throw new Error(`model ${manifest.model} has no hyper '${name}' (it has ${manifest.hypers.map((h) => h.name).join(", ") || "none"})`);
+    let end = 0;
+    const place = (bytes: number) => {
+      const at = end;
+      end = align(end + bytes);
+      return at;
+    };
+    const spec = new Map(manifest.params.map((p) => [p.name, p]));
+    const slot = (key: string, param: string) => {
+      const bytes = size(spec.get(param)!.shape) * ELEMENT_BYTES;
+      if (!this.slots.has(key)) this.slots.set(key, { bytes, at: [place(bytes), place(bytes)], current: 0 });
+    };
+    for (const p of manifest.params) {
+      slot(NAMES.newParam(p.name), p.name);
+      slot(NAMES.ema(p.name), p.name);
+    }
+    for (const e of manifest.entries) for (const p of e.training?.params ?? []) for (const s of e.training!.states) slot(NAMES.state(s, p), p);
+    // The I/O region is shared: graphs run one at a time.
+    const ioBase = end;
+    let ioEnd = ioBase;
+    type Graph = [string, CudaGraphManifest, Map<string, string>, EntryManifest?];
+    const graphs: Graph[] = [
+      ["init", manifest.init, new Map(manifest.params.map((p) => [p.name, NAMES.newParam(p.name)]))],
+      ["ema", manifest.ema, new Map(manifest.params.map((p) => [NAMES.ema(p.name), NAMES.ema(p.name)]))],
+      ...manifest.entries.map((e): Graph => {
+        const feeds = new Map<string, string>();
+        for (const p of e.training?.params ?? []) {
+          feeds.set(NAMES.newParam(p), NAMES.newParam(p));
+          for (const s of e.training!.states) feeds.set(NAMES.state(s, p), NAMES.state(s, p));
+        }
+        return [e.name, e, feeds, e];
+      }),
+    ];
+    graphs.forEach(([name, graph, feeds, entry], index) => {
+      end = ioBase;
+      const io = new Map<number, number>();
+      const pinned = graph.buffers.filter((b) => b.role !== "intermediate");
+      for (const b of pinned) {
+        const state = b.role === "param" || (b.role === "input" && this.slots.has(b.name!)) || (b.role === "output" && feeds.has(b.name!));
+        if (!state) io.set(b.id, place(size(b.shape) * ELEMENT_BYTES));
+      }
+      ioEnd = Math.max(ioEnd, end);
+      this.plans.set(name, { index, graph, pinned, feeds, io, ...(entry && { entry }) });
+    });
+    const scratch = Math.max(0, ...graphs.map(([, g]) => planScratch(g).bytes));
+    this.fixedBytes = ioEnd;
+    // As the host runtime lays it out: [fixed | rng words | scratch].
+    this.arenaBytes = ioEnd + ALIGNMENT + scratch;
+  }
+
+  /** Builds the program (cached), starts it, and initialises the parameters with the init graph. */
+  static async fromProgram(program: Program, options: CudaSessionOptions): Promise<CudaSession> {
+    const flavour = options.flavour ?? "cuda";
+    const build = emitCuda(program, { ...(options.arch !== undefined && { arch: options.arch }) });
+    const compiled = await compileCuda(build, { flavour, ...(options.arch !== undefined && { arch: options.arch }), ...(options.cacheDir !== undefined && { cacheDir: options.cacheDir }) });
+    return CudaSession.start(compiled.binary, compiled.dir, build.manifest, options);
+  }
+
+  /** Starts a built program (`binary` serving the build directory `dir`) and initialises its parameters. */
+  static async start(binary: string, dir: string, manifest: CudaManifest, options: CudaSessionOptions): Promise<CudaSession> {
+    const host = new HostProcess(binary, dir);
+    try {
+      const device = await host.info();
+      const s = new CudaSession(host, manifest, device, options);
+      await host.alloc(s.fixedBytes);
+      await s.execute(s.plans.get("init")!, new Map(), 0, []);
+      return s;
+    } catch (e) {
+      host.close();
+      throw e;
+    }
+  }
+
+  private entry(name: string): Plan & { entry: EntryManifest } {
+    const plan = this.plans.get(name);
+    if (!plan?.entry) throw new Error(`model ${this.manifest.model} has no entry '${name}'`);
+    return plan as Plan & { entry: EntryManifest };
+  }
+
+  /** A train entry's plan and its inputs but state: data, hypers, the step and the optimizer's arguments. */
+  private trainInputs(name: string, data: ReadonlyMap<string, InputTensor>, step: number): { plan: Plan; values: Map<string, Uint8Array>; training: NonNullable<EntryManifest["training"]> } {
+    const plan = this.entry(name);
+    const training = plan.entry.training;
+    if (!training) throw new Error(`entry ${name} is not a train entry`);
+    const values = this.inputsFor(plan.entry, data);
+    values.set(NAMES.step, this.scalar(step));
+    for (const a of training.args) values.set(NAMES.arg(a.name), this.scalar(this.options.optimizer?.[a.name] ?? a.default));
+    return { plan, values, training };
+  }
+
+  /** Optimizer state starts at zero. */
+  private async startStates(training: NonNullable<EntryManifest["training"]>): Promise<void> {
+    for (const p of training.params)
+      for (const s of training.states) {
+        const key = NAMES.state(s, p);
+        if (this.started.has(key)) continue;
+        const slot = this.slots.get(key)!;
+        await this.host.write(slot.at[slot.current], new Uint8Array(slot.bytes));
+        this.started.add(key);
+      }
+  }
+
+  /** Where a pinned buffer is for this run. */
+  private where(plan: Plan, b: BufferEntry): number {
+    const io = plan.io.get(b.id);
+    if (io !== undefined) return io;
+    if (b.role === "param") {
+      // The ema graph averages the parameters themselves.
+      const key = this.emaInUse && this.emaKept && plan.index !== this.plans.get("ema")!.index ? NAMES.ema(b.name!) : NAMES.newParam(b.name!);
+      const s = this.slots.get(key)!;
+      return s.at[s.current];
+    }
+    const s = this.slots.get(b.role === "input" ? b.name! : plan.feeds.get(b.name!)!)!;
+    return s.at[b.role === "input" ? s.current : 1 - s.current];
+  }
+
+  /**
+   * Runs a graph: writes its I/O inputs from `values`, reads back the outputs named in `reads`, then makes the
+   * new training state current. An output that the graph did not write to its slot (it is an input, or shares
+   * a buffer with another output) is copied there first.
+   */
+  private async execute(plan: Plan, values: ReadonlyMap<string, Uint8Array>, step: number, reads: readonly string[]): Promise<Map<string, HostTensor>> {
+    const writes = plan.pinned
+      .filter((b) => b.role === "input" && plan.io.has(b.id))
+      .map((b) => {
+        const data = values.get(b.name!);
+        if (!data) throw new Error(`the graph needs the input '${b.name}'`);
+        if (data.byteLength !== size(b.shape) * ELEMENT_BYTES) throw new Error(`input '${b.name}' has ${data.byteLength / ELEMENT_BYTES} values; ${b.dtype}[${b.shape.join(", ")}] needs ${size(b.shape)}`);
+        return { offset: plan.io.get(b.id)!, data };
+      });
+    const byId = new Map(plan.graph.buffers.map((b) => [b.id, b]));
+    const output = (name: string) => byId.get(plan.graph.outputs.find((o) => o.name === name)!.buffer)!;
+    const spans = reads.map((name) => {
+      const b = output(name);
+      return { offset: this.where(plan, b), bytes: size(b.shape) * ELEMENT_BYTES };
+    });
+    const got = await this.host.run(plan.index, this.options.seed, step, plan.pinned.map((b) => this.where(plan, b)), writes, spans);
+    const moves = [...plan.feeds].map(([name, key]) => ({ from: this.where(plan, output(name)), slot: this.slots.get(key)! }));
+    for (const { from, slot } of moves) if (from !== slot.at[1 - slot.current]) await this.host.copy(slot.at[1 - slot.current], from, slot.bytes);
+    for (const { slot } of moves) slot.current = slot.current === 0 ? 1 : 0;
+    return new Map(
+      reads.map((name, i) => {
+        const b = output(name);
+        return [name, { dtype: b.dtype, shape: b.shape, data: decode(b.dtype, got[i]!) }];
+      }),
+    );
+  }
+
+  private scalar(v: number): Uint8Array {
+    return encode("f32", [v]);
+  }
+
+  private inputsFor(entry: EntryManifest, data: ReadonlyMap<string, InputTensor>): Map<string, Uint8Array> {
+    const values = new Map<string, Uint8Array>();
+    for (const spec of entry.inputs) {
+      const t = data.get(spec.name);
+      if (!t) throw new Error(`entry ${entry.name} needs the input '${spec.name}' (${spec.dtype}[${spec.shape.join(", ")}])`);
+      values.set(spec.name, encode(spec.dtype, t.data));
+    }
+    for (const h of this.manifest.hypers) values.set(h.name, this.scalar(this.options.hypers?.[h.name] ?? h.default));
+    return values;
+  }
+
+  async run(name: string, data: ReadonlyMap<string, InputTensor>, step = this.step): Promise<Map<string, HostTensor>> {
+    const plan = this.entry(name);
+    return this.execute(plan, this.inputsFor(plan.entry, data), step, plan.graph.outputs.map((o) => o.name));
+  }
+
+  async trainStep(name: string, data: ReadonlyMap<string, InputTensor>): Promise<Map<string, number>> {
+    const { plan, values, training } = this.trainInputs(name, data, this.step + 1);
+    this.step += 1;
+    await this.startStates(training);
+    const results = plan.entry!.results;
+    const out = await this.execute(plan, values, this.step, results);
+    return new Map(results.map((r) => [r, out.get(r)!.data[0]!]));
+  }
+
+  async updateEma(decay: number): Promise<void> {
+    // The average starts at the parameters it first sees.
+    if (!this.emaKept)
+      for (const p of this.manifest.params) {
+        const [param, ema] = [this.slots.get(NAMES.newParam(p.name))!, this.slots.get(NAMES.ema(p.name))!];
+        await this.host.copy(ema.at[ema.current], param.at[param.current], param.bytes);
+      }
+    this.emaKept = true;
+    await this.execute(this.plans.get("ema")!, new Map([[NAMES.emaDecay, this.scalar(decay)]]), this.step, []);
+  }
+
+  useEma(on: boolean): void {
+    this.emaInUse = on;
+  }
+
+  async exportState(): Promise<TrainingState> {
+    const tensors = new Map<string, HostTensor>();
+    const spec = new Map(this.manifest.params.map((p) => [p.name, p]));
+    const put = async (key: string, param: string) => {
+      const { dtype, shape } = spec.get(param)!;
+      const slot = this.slots.get(key)!;
+      tensors.set(key, { dtype, shape, data: decode(dtype, await this.host.read({ offset: slot.at[slot.current], bytes: slot.bytes })) });
+    };
+    for (const p of this.manifest.params) {
+      await put(NAMES.newParam(p.name), p.name);
+      if (this.emaKept) await put(NAMES.ema(p.name), p.name);
+    }
+    for (const e of this.manifest.entries)
+      for (const p of e.training?.params ?? []) for (const s of e.training!.states) if (this.started.has(NAMES.state(s, p)) && !tensors.has(NAMES.state(s, p))) await put(NAMES.state(s, p), p);
+    return { step: this.step, tensors };
+  }
+
+  async importState(state: TrainingState): Promise<void> {
+    checkState(this.manifest, state);
+    this.started.clear();
+    this.emaKept = false;
+    for (const [key, t] of state.tensors) {
+      const slot = this.slots.get(key)!;
+      await this.host.write(slot.at[slot.current], encode(t.dtype, t.data));
+      if (key.startsWith(NAMES.ema(""))) this.emaKept = true;
+      else if (!key.startsWith(NAMES.newParam(""))) this.started.add(key);
+    }
+    this.step = state.step;
+  }
+
+  /** Device milliseconds per replay of a train entry's CUDA Graph with these inputs; the state is unchanged. */
+  async timeTrainStep(name: string, data: ReadonlyMap<string, InputTensor>, repeats: number): Promise<number> {
+    const { plan, values, training } = this.trainInputs(name, data, this.step + 1);
+    await this.startStates(training);
+    for (const b of plan.pinned) if (b.role === "input" && plan.io.has(b.id)) await this.host.write(plan.io.get(b.id)!, values.get(b.name!)!);
+    return this.host.time(plan.index, this.options.seed, this.step + 1, plan.pinned.map((b) => this.where(plan, b)), repeats);
+  }
+
+  dispose(): void {
+    this.host.close();
+  }
+}

@@ -5,6 +5,7 @@ import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { EXIT, collectBinding, collectSetting, validateSourceFiles } from "./args.js";
 import type { BuildCommandOptions } from "./build.js";
 import type { CheckCommandOptions } from "./check.js";
+import type { EvalCommandOptions } from "./eval.js";
 import type { GradcheckCommandOptions } from "./gradcheck.js";
 import type { SampleCommandOptions } from "./sample.js";
 import type { TrainCommandOptions } from "./train.js";
@@ -155,6 +156,29 @@ export function buildProgram(io: CliIo, finish: (code: number) => void): Command
     .action(async function (this: Command, dir: string, options: SampleCommandOptions) {
       const { runSample } = await import("./sample.js");
       finish(await runSample(dir, options, io));
+    });
+
+  program
+    .command("eval")
+    .summary("measure a trained run on the test split: bits/pixel, PSNR, Fréchet distance (or a classifier's accuracy)")
+    .description(
+      "Measure a run on the test split and write RUN_DIR/eval.json: held-out bits/pixel (the prior bound), reconstruction PSNR (encode, noise to z0, decoder sampling), and with --classifier the Fréchet distance between test images and samples on that classifier's features (an FID for Fashion-MNIST; our classifier, not Inception). A classifier run reports its test loss and accuracy.",
+    )
+    .argument("<run>", "a run directory written by ulc train")
+    .option("--classifier <run>", "a trained classifier run (models/classifier.ul) for the Fréchet distance")
+    .option("--n <n>", "test images for bits/pixel (or accuracy)", positiveInt("--n"), 10000)
+    .option("--recon <n>", "test images to reconstruct for PSNR", positiveInt("--recon"), 256)
+    .option("--fd-n <n>", "samples (and test images) for the Fréchet distance", positiveInt("--fd-n"), 1000)
+    .option("--steps <n>", "sampler steps", positiveInt("--steps"), 50)
+    .option("--sampler <s>", "ddpm or ddim", choice("--sampler", ["ddpm", "ddim"]), "ddpm")
+    .option("--batch <b>", "examples per call", positiveInt("--batch"), 64)
+    .option("--seed <s>", "keys the sampling noise", nonNegativeInt("--seed"), 0)
+    .option("--no-ema", "use the raw parameters instead of their moving average")
+    .showHelpAfterError("(run 'ulc eval --help' for usage)")
+    .addHelpText("after", "\nExample:\n  ulc eval runs/tiny --classifier runs/classifier")
+    .action(async function (this: Command, dir: string, options: EvalCommandOptions) {
+      const { runEval } = await import("./eval.js");
+      finish(await runEval(dir, options, io));
     });
 
   return program;

@@ -183,11 +183,11 @@ describe("batches", () => {
   test("pixels scale to [-1, 1], pad centred with -1, and labels are one-hot", () => {
     const layout = inputLayout(entry(4), set);
     const b = batchOf(set, layout, [1, 3]);
-    const x = [...b.get("x")!.data];
+    const x = Array.from(b.get("x")!.data);
     expect(x.slice(0, 4)).toEqual([-1, -1, -1, -1]);
     expect(x[5]).toBeCloseTo(48 / 127.5 - 1, 6);
     expect(x[10]).toBeCloseTo(84 / 127.5 - 1, 6);
-    expect([...b.get("y")!.data]).toEqual([0, 1, 0, 0, 0, 1, 0, 0]);
+    expect(Array.from(b.get("y")!.data)).toEqual([0, 1, 0, 0, 0, 1, 0, 0]);
   });
 
   test("an entry the data cannot fill is refused by name", () => {

@@ -1,0 +1,115 @@
+// `ulc eval RUN_DIR`: measures a trained run on the test split and writes RUN_DIR/eval.json. A Unified Latents
+// run gets held-out bits/pixel (the prior bound, from its `evaluate` entry), reconstruction PSNR and, given a
+// trained classifier run, the Fréchet distance between real and sampled images in the classifier's feature
+// space (an FID for Fashion-MNIST, with our classifier in Inception's place); pictures of reconstructions and
+// samples land beside it. A classifier run gets its test loss and accuracy.
+import { join } from "node:path";
+import { writeFileAtomic } from "../train/checkpoint.js";
+import { batchOf, inputLayout } from "../train/batches.js";
+import { DataError, loadImages, type ImageSet } from "../train/data.js";
+import { entryOutputs, featureDistance, meanMetrics, meanPsnr, reconstructions, samples } from "../train/evaluate.js";
+import { writeLossCurve } from "../train/plot.js";
+import { readMetrics } from "../train/run.js";
+import type { Sampler } from "../runtime/sampler.js";
+import { EXIT } from "./args.js";
+import type { CliIo } from "./io.js";
+import { Progress } from "./progress.js";
+import { loadRun, writeGrid, type LoadedRun } from "./sample.js";
+
+export interface EvalCommandOptions {
+  readonly classifier?: string;
+  readonly n: number;
+  readonly recon: number;
+  readonly fdN: number;
+  readonly steps: number;
+  readonly sampler: Sampler;
+  readonly batch: number;
+  readonly seed: number;
+  readonly ema: boolean;
+}
+
+/** Test loss and accuracy of a classifier run. */
+async function classifierReport(run: LoadedRun, set: ImageSet, n: number, io: CliIo): Promise<Record<string, number>> {
+  const layout = inputLayout(run.program.entries.find((e) => e.name === "evaluate")!, set);
+  const progress = new Progress(io.stderr, "classifier test split", Math.floor(n / layout.batch), 0, "batch");
+  let done = 0;
+  return meanMetrics(run.opened.session, "evaluate", set, layout, n, 0, () => progress.update(++done));
+}
+
+async function features(run: LoadedRun, images: Float32Array, count: number, batch: number): Promise<Float32Array> {
+  const entry = run.program.entries.find((e) => e.name === "features");
+  if (!entry) throw new DataError(`the classifier run's model ${run.program.model} has no 'features' entry`);
+  const spec = entry.inputs[0]!;
+  const per = spec.shape.slice(1).reduce((a, b) => a * b, 1);
+  if (images.length / count !== per) throw new DataError(`the classifier takes [${spec.shape.slice(1).join(", ")}] images; the run's images have ${images.length / count} values each`);
+  return entryOutputs(run.opened.session, "features", (indices) => {
+    const data = new Float32Array(batch * per);
+    indices.forEach((n, i) => data.set(images.subarray(n * per, (n + 1) * per), i * per));
+    return new Map([[spec.name, { dtype: "f32" as const, shape: spec.shape, data }]]);
+  }, count, batch, 0);
+}
+
+export async function runEval(dir: string, options: EvalCommandOptions, io: CliIo): Promise<number> {
+  const run = await loadRun(dir, options.batch, options.seed, options.ema, io, "eval");
+  if (typeof run === "number") return run;
+  let classifier: LoadedRun | number | undefined;
+  try {
+    const set = loadImages(run.config.data, "test");
+    const n = Math.min(options.n, set.count);
+    const report: Record<string, unknown> = { run: dir, step: run.step, ema: run.usesEma, data: set.source, examples: n };
+    const sampling = { steps: options.steps, sampler: options.sampler, seed: options.seed };
+    if (!run.program.entries.some((e) => e.name === "decoder_step")) {
+      Object.assign(report, await classifierReport(run, set, n, io));
+    } else {
+      const layout = inputLayout(run.program.entries.find((e) => e.name === "evaluate")!, set);
+      const bar = new Progress(io.stderr, "held-out bits/pixel", Math.floor(n / layout.batch), 0, "batch");
+      let done = 0;
+      report.heldOut = await meanMetrics(run.opened.session, "evaluate", set, layout, n, 0, () => bar.update(++done));
+      io.stderr.write(`reconstructing ${options.recon} test images (${options.steps} decoder steps each)...\n`);
+      const { real, fake } = await reconstructions(run.opened.session, run.program.entries, set, layout, options.recon, sampling);
+      report.psnr = meanPsnr(real, fake, options.recon);
+      const per = real.length / options.recon;
+      const pairs = Math.min(32, options.recon);
+      const both = new Float32Array(2 * pairs * per);
+      for (let i = 0; i < pairs; i++) {
+        both.set(real.subarray(i * per, (i + 1) * per), 2 * i * per);
+        both.set(fake.subarray(i * per, (i + 1) * per), (2 * i + 1) * per);
+      }
+      await writeGrid(join(dir, "eval-reconstructions.png"), { data: both, shape: [2 * pairs, ...layout.image.shape.slice(1)] });
+      if (options.classifier) {
+        classifier = await loadRun(options.classifier, options.batch, options.seed, true, io, "eval");
+        if (typeof classifier === "number") return classifier;
+        const cls = await classifierReport(classifier, set, Math.min(set.count, 10000), io);
+        report.classifier = { run: options.classifier, step: classifier.step, ...cls };
+        io.stderr.write(`sampling ${options.fdN} images for the Fréchet distance...\n`);
+        const fakes = await samples(run.opened.session, run.program.entries, options.fdN, options.batch, sampling);
+        await writeGrid(join(dir, "eval-samples.png"), { data: fakes.data.subarray(0, 64 * per), shape: [Math.min(64, options.fdN), ...fakes.shape.slice(1)] });
+        const realImages = new Float32Array(options.fdN * per);
+        for (let first = 0; first < options.fdN; first += layout.batch) {
+          const indices = Array.from({ length: Math.min(layout.batch, options.fdN - first) }, (_, i) => (first + i) % set.count);
+          const x = inputFor(set, layout, indices);
+          realImages.set(x.subarray(0, indices.length * per), first * per);
+        }
+        const [fr, ff] = [await features(classifier, realImages, options.fdN, options.batch), await features(classifier, fakes.data as Float32Array, options.fdN, options.batch)];
+        report.frechet = { distance: featureDistance(fr, ff, fr.length / options.fdN), samples: options.fdN, features: "the classifier's penultimate layer (an FID for Fashion-MNIST with our classifier in place of Inception)" };
+      }
+    }
+    writeFileAtomic(join(dir, "eval.json"), JSON.stringify(report, null, 2) + "\n");
+    await writeLossCurve(dir, readMetrics(dir), run.program.model);
+    io.stdout.write(JSON.stringify(report, null, 2) + "\n");
+    return EXIT.ok;
+  } catch (e) {
+    if (e instanceof DataError) {
+      io.stderr.write(`ulc eval: ${e.message}\n`);
+      return EXIT.usage;
+    }
+    throw e;
+  } finally {
+    run.opened.close();
+    if (typeof classifier === "object") classifier.opened.close();
+  }
+}
+
+function inputFor(set: ImageSet, layout: ReturnType<typeof inputLayout>, indices: number[]): Float32Array {
+  return (batchOf(set, layout, indices).get(layout.image.name)!.data as Float32Array);
+}

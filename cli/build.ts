@@ -1,18 +1,21 @@
 // `ulc build FILE`: check, lower with every dim bound, then print the graphs (`--emit ir`) or write a WGSL
-// Program (`--target wgsl -o DIR`: manifest.json and kernels/*.wgsl).
+// Program (`--target wgsl -o DIR`: manifest.json and kernels/*.wgsl; with `--emit ts`, instead the Program in
+// one file and a typed TypeScript module for it, backends/ts/bindings.ts).
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { emitWgsl } from "../backends/wgsl/program.js";
+import { emitWgsl, type WgslBuild } from "../backends/wgsl/program.js";
 import { checkFiles } from "../dsl/check.js";
 import { renderDiagnostic } from "../dsl/diagnostics.js";
 import { printGraph } from "../compiler/ir.js";
 import { fuse } from "../compiler/kernel/fuse.js";
 import { lowerProgram, type Program, type ProgramEntry } from "../compiler/lower.js";
+import { encodeProgramFile } from "../runtime/webgpu/model.js";
 import { EXIT, resolveColor } from "./args.js";
 import type { CliIo } from "./io.js";
+import { packageInfo } from "./package.js";
 
 export interface BuildCommandOptions {
-  readonly emit?: "ir";
+  readonly emit?: "ir" | "ts";
   readonly target?: "wgsl";
   /** Print a table of op counts, kernels and memory per entry (to stderr) as well. */
   readonly stats?: boolean;
@@ -58,9 +61,25 @@ function statsTable(entries: readonly ProgramEntry[], kernelCount: (e: ProgramEn
   return [line(head), ...rows.map(line)].join("\n") + "\n";
 }
 
-export function runBuild(file: string, options: BuildCommandOptions, io: CliIo): number {
-  if ((options.emit === undefined) === (options.target === undefined)) {
-    io.stderr.write("ulc build: give exactly one of --emit ir (print the graphs) and --target wgsl (write a Program)\n");
+/**
+ * `--emit ts`: DIR/STEM.program.json (manifest and kernels in one file, which a bundler ships as one asset) and
+ * DIR/STEM.ts, the typed bindings, which import the runtime from this ulc's sources by a relative path.
+ */
+async function writeBindings(build: WgslBuild, file: string, dir: string): Promise<string[]> {
+  // Loaded on use: ts-morph takes over a second to import, which every other build (and train, sample) skips.
+  const { bindingsStem, emitBindings } = await import("../backends/ts/bindings.js");
+  const stem = bindingsStem(build.manifest.model);
+  const runtime = path.relative(dir, path.join(packageInfo().root, "runtime", "webgpu", "model.js")).split(path.sep).join("/");
+  const written = [path.join(dir, `${stem}.program.json`), path.join(dir, `${stem}.ts`)];
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(written[0]!, encodeProgramFile(build));
+  writeFileSync(written[1]!, emitBindings(build.manifest, { source: path.basename(file), runtime: runtime.startsWith(".") ? runtime : `./${runtime}`, programFile: `${stem}.program.json` }));
+  return written;
+}
+
+export async function runBuild(file: string, options: BuildCommandOptions, io: CliIo): Promise<number> {
+  if ((options.emit === "ir") === (options.target !== undefined)) {
+    io.stderr.write("ulc build: give exactly one of --emit ir (print the graphs) and --target wgsl (write a Program, with --emit ts its typed bindings)\n");
     return EXIT.usage;
   }
   if (options.target && !options.output) {
@@ -70,13 +89,19 @@ export function runBuild(file: string, options: BuildCommandOptions, io: CliIo):
   const program = checkAndLower(file, options.bind ?? {}, options.model, io, "build");
   if (typeof program === "number") return program;
   if (options.target) {
-    const { manifest, kernels } = emitWgsl(program);
+    const build = emitWgsl(program);
+    const { manifest, kernels } = build;
     const dir = options.output!;
-    mkdirSync(path.join(dir, "kernels"), { recursive: true });
-    for (const [name, code] of kernels) writeFileSync(path.join(dir, "kernels", name), code);
-    writeFileSync(path.join(dir, "manifest.json"), JSON.stringify(manifest, null, 1) + "\n");
+    let written: string;
+    if (options.emit === "ts") written = (await writeBindings(build, file, dir)).join(" and ");
+    else {
+      mkdirSync(path.join(dir, "kernels"), { recursive: true });
+      for (const [name, code] of kernels) writeFileSync(path.join(dir, "kernels", name), code);
+      writeFileSync(path.join(dir, "manifest.json"), JSON.stringify(manifest, null, 1) + "\n");
+      written = `${path.join(dir, "manifest.json")} and ${kernels.size} kernels`;
+    }
     if (options.stats) io.stderr.write(statsTable(program.entries, (e) => manifest.entries.find((m) => m.name === e.name)!.dispatches.length));
-    io.stderr.write(`wrote ${path.join(dir, "manifest.json")} and ${kernels.size} kernels for ${program.model} (${program.entries.length} entries)\n`);
+    io.stderr.write(`wrote ${written} for ${program.model} (${program.entries.length} entries)\n`);
     return EXIT.ok;
   }
   const entries = options.entry ? program.entries.filter((e) => e.name === options.entry) : program.entries;

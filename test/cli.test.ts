@@ -8,8 +8,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
 import { collectBinding, parseBinding, plural, resolveColor, validateSourceFiles } from "../cli/args.js";
-import type { CliIo } from "../cli/io.js";
-import { main } from "../cli/main.js";
+import { ulc } from "./support/cli.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const CLEAN = "fn f<N>(x: f32[N]) -> f32[N] { x * 2.0 }\n";
@@ -44,24 +43,6 @@ beforeAll(() => {
 afterAll(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function ulc(argv: string[], opts: { tty?: boolean; env?: Record<string, string> } = {}): Promise<Run> {
-  let stdout = "";
-  let stderr = "";
-  const io: CliIo = {
-    stdout: { write: (s: string) => (stdout += s), isTTY: opts.tty ?? false },
-    stderr: { write: (s: string) => (stderr += s), isTTY: opts.tty ?? false },
-    env: opts.env ?? {},
-  };
-  const code = await main(argv, io);
-  return { code, stdout, stderr };
-}
 
 describe("ulc check: exit codes and text output", () => {
   test("a clean file exits 0 with an ok summary and nothing on stdout", async () => {

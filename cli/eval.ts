@@ -9,12 +9,12 @@ import { batchOf, inputLayout } from "../train/batches.js";
 import { DataError, loadImages, type ImageSet } from "../train/data.js";
 import { entryOutputs, featureDistance, meanMetrics, meanPsnr, reconstructions, samples } from "../train/evaluate.js";
 import { writeLossCurve } from "../train/plot.js";
-import { readMetrics } from "../train/run.js";
+import { readMetrics, readRunConfig, RunError } from "../train/run.js";
 import type { Sampler } from "../runtime/sampler.js";
 import { EXIT } from "./args.js";
 import type { CliIo } from "./io.js";
 import { Progress } from "./progress.js";
-import { loadRun, writeGrid, type LoadedRun } from "./sample.js";
+import { imageSampler, loadRun, writeGrid, type LoadedRun } from "./sample.js";
 
 export interface EvalCommandOptions {
   readonly classifier?: string;
@@ -49,49 +49,81 @@ async function features(run: LoadedRun, images: Float32Array, count: number, bat
   }, count, batch, 0);
 }
 
+/** Reconstruction PSNR, with a picture of pairs (original, reconstruction). */
+async function reconstructionReport(run: LoadedRun, set: ImageSet, options: EvalCommandOptions, dir: string, io: CliIo): Promise<number> {
+  const layout = inputLayout(run.program.entries.find((e) => e.name === "encode")!, set);
+  io.stderr.write(`reconstructing ${options.recon} test images (${options.steps} decoder steps each)...\n`);
+  const { real, fake } = await reconstructions(run.opened.session, run.program.entries, set, layout, options.recon, { steps: options.steps, sampler: options.sampler, seed: options.seed });
+  const per = real.length / options.recon;
+  const pairs = Math.min(32, options.recon);
+  const both = new Float32Array(2 * pairs * per);
+  for (let i = 0; i < pairs; i++) {
+    both.set(real.subarray(i * per, (i + 1) * per), 2 * i * per);
+    both.set(fake.subarray(i * per, (i + 1) * per), (2 * i + 1) * per);
+  }
+  await writeGrid(join(dir, "eval-reconstructions.png"), { data: both, shape: [2 * pairs, ...layout.image.shape.slice(1)] });
+  return meanPsnr(real, fake, options.recon);
+}
+
+/** The Fréchet distance between test images and samples on the classifier's features; a grid of the samples. */
+async function frechetReport(run: LoadedRun, set: ImageSet, options: EvalCommandOptions, dir: string, io: CliIo): Promise<Record<string, unknown> | number> {
+  const classifier = await loadRun(options.classifier!, options.batch, options.seed, true, io, "eval");
+  if (typeof classifier === "number") return classifier;
+  const sampler = await imageSampler(run, options.batch, options, io, "eval");
+  try {
+    if (typeof sampler === "number") return sampler;
+    const accuracy = await classifierReport(classifier, set, set.count, io);
+    const bar = new Progress(io.stderr, "samples for the Fréchet distance", options.fdN, 0, "image");
+    let done = 0;
+    const fakes = await samples(options.fdN, options.batch, options.seed, async (seed) => {
+      const images = await sampler.sample(seed);
+      bar.update((done = Math.min(options.fdN, done + options.batch)));
+      return images;
+    });
+    const per = fakes.data.length / options.fdN;
+    await writeGrid(join(dir, "eval-samples.png"), { data: fakes.data.subarray(0, Math.min(64, options.fdN) * per), shape: [Math.min(64, options.fdN), ...fakes.shape.slice(1)] });
+    const layout = inputLayout(classifier.program.entries.find((e) => e.name === "features")!, set);
+    const realImages = new Float32Array(options.fdN * per);
+    for (let first = 0; first < options.fdN; first += layout.batch) {
+      const indices = Array.from({ length: Math.min(layout.batch, options.fdN - first) }, (_, i) => (first + i) % set.count);
+      realImages.set((batchOf(set, layout, indices).get(layout.image.name)!.data as Float32Array).subarray(0, indices.length * per), first * per);
+    }
+    const [fr, ff] = [await features(classifier, realImages, options.fdN, options.batch), await features(classifier, fakes.data as Float32Array, options.fdN, options.batch)];
+    return {
+      distance: featureDistance(fr, ff, fr.length / options.fdN),
+      samples: options.fdN,
+      sampler: `${sampler.describe}, ${options.sampler}, ${options.steps} steps`,
+      features: "the classifier's penultimate layer: an FID for Fashion-MNIST with our classifier in place of Inception",
+      classifier: { run: options.classifier, step: classifier.step, ...accuracy },
+    };
+  } finally {
+    if (typeof sampler === "object") sampler.close();
+    classifier.opened.close();
+  }
+}
+
 export async function runEval(dir: string, options: EvalCommandOptions, io: CliIo): Promise<number> {
   const run = await loadRun(dir, options.batch, options.seed, options.ema, io, "eval");
   if (typeof run === "number") return run;
-  let classifier: LoadedRun | number | undefined;
   try {
-    const set = loadImages(run.config.data, "test");
+    const set = loadImages(run.config.latentsFrom ? readRunConfig(run.config.latentsFrom).data : run.config.data, "test");
     const n = Math.min(options.n, set.count);
-    const report: Record<string, unknown> = { run: dir, step: run.step, ema: run.usesEma, data: set.source, examples: n };
-    const sampling = { steps: options.steps, sampler: options.sampler, seed: options.seed };
-    if (!run.program.entries.some((e) => e.name === "decoder_step")) {
-      Object.assign(report, await classifierReport(run, set, n, io));
+    const report: Record<string, unknown> = { run: dir, model: run.program.model, step: run.step, ema: run.usesEma, data: set.source };
+    const has = (entry: string) => run.program.entries.some((e) => e.name === entry);
+    if (!has("decoder_step") && !run.config.latentsFrom) {
+      Object.assign(report, { examples: n }, await classifierReport(run, set, n, io));
     } else {
-      const layout = inputLayout(run.program.entries.find((e) => e.name === "evaluate")!, set);
-      const bar = new Progress(io.stderr, "held-out bits/pixel", Math.floor(n / layout.batch), 0, "batch");
-      let done = 0;
-      report.heldOut = await meanMetrics(run.opened.session, "evaluate", set, layout, n, 0, () => bar.update(++done));
-      io.stderr.write(`reconstructing ${options.recon} test images (${options.steps} decoder steps each)...\n`);
-      const { real, fake } = await reconstructions(run.opened.session, run.program.entries, set, layout, options.recon, sampling);
-      report.psnr = meanPsnr(real, fake, options.recon);
-      const per = real.length / options.recon;
-      const pairs = Math.min(32, options.recon);
-      const both = new Float32Array(2 * pairs * per);
-      for (let i = 0; i < pairs; i++) {
-        both.set(real.subarray(i * per, (i + 1) * per), 2 * i * per);
-        both.set(fake.subarray(i * per, (i + 1) * per), (2 * i + 1) * per);
+      if (has("evaluate")) {
+        const layout = inputLayout(run.program.entries.find((e) => e.name === "evaluate")!, set);
+        const bar = new Progress(io.stderr, "held-out metrics", Math.floor(n / layout.batch), 0, "batch");
+        let done = 0;
+        report.heldOut = { examples: Math.floor(n / layout.batch) * layout.batch, ...(await meanMetrics(run.opened.session, "evaluate", set, layout, n, 0, () => bar.update(++done))) };
       }
-      await writeGrid(join(dir, "eval-reconstructions.png"), { data: both, shape: [2 * pairs, ...layout.image.shape.slice(1)] });
-      if (options.classifier) {
-        classifier = await loadRun(options.classifier, options.batch, options.seed, true, io, "eval");
-        if (typeof classifier === "number") return classifier;
-        const cls = await classifierReport(classifier, set, Math.min(set.count, 10000), io);
-        report.classifier = { run: options.classifier, step: classifier.step, ...cls };
-        io.stderr.write(`sampling ${options.fdN} images for the Fréchet distance...\n`);
-        const fakes = await samples(run.opened.session, run.program.entries, options.fdN, options.batch, sampling);
-        await writeGrid(join(dir, "eval-samples.png"), { data: fakes.data.subarray(0, 64 * per), shape: [Math.min(64, options.fdN), ...fakes.shape.slice(1)] });
-        const realImages = new Float32Array(options.fdN * per);
-        for (let first = 0; first < options.fdN; first += layout.batch) {
-          const indices = Array.from({ length: Math.min(layout.batch, options.fdN - first) }, (_, i) => (first + i) % set.count);
-          const x = inputFor(set, layout, indices);
-          realImages.set(x.subarray(0, indices.length * per), first * per);
-        }
-        const [fr, ff] = [await features(classifier, realImages, options.fdN, options.batch), await features(classifier, fakes.data as Float32Array, options.fdN, options.batch)];
-        report.frechet = { distance: featureDistance(fr, ff, fr.length / options.fdN), samples: options.fdN, features: "the classifier's penultimate layer (an FID for Fashion-MNIST with our classifier in place of Inception)" };
+      if (has("encode") && has("decoder_step")) report.psnr = await reconstructionReport(run, set, options, dir, io);
+      if (options.classifier && (has("prior_step") || run.config.latentsFrom)) {
+        const frechet = await frechetReport(run, set, options, dir, io);
+        if (typeof frechet === "number") return frechet;
+        report.frechet = frechet;
       }
     }
     writeFileAtomic(join(dir, "eval.json"), JSON.stringify(report, null, 2) + "\n");
@@ -99,17 +131,12 @@ export async function runEval(dir: string, options: EvalCommandOptions, io: CliI
     io.stdout.write(JSON.stringify(report, null, 2) + "\n");
     return EXIT.ok;
   } catch (e) {
-    if (e instanceof DataError) {
+    if (e instanceof DataError || e instanceof RunError) {
       io.stderr.write(`ulc eval: ${e.message}\n`);
       return EXIT.usage;
     }
     throw e;
   } finally {
     run.opened.close();
-    if (typeof classifier === "object") classifier.opened.close();
   }
-}
-
-function inputFor(set: ImageSet, layout: ReturnType<typeof inputLayout>, indices: number[]): Float32Array {
-  return (batchOf(set, layout, indices).get(layout.image.name)!.data as Float32Array);
 }

@@ -131,6 +131,7 @@ export function buildProgram(io: CliIo, finish: (code: number) => void): Command
     .option("--entry <name>", "the train entry (default: the first)")
     .option("--model <name>", "the model, when the file declares several")
     .option("--bind <NAME=INT>", "bind a generic of the model, e.g. --bind Width=128 (repeatable)", collectBinding)
+    .option("--latents-from <run>", "stage 2: train on the latents of this stage-1 run's training images (its encoder frozen)")
     .showHelpAfterError("(run 'ulc train --help' for usage)")
     .addHelpText("after", "\nExamples:\n  ulc train models/ul_tiny.ul --steps 2000 --out runs/tiny\n  ulc train models/ul_tiny.ul --steps 4000 --out runs/tiny --resume\n  ulc train models/ul_tiny.ul --set loss_factor=2.1 --out runs/c2.1")
     .action(async function (this: Command, path: string, options: TrainCommandOptions) {

@@ -5,8 +5,8 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Program } from "../compiler/lower.js";
 import { encodePng, imageGrid } from "../runtime/pictures/png.js";
-import { sampleImages, type Sampler } from "../runtime/sampler.js";
-import type { Session } from "../runtime/session.js";
+import { decode, sampleImages, samplePrior, type Sampler } from "../runtime/sampler.js";
+import type { HostTensor } from "../runtime/session.js";
 import { CheckpointError, readCheckpoint } from "../train/checkpoint.js";
 import { openSession, type OpenedSession } from "../train/open-session.js";
 import { readRunConfig, RunError, type RunConfig } from "../train/run.js";
@@ -68,20 +68,48 @@ export async function writeGrid(path: string, images: { data: ArrayLike<number>;
   writeFileSync(path, await encodePng(imageGrid(images.data, images.shape)));
 }
 
-export async function sampleRun(session: Session, program: Program, options: Pick<SampleCommandOptions, "steps" | "sampler" | "seed">, io: CliIo, label = "sample") {
-  const progress = new Progress(io.stderr, label, 2 * options.steps + 1, 0, "call");
-  return sampleImages(session, program.entries, { ...options, onProgress: (done) => progress.update(done) });
+/** How a run makes a batch of images: prior then decoder, or for a stage-2 run its base model then its stage-1 run's decoder. */
+export interface ImageSampler {
+  readonly describe: string;
+  sample(seed: number, onProgress?: (done: number, total: number) => void): Promise<HostTensor>;
+  close(): void;
+}
+
+export async function imageSampler(run: LoadedRun, batch: number, options: Pick<SampleCommandOptions, "steps" | "sampler" | "seed" | "ema">, io: CliIo, command: string): Promise<ImageSampler | number> {
+  const base = { steps: options.steps, sampler: options.sampler };
+  if (!run.config.latentsFrom) {
+    return {
+      describe: "prior and decoder",
+      sample: async (seed, onProgress) => (await sampleImages(run.opened.session, run.program.entries, { ...base, seed, ...(onProgress && { onProgress }) })).images,
+      close: () => {},
+    };
+  }
+  const stage1 = await loadRun(run.config.latentsFrom, batch, options.seed, options.ema, io, command);
+  if (typeof stage1 === "number") return stage1;
+  return {
+    describe: `stage 2 over ${run.config.latentsFrom}'s decoder`,
+    async sample(seed, onProgress) {
+      const sampling = { ...base, seed, ...(onProgress && { onProgress }) };
+      const z0 = await samplePrior(run.opened.session, run.program.entries, sampling, "prior", 1, 2 * options.steps + 1);
+      return decode(stage1.opened.session, stage1.program.entries, z0, sampling, options.steps + 1, 2 * options.steps + 1);
+    },
+    close: () => stage1.opened.close(),
+  };
 }
 
 export async function runSample(dir: string, options: SampleCommandOptions, io: CliIo): Promise<number> {
   const run = await loadRun(dir, options.n, options.seed, options.ema, io, "sample");
   if (typeof run === "number") return run;
+  const sampler = await imageSampler(run, options.n, options, io, "sample");
   try {
-    const { images } = await sampleRun(run.opened.session, run.program, options, io);
+    if (typeof sampler === "number") return sampler;
+    const progress = new Progress(io.stderr, "sample", 2 * options.steps + 1, 0, "call");
+    const images = await sampler.sample(options.seed, (done) => progress.update(done));
     await writeGrid(options.output, images);
-    io.stdout.write(`${options.output}: ${options.n} samples of ${run.program.model} at step ${run.step} (${run.usesEma ? "moving average" : "raw parameters"}, ${options.sampler}, ${options.steps} steps, seed ${options.seed})\n`);
+    io.stdout.write(`${options.output}: ${options.n} samples of ${run.program.model} at step ${run.step} (${sampler.describe}; ${run.usesEma ? "moving average" : "raw parameters"}, ${options.sampler}, ${options.steps} steps, seed ${options.seed})\n`);
     return EXIT.ok;
   } finally {
+    if (typeof sampler === "object") sampler.close();
     run.opened.close();
   }
 }

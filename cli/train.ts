@@ -1,12 +1,14 @@
 // `ulc train MODEL.ul --data fashion-mnist --out RUN_DIR`: trains a model's train entry on images, with a
 // progress bar, metrics in RUN_DIR/metrics.jsonl, atomic checkpoints, exact resume and a stop on a
 // non-finite loss. The loop itself is train/loop.ts; this file turns flags into a run and reports it.
-import { existsSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Program } from "../compiler/lower.js";
-import { inputLayout, type InputLayout } from "../train/batches.js";
-import { CheckpointError } from "../train/checkpoint.js";
-import { DataError, loadImages, type ImageSet } from "../train/data.js";
+import { decodeSafetensors, encodeSafetensors } from "../runtime/safetensors.js";
+import { imageData, inputLayout, tensorData, type TrainingData } from "../train/batches.js";
+import { CheckpointError, writeFileAtomic } from "../train/checkpoint.js";
+import { DataError, loadImages } from "../train/data.js";
+import { entryOutputs } from "../train/evaluate.js";
 import { DivergedError, trainLoop } from "../train/loop.js";
 import { openSession } from "../train/open-session.js";
 import { writeLossCurve } from "../train/plot.js";
@@ -31,10 +33,11 @@ export interface TrainCommandOptions {
   readonly entry?: string;
   readonly model?: string;
   readonly bind?: Record<string, number>;
+  readonly latentsFrom?: string;
 }
 
 /** Flags that define a run: `--resume` takes them from run.json, so giving a different value is an error. */
-const RECORDED: readonly (keyof TrainCommandOptions)[] = ["data", "batch", "seed", "target", "emaDecay", "entry", "lr", "set", "bind"];
+const RECORDED: readonly (keyof TrainCommandOptions)[] = ["data", "batch", "seed", "target", "emaDecay", "entry", "lr", "set", "bind", "latentsFrom"];
 
 class UsageError extends Error {}
 
@@ -62,7 +65,41 @@ function runConfig(file: string, options: TrainCommandOptions, given: ReadonlySe
     optimizer: options.lr === undefined ? {} : { lr: options.lr },
     emaDecay: options.emaDecay,
     target: options.target,
+    ...(options.latentsFrom && { latentsFrom: resolve(options.latentsFrom) }),
   };
+}
+
+const LATENTS_FILE = "latents.safetensors";
+
+/**
+ * Stage 2's data: the latents of the training images under a stage-1 run's frozen encoder (its moving average),
+ * computed once with its `encode` entry and kept in the run as latents.safetensors, so a resumed run trains on
+ * the very same values.
+ */
+async function stage1Latents(config: RunConfig, dir: string, entry: Program["entries"][number], io: CliIo): Promise<TrainingData> {
+  const cache = join(dir, LATENTS_FILE);
+  const source = `the latents of ${config.latentsFrom}`;
+  if (existsSync(cache)) {
+    const rows = decodeSafetensors(readFileSync(cache), cache).tensors.get("latents");
+    if (!rows) throw new DataError(`${cache} holds no 'latents' tensor`);
+    return tensorData(source, rows.data as Float32Array, rows.shape[0]!, entry);
+  }
+  const { loadRun } = await import("./sample.js");
+  const stage1 = await loadRun(config.latentsFrom!, config.batch, config.seed, true, io, "train");
+  if (typeof stage1 === "number") throw new UsageError(`--latents-from ${config.latentsFrom}: the stage-1 run cannot be loaded (above)`);
+  try {
+    const encode = stage1.program.entries.find((e) => e.name === "encode");
+    if (!encode) throw new UsageError(`--latents-from: model ${stage1.program.model} has no 'encode' entry`);
+    const set = loadImages(stage1.config.data, "train");
+    const layout = inputLayout(encode, set);
+    io.stderr.write(`ulc train: encoding ${set.count} images with the frozen encoder of ${config.latentsFrom} (step ${stage1.step})\n`);
+    const rows = await entryOutputs(stage1.opened.session, "encode", imageData(set, layout).inputs, set.count, config.batch, 0);
+    const per = rows.length / set.count;
+    writeFileAtomic(cache, encodeSafetensors(new Map([["latents", { dtype: "f32", shape: [set.count, per], data: rows }]]), { stage1: config.latentsFrom!, step: String(stage1.step) }));
+    return tensorData(source, rows, set.count, entry);
+  } finally {
+    stage1.opened.close();
+  }
 }
 
 /** The train entry, and checks that every override names something the model has. */
@@ -85,16 +122,21 @@ function describeMetrics(metrics: ReadonlyMap<string, number>): string {
 
 export async function runTrain(file: string, options: TrainCommandOptions, given: ReadonlySet<string>, io: CliIo): Promise<number> {
   const dir = resolve(options.out ?? join("runs", file.replace(/^.*\//, "").replace(/\.ul$/, "")));
-  let config: RunConfig, set: ImageSet, program: Program | number, layout: InputLayout;
+  let config: RunConfig, data: TrainingData, program: Program | number;
   try {
     config = runConfig(file, options, given, dir);
-    set = loadImages(config.data, "train");
     if (config.bindings.B !== undefined) throw new UsageError("the batch is --batch, not --bind B=...");
     program = checkAndLower(file, { ...config.bindings, B: config.batch }, config.modelName, io, "train");
     if (typeof program === "number") return program;
     const entry = trainEntry(program, config);
     config = { ...config, entry: entry.name };
-    layout = inputLayout(entry, set);
+    if (config.latentsFrom) {
+      mkdirSync(dir, { recursive: true });
+      data = await stage1Latents(config, dir, entry, io);
+    } else {
+      const set = loadImages(config.data, "train");
+      data = imageData(set, inputLayout(entry, set));
+    }
   } catch (e) {
     if (e instanceof UsageError || e instanceof DataError || e instanceof RunError) {
       io.stderr.write(`ulc train: ${e.message}\n`);
@@ -105,13 +147,12 @@ export async function runTrain(file: string, options: TrainCommandOptions, given
   const opened = await openSession(program, config.target, { seed: config.seed, hypers: config.hypers, optimizer: config.optimizer });
   try {
     writeRunConfig(dir, config);
-    io.stderr.write(`ulc train: ${program.model}.${config.entry} on ${set.source} (${set.count} images), batch ${config.batch}, ${opened.device}\n`);
+    io.stderr.write(`ulc train: ${program.model}.${config.entry} on ${data.source}, batch ${config.batch}, ${opened.device}\n`);
     let progress: Progress | undefined;
     const result = await trainLoop(
       opened.session,
       config,
-      set,
-      layout,
+      data,
       dir,
       { steps: options.steps, checkpointEvery: options.checkpointEvery, resume: options.resume === true },
       {

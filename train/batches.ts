@@ -63,6 +63,37 @@ export function batchOf(set: ImageSet, layout: InputLayout, indices: readonly nu
   return inputs;
 }
 
+/** What the training loop draws batches from: `count` examples, `batch` per step. */
+export interface TrainingData {
+  readonly source: string;
+  readonly count: number;
+  readonly batch: number;
+  inputs(indices: readonly number[]): Map<string, InputTensor>;
+}
+
+export function imageData(set: ImageSet, layout: InputLayout): TrainingData {
+  return { source: `${set.source} (${set.count} images)`, count: set.count, batch: layout.batch, inputs: (indices) => batchOf(set, layout, indices) };
+}
+
+/** Rows of `rows` (count × the per-example size of the entry's one input), such as a stage-1 run's latents. */
+export function tensorData(source: string, rows: Float32Array, count: number, entry: { readonly name: string; readonly inputs: readonly TensorSpec[] }): TrainingData {
+  if (entry.inputs.length !== 1) throw new DataError(`entry ${entry.name} takes ${entry.inputs.length} inputs; training on ${source} fills exactly one`);
+  const spec = entry.inputs[0]!;
+  const [batch, ...rest] = spec.shape as [number, ...number[]];
+  const per = rest.reduce((a, b) => a * b, 1);
+  if (rows.length !== count * per) throw new DataError(`entry ${entry.name} takes [${rest.join(", ")}] per example; ${source} has ${rows.length / count} values per example`);
+  return {
+    source: `${source} (${count} examples)`,
+    count,
+    batch,
+    inputs(indices) {
+      const data = new Float32Array(batch * per);
+      for (let b = 0; b < batch; b++) data.set(rows.subarray(indices[Math.min(b, indices.length - 1)]! * per, (indices[Math.min(b, indices.length - 1)]! + 1) * per), b * per);
+      return new Map([[spec.name, { dtype: "f32", shape: spec.shape, data }]]);
+    },
+  };
+}
+
 /** The training order: step k's examples, from a per-epoch permutation keyed by the seed. */
 export class BatchOrder {
   private epoch = -1;

@@ -3,8 +3,8 @@
 // sampling), a classifier's accuracy and features, and the Fréchet distance between real and sampled images
 // in that classifier's feature space.
 import type { EntrySignature, SampleOptions } from "../runtime/sampler.js";
-import { decode, sampleImages } from "../runtime/sampler.js";
-import type { HostTensor, Session } from "../runtime/session.js";
+import { decode } from "../runtime/sampler.js";
+import type { HostTensor, InputTensor, Session } from "../runtime/session.js";
 import { batchOf, type InputLayout } from "./batches.js";
 import type { ImageSet } from "./data.js";
 import { fitGaussian, frechetDistance } from "./frechet.js";
@@ -31,7 +31,7 @@ export async function meanMetrics(session: Session, entry: string, set: ImageSet
 }
 
 /** The result of a one-output entry for each of the first `n` examples, concatenated. */
-export async function entryOutputs(session: Session, entry: string, inputs: (indices: number[]) => Map<string, { dtype: "f32"; shape: readonly number[]; data: ArrayLike<number> }>, n: number, batch: number, step: number): Promise<Float32Array> {
+export async function entryOutputs(session: Session, entry: string, inputs: (indices: number[]) => Map<string, InputTensor>, n: number, batch: number, step: number): Promise<Float32Array> {
   let out: Float32Array | undefined;
   await forBatches(n, batch, async (indices, first) => {
     const r = (await session.run(entry, inputs(indices), step + first)).get("result")!;
@@ -58,15 +58,16 @@ export function meanPsnr(real: ArrayLike<number>, fake: ArrayLike<number>, count
   return sum / count;
 }
 
-/** Reconstructions of the first `n` examples: encode, noise to z0 at λ0, decode by sampling. Returns both. */
+/** Reconstructions of the first `n` examples: encode, noise to z0 at λ0 (UL), decode by sampling. Returns both. */
 export async function reconstructions(session: Session, entries: readonly EntrySignature[], set: ImageSet, layout: InputLayout, n: number, options: SampleOptions): Promise<{ real: Float32Array; fake: Float32Array }> {
   const per = layout.image.shape.slice(1).reduce((a, b) => a * b, 1);
   const real = new Float32Array(n * per), fake = new Float32Array(n * per);
   await forBatches(n, layout.batch, async (indices, first) => {
     const x = batchOf(set, layout, indices).get(layout.image.name)!;
     const zClean = (await session.run("encode", new Map([[layout.image.name, x]]), first + 1)).get("result")!;
-    const noiseEntry = entries.find((e) => e.name === "noise_latent")!;
-    const z0 = (await session.run("noise_latent", new Map([[noiseEntry.inputs[0]!.name, zClean]]), first + 2)).get("result")!;
+    // UL's z0 is the encoding noised to λ0; a model without that entry (a VAE) decodes its encoding as it is.
+    const noiseEntry = entries.find((e) => e.name === "noise_latent");
+    const z0 = noiseEntry ? (await session.run(noiseEntry.name, new Map([[noiseEntry.inputs[0]!.name, zClean]]), first + 2)).get("result")! : zClean;
     const image = await decode(session, entries, z0, { ...options, seed: options.seed + first });
     real.set((x.data as Float32Array).subarray(0, indices.length * per), first * per);
     fake.set(image.data.subarray(0, indices.length * per), first * per);
@@ -74,12 +75,12 @@ export async function reconstructions(session: Session, entries: readonly EntryS
   return { real, fake };
 }
 
-/** `n` samples (prior, then decoder), in batches. */
-export async function samples(session: Session, entries: readonly EntrySignature[], n: number, batch: number, options: SampleOptions): Promise<HostTensor> {
+/** `n` samples in batches; `sampleBatch(seed)` makes one batch (prior then decoder, or stage 2's pair). */
+export async function samples(n: number, batch: number, seed: number, sampleBatch: (seed: number) => Promise<HostTensor>): Promise<HostTensor> {
   let out: Float32Array | undefined;
   let shape: readonly number[] = [];
   for (let first = 0; first < n; first += batch) {
-    const { images } = await sampleImages(session, entries, { ...options, seed: options.seed + first });
+    const images = await sampleBatch(seed + first);
     const per = images.data.length / batch;
     out ??= new Float32Array(n * per);
     shape = [n, ...images.shape.slice(1)];

@@ -6,9 +6,8 @@
 import { appendFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Session } from "../runtime/session.js";
-import { BatchOrder, batchOf, type InputLayout } from "./batches.js";
+import { BatchOrder, type TrainingData } from "./batches.js";
 import { hasCheckpoint, readCheckpoint, removeStaleTemporaries, writeCheckpoint } from "./checkpoint.js";
-import type { ImageSet } from "./data.js";
 import { listRunFiles, METRICS_FILE, readMetrics, type RunConfig, type MetricsRow } from "./run.js";
 
 export interface LoopOptions {
@@ -47,7 +46,7 @@ export interface LoopResult {
   readonly seconds: number;
 }
 
-export async function trainLoop(session: Session, config: RunConfig, set: ImageSet, layout: InputLayout, dir: string, options: LoopOptions, events: LoopEvents = {}): Promise<LoopResult> {
+export async function trainLoop(session: Session, config: RunConfig, data: TrainingData, dir: string, options: LoopOptions, events: LoopEvents = {}): Promise<LoopResult> {
   removeStaleTemporaries(dir, listRunFiles(dir));
   let lastCheckpoint: number | undefined;
   if (options.resume && hasCheckpoint(dir)) {
@@ -59,7 +58,7 @@ export async function trainLoop(session: Session, config: RunConfig, set: ImageS
     writeFileSync(join(dir, METRICS_FILE), kept.map((r) => JSON.stringify(r) + "\n").join(""));
   } else writeFileSync(join(dir, METRICS_FILE), "");
 
-  const order = new BatchOrder(set.count, layout.batch, config.seed);
+  const order = new BatchOrder(data.count, data.batch, config.seed);
   const firstStep = session.step + 1;
   const started = performance.now();
   events.start?.(session.step);
@@ -70,7 +69,7 @@ export async function trainLoop(session: Session, config: RunConfig, set: ImageS
   };
   while (session.step < options.steps) {
     const step = session.step + 1;
-    const metrics = await session.trainStep(config.entry, batchOf(set, layout, order.indices(step)));
+    const metrics = await session.trainStep(config.entry, data.inputs(order.indices(step)));
     for (const [name, value] of metrics) if (!Number.isFinite(value)) throw new DivergedError(step, name, value, lastCheckpoint);
     await session.updateEma(config.emaDecay);
     const row: MetricsRow = { step, ...Object.fromEntries(metrics) };

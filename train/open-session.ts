@@ -1,5 +1,6 @@
 // A Session for a lowered Program on the chosen target. WebGPU opens the best adapter: a real GPU when there is
-// one, Mesa's software Vulkan (lavapipe) otherwise.
+// one, Mesa's software Vulkan (lavapipe) otherwise. CUDA builds the program with nvcc for the GPU it finds
+// (runtime/cuda); ULC_CUDA=emulated builds it with g++ and runs it on the CPU instead (slow: for tests).
 import type { Program } from "../compiler/lower.js";
 import type { Session } from "../runtime/session.js";
 import { openDevice } from "../runtime/webgpu/device.js";
@@ -20,7 +21,11 @@ export interface OpenedSession {
 }
 
 export async function openSession(program: Program, target: Target, options: OpenOptions): Promise<OpenedSession> {
-  if (target === "cuda") throw new Error("the CUDA target is not available in this build yet (issue 5)");
+  if (target === "cuda") {
+    const { CudaSession } = await import("../runtime/cuda/session.js");
+    const session = await CudaSession.fromProgram(program, { ...options, flavour: process.env.ULC_CUDA === "emulated" ? "emulated" : "cuda" });
+    return { session, device: `CUDA: ${session.device.device}`, close: () => session.dispose() };
+  }
   const gpu = await openDevice({ label: `ulc ${program.model}` });
   const session = await WebGpuSession.fromProgram(gpu.device, program, options);
   return {

@@ -2,8 +2,7 @@
 // runtime bundle and a built classifier over HTTP on localhost, runs an entry on its own WebGPU, and must give
 // what the Node runtime (Dawn) gives. Skips, saying why, only where Chromium or WebGPU is missing; CI requires
 // both (`npm run test:ci` installs them).
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync, existsSync } from "node:fs";
-import { createServer, type Server } from "node:http";
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
@@ -12,14 +11,9 @@ import { lowerProgram } from "../compiler/lower.js";
 import { randomUniform } from "../runtime/random.js";
 import type { WebGpu } from "../runtime/webgpu/device.js";
 import { WebGpuSession } from "../runtime/webgpu/session.js";
-import { testDevice } from "./support/webgpu.js";
+import { browserTestDevice, launchChromium, serveDirectory } from "./support/browser.js";
 
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
-const required = ["1", "true"].includes(process.env.ULC_REQUIRE_WEBGPU ?? "");
-const td = await testDevice();
-const skip = td.gpu === undefined ? td.skip : existsSync(CHROMIUM) ? undefined : `browser tests skipped: no Chromium at ${CHROMIUM} (run bash scripts/setup-browser.sh)`;
-if (skip && td.gpu !== undefined && required) throw new Error(skip);
-if (skip) console.warn(skip);
+const td = await browserTestDevice();
 
 const PAGE = `<!doctype html>
 <meta charset="utf-8">
@@ -35,16 +29,15 @@ const PAGE = `<!doctype html>
     const kernels = new Map(await Promise.all(files.map(async (f) => [f, await (await fetch("program/kernels/" + f)).text()])));
     const session = await WebGpuSession.create(device, { manifest, kernels }, { seed: 6 });
     const out = await session.run(entry, new Map([[name, { dtype: "f32", shape, data }]]));
-    return { adapter: adapter.info?.vendor ?? "", result: Array.from(out.get("result")) };
+    return { adapter: adapter.info?.vendor ?? "", result: Array.from(out.get("result").data) };
   };
   window.ready = true;
 </script>`;
 
-describe.skipIf(skip !== undefined)("the WGSL runtime in headless Chromium", () => {
+describe.skipIf(td.skip !== undefined)("the WGSL runtime in headless Chromium", () => {
   const gpu = td.gpu as WebGpu;
   let dir: string;
-  let server: Server;
-  let url: string;
+  let server: Awaited<ReturnType<typeof serveDirectory>>;
 
   beforeAll(async () => {
     dir = mkdtempSync(path.join(tmpdir(), "ulc-browser-"));
@@ -57,37 +50,21 @@ describe.skipIf(skip !== undefined)("the WGSL runtime in headless Chromium", () 
     writeFileSync(path.join(dir, "program", "kernels.json"), JSON.stringify([...kernels.keys()]));
     for (const [f, code] of kernels) writeFileSync(path.join(dir, "program", "kernels", f), code);
     writeFileSync(path.join(dir, "index.html"), PAGE);
-    server = createServer((req, res) => {
-      const file = path.join(dir, decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname));
-      if (!file.startsWith(dir) || !existsSync(file)) {
-        res.writeHead(404).end();
-        return;
-      }
-      const type = file.endsWith(".js") ? "text/javascript" : file.endsWith(".html") ? "text/html" : file.endsWith(".json") ? "application/json" : "text/plain";
-      res.writeHead(200, { "content-type": type }).end(readFileSync(file));
-    });
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    const address = server.address();
-    url = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}/index.html`;
+    server = await serveDirectory(dir);
   }, 120_000);
 
-  afterAll(() => {
-    server?.close();
+  afterAll(async () => {
+    await server?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   test("the classifier's logits in Chromium equal Node's (Dawn), within float32 rounding", async () => {
-    const { chromium } = await import("playwright-core");
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ["--no-sandbox", "--enable-unsafe-webgpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
-    });
+    const browser = await launchChromium();
     try {
       const page = await browser.newPage();
       const errors: string[] = [];
       page.on("pageerror", (e) => errors.push(e.message));
-      await page.goto(url);
+      await page.goto(server.url + "index.html");
       await page.waitForFunction(() => (window as unknown as { ready?: boolean }).ready === true, undefined, { timeout: 30_000 });
       const data = [...randomUniform(3, 0, 0, 2 * 784)].map((v) => 2 * v - 1);
       const inBrowser = await page.evaluate(

@@ -17,6 +17,8 @@ export const EXIT = {
   internal: 3,
   /** Training stopped on a non-finite loss (the last good checkpoint is kept). */
   diverged: 4,
+  /** The target cannot run here: no WebGPU adapter, no nvcc or GPU, a missing feature, out of device memory. */
+  device: 5,
 } as const;
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;

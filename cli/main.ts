@@ -32,7 +32,7 @@ export function buildProgram(io: CliIo, finish: (code: number) => void): Command
     .exitOverride();
   program.addHelpText(
     "after",
-    "\nExit codes: 0 ok, 1 errors in the input, 2 usage error, 3 internal error, 4 training diverged.",
+    "\nExit codes: 0 ok, 1 errors in the input, 2 usage error, 3 internal error, 4 training diverged, 5 the target device is unavailable.",
   );
 
   program

@@ -8,7 +8,7 @@ import { encodePng, imageGrid } from "../runtime/pictures/png.js";
 import { decode, sampleImages, samplePrior, type Sampler } from "../runtime/sampler.js";
 import type { HostTensor } from "../runtime/session.js";
 import { CheckpointError, readCheckpoint } from "../train/checkpoint.js";
-import { openSession, type OpenedSession } from "../train/open-session.js";
+import { DeviceUnavailableError, openSession, type OpenedSession } from "../train/open-session.js";
 import { readRunConfig, RunError, type RunConfig } from "../train/run.js";
 import { EXIT } from "./args.js";
 import { checkAndLower } from "./build.js";
@@ -50,7 +50,14 @@ export async function loadRun(dir: string, batch: number, seed: number, ema: boo
   }
   const program = checkAndLower(config.model, { ...config.bindings, B: batch }, config.modelName, io, command);
   if (typeof program === "number") return program;
-  const opened = await openSession(program, config.target, { seed, hypers: config.hypers });
+  let opened: OpenedSession;
+  try {
+    opened = await openSession(program, config.target, { seed, hypers: config.hypers });
+  } catch (e) {
+    if (!(e instanceof DeviceUnavailableError)) throw e;
+    io.stderr.write(`ulc ${command}: ${e.message}\n`);
+    return EXIT.device;
+  }
   try {
     await opened.session.importState(checkpoint.state);
   } catch (e) {

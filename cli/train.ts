@@ -10,7 +10,7 @@ import { CheckpointError, writeFileAtomic } from "../train/checkpoint.js";
 import { DataError, loadImages } from "../train/data.js";
 import { entryOutputs } from "../train/evaluate.js";
 import { DivergedError, trainLoop } from "../train/loop.js";
-import { openSession } from "../train/open-session.js";
+import { DeviceUnavailableError, openSession, type OpenedSession } from "../train/open-session.js";
 import { writeLossCurve } from "../train/plot.js";
 import { readMetrics, readRunConfig, resolveData, RUN_FILE, RUN_FORMAT, RunError, writeRunConfig, type RunConfig, type Target } from "../train/run.js";
 import { EXIT } from "./args.js";
@@ -144,7 +144,14 @@ export async function runTrain(file: string, options: TrainCommandOptions, given
     }
     throw e;
   }
-  const opened = await openSession(program, config.target, { seed: config.seed, hypers: config.hypers, optimizer: config.optimizer });
+  let opened: OpenedSession;
+  try {
+    opened = await openSession(program, config.target, { seed: config.seed, hypers: config.hypers, optimizer: config.optimizer });
+  } catch (e) {
+    if (!(e instanceof DeviceUnavailableError)) throw e;
+    io.stderr.write(`ulc train: ${e.message}\n`);
+    return EXIT.device;
+  }
   try {
     writeRunConfig(dir, config);
     io.stderr.write(`ulc train: ${program.model}.${config.entry} on ${data.source}, batch ${config.batch}, ${opened.device}\n`);

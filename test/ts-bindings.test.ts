@@ -22,6 +22,8 @@ import { testDevice } from "./support/webgpu.js";
 
 const td = await testDevice();
 const MODEL_TS = path.resolve("runtime/webgpu/model.js");
+/** ul_tiny with a batch of 2 and small widths (generics of the model): the bindings do not depend on them. */
+const BINDINGS = { B: 2, Width: 64, PriorWidth: 32 };
 
 /** An application of the bindings, with the mistakes the types must catch. */
 const CONSUMER = `
@@ -51,7 +53,8 @@ describe("typed bindings of a built model", () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(path.join(tmpdir(), "ulc-bindings-"));
-    const built = await ulc(["build", "models/ul_tiny.ul", "--target", "wgsl", "--emit", "ts", "--bind", "B=2", "-o", path.join(dir, "model")]);
+    const binds = Object.entries(BINDINGS).flatMap(([k, v]) => ["--bind", `${k}=${v}`]);
+    const built = await ulc(["build", "models/ul_tiny.ul", "--target", "wgsl", "--emit", "ts", ...binds, "-o", path.join(dir, "model")]);
     expect(built.code, built.stderr).toBe(0);
     manifest = (JSON.parse(readFileSync(path.join(dir, "model", "ul_tiny.program.json"), "utf8")) as { manifest: ProgramManifest }).manifest;
   }, 120_000);
@@ -131,7 +134,7 @@ describe("typed bindings of a built model", () => {
     test("the generated class equals a WebGpuSession of the model compiled in memory; checkpoints round-trip; sampling goes past the batch", async () => {
       const x = tensor([2, 1, 28, 28], [...randomUniform(11, 0, 0, 2 * 784)].map((v) => 2 * v - 1));
       const model = await UlTiny.create(gpu.device, { seed: 3 });
-      const session = await WebGpuSession.fromProgram(gpu.device, lowerProgram("models/ul_tiny.ul", { bindings: { B: 2 } }), { seed: 3 });
+      const session = await WebGpuSession.fromProgram(gpu.device, lowerProgram("models/ul_tiny.ul", { bindings: BINDINGS }), { seed: 3 });
       try {
         expect(await model.fit(x)).toEqual(Object.fromEntries(await session.trainStep("fit", new Map([["x", { dtype: "f32", ...x }]]))));
 

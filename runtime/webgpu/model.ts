@@ -83,6 +83,7 @@ export class BoundModel {
   /** Loads the Program (from `url`, unless `options.program` is given) and initialises the parameters. */
   protected static async open(device: GPUDevice, url: URL, options: ModelOptions<object, object>): Promise<WebGpuSession> {
     const build = options.program ?? decodeProgramFile(JSON.parse(await readText(url)) as ProgramFile);
+    // The generated option types are interfaces of optional numbers; the session looks them up by name.
     const numbers = (r: object | undefined) => r as Readonly<Record<string, number>> | undefined;
     const hypers = numbers(options.hypers);
     const optimizer = numbers(options.optimizer);

@@ -32,6 +32,9 @@ function servedFromDisk(): Plugin {
 
 export default defineConfig({
   root: web,
+  // One page, not a single-page app: a missing checkpoint is a 404 (the page then says it starts from the
+  // initial parameters), not index.html.
+  appType: "mpa",
   resolve: { alias: { "@model": path.resolve(repo, process.env.ULC_WEB_MODEL ?? "web/model") } },
   plugins: [servedFromDisk()],
   build: { outDir: path.join(web, "dist"), emptyOutDir: true, target: "es2022" },

@@ -126,7 +126,7 @@ export function buildProgram(io: CliIo, finish: (code: number) => void): Command
     .option("--target <target>", "webgpu (a real GPU if there is one, else software Vulkan) or cuda", choice("--target", ["webgpu", "cuda"]), "webgpu")
     .option("--out <dir>", "the run directory (default runs/MODEL)")
     .option("--resume", "continue the run in --out from its checkpoint, exactly as if it had not stopped")
-    .option("--ema-decay <d>", "decay of the parameters' moving average, used for sampling and eval", fraction("--ema-decay"), 0.999)
+    .option("--ema-decay <d>", "decay of the parameters' moving average, used for sampling and eval (warmed up: min(d, (1+step)/(10+step)))", fraction("--ema-decay"), 0.999)
     .option("--checkpoint-every <n>", "steps between checkpoints (and one at the end)", positiveInt("--checkpoint-every"), 100)
     .option("--entry <name>", "the train entry (default: the first)")
     .option("--model <name>", "the model, when the file declares several")

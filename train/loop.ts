@@ -71,7 +71,9 @@ export async function trainLoop(session: Session, config: RunConfig, data: Train
     const step = session.step + 1;
     const metrics = await session.trainStep(config.entry, data.inputs(order.indices(step)));
     for (const [name, value] of metrics) if (!Number.isFinite(value)) throw new DivergedError(step, name, value, lastCheckpoint);
-    await session.updateEma(config.emaDecay);
+    // Warm-up (as TensorFlow's ExponentialMovingAverage with num_updates): early on the average would be
+    // mostly the initial parameters, so the decay grows from 0.18 towards the configured one.
+    await session.updateEma(Math.min(config.emaDecay, (1 + step) / (10 + step)));
     const row: MetricsRow = { step, ...Object.fromEntries(metrics) };
     appendFileSync(join(dir, METRICS_FILE), JSON.stringify(row) + "\n");
     events.step?.(step, metrics);

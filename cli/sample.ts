@@ -84,6 +84,11 @@ export interface ImageSampler {
 
 export async function imageSampler(run: LoadedRun, batch: number, options: Pick<SampleCommandOptions, "steps" | "sampler" | "seed" | "ema">, io: CliIo, command: string): Promise<ImageSampler | number> {
   const base = { steps: options.steps, sampler: options.sampler };
+  const step = options.sampler === "ddpm" ? "prior_step" : "prior_ddim_step";
+  if (!run.program.entries.some((e) => e.name === step)) {
+    io.stderr.write(`ulc ${command}: model ${run.program.model} has no prior to sample from (no '${step}' entry); train a stage-2 base model on its latents (ulc train models/ul_tiny_base.ul --latents-from RUN_DIR) and sample that run\n`);
+    return EXIT.usage;
+  }
   if (!run.config.latentsFrom) {
     return {
       describe: "prior and decoder",

@@ -166,6 +166,8 @@ describe.skipIf(skip !== undefined)("stage 2, the VAE baseline and ulc eval", ()
     expect(Object.keys(vae.heldOut).sort()).toEqual(["bpp", "decoder_loss", "examples", "kl", "loss"]);
     expect(vae.psnr).toBeGreaterThan(0);
     expect(vae.frechet).toBeUndefined(); // a VAE alone has no prior to sample from: stage 2 does that
+    const noPrior = await ulc(["sample", out("vae"), "--n", "4", "-o", join(dir, "vae.png")]);
+    expect([noPrior.code, noPrior.stderr]).toEqual([2, expect.stringMatching(/model VaeTiny has no prior to sample from \(no 'prior_step' entry\); train a stage-2 base model/)]);
   }, 600_000);
 });
 

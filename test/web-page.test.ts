@@ -101,7 +101,7 @@ describe.skipIf(td.skip !== undefined)("the web page in headless Chromium", () =
     follower.dispose();
     writeFileSync(path.join(site, "checkpoint.safetensors"), checkpoint);
     mkdirSync(path.join(site, "data"));
-    writeFileSync(path.join(site, "data", "t10k-images-idx3-ubyte.gz"), gzipSync(idxFile(images)));
+    writeFileSync(path.join(site, "data", "train-images-idx3-ubyte.gz"), gzipSync(idxFile(images)));
 
     const { status, output } = await typecheck;
     expect(output).toBe("");

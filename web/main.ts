@@ -1,7 +1,7 @@
 // The page: ul_tiny's generated bindings on the browser's WebGPU. It loads the built Program and a checkpoint,
 // samples images with a progress bar and shows them as a grid, and trains live on Fashion-MNIST while drawing
 // the loss. Query parameters point elsewhere: ?checkpoint=URL (default checkpoint.safetensors; without one the
-// model keeps its initial parameters) and ?data=URL (an IDX image file, default Fashion-MNIST's test split).
+// model keeps its initial parameters) and ?data=URL (an IDX image file, default Fashion-MNIST's training split).
 import { UlTiny } from "@model/ul_tiny.js";
 import { imageGrid } from "../runtime/pictures/png.js";
 import { openDevice, WebGpuUnavailableError } from "../runtime/webgpu/device.js";
@@ -13,7 +13,7 @@ const EMA_DECAY = 0.999;
 
 const query = new URLSearchParams(location.search);
 const checkpointUrl = query.get("checkpoint") ?? "checkpoint.safetensors";
-const dataUrl = query.get("data") ?? "data/t10k-images-idx3-ubyte.gz";
+const dataUrl = query.get("data") ?? "data/train-images-idx3-ubyte.gz";
 
 function element<T extends HTMLElement>(id: string): T {
   return document.getElementById(id) as T;

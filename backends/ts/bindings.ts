@@ -6,6 +6,7 @@
 // also gets `sample(n)`. Everything model-independent lives in the runtime, so the generated code is only
 // signatures and the names that connect them to the manifest.
 import { IndentationText, Project, QuoteKind, ts, VariableDeclarationKind, type MethodDeclarationStructure, type OptionalKind, type SourceFile } from "ts-morph";
+import { BoundModel } from "../../runtime/webgpu/model.js";
 import type { EntryManifest, ProgramManifest } from "../wgsl/program.js";
 
 export interface BindingsOptions {
@@ -49,8 +50,8 @@ function tsType(dtype: string, shape: readonly (number | "number")[]): string {
   return `Tensor<readonly [${shape.join(", ")}]${dtype === "i32" ? ", Int32Array" : ""}>`;
 }
 
-/** Members of BoundModel that an entry's method must not shadow. */
-const RESERVED_MEMBERS = new Set(["constructor", "session", "manifest", "step", "loadCheckpoint", "saveCheckpoint", "updateEma", "useEma", "dispose", "run", "train", "shaped", "sampleImages", "inputs", "sample"]);
+/** Members an entry's method must not shadow: BoundModel's, its `session`, and the generated `sample`. */
+const RESERVED_MEMBERS = new Set([...Object.getOwnPropertyNames(BoundModel.prototype), "session", "sample"]);
 
 function methodName(entry: string): string {
   const name = camel(entry);

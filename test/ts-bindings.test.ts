@@ -86,16 +86,29 @@ describe("typed bindings of a built model", () => {
   });
 
   test("tsc accepts the documented uses and rejects wrong shapes, names and kinds; awkward names stay valid", async () => {
-    // An entry named like a member of the base class, an input named by a reserved word, a tuple result.
+    // An entry named like a member of the base class; inputs named by a reserved word and like the method's own
+    // names; a tuple result.
     const encode = manifest.entries.find((e) => e.name === "encode")!;
+    const noise = manifest.entries.find((e) => e.name === "noise_latent")!.inputs[0]!;
     const out = encode.outputs[0]!.buffer;
     const awkward = {
       ...manifest,
       model: "Awkward",
-      entries: [{ ...encode, name: "dispose", inputs: [{ ...encode.inputs[0]!, name: "new" }], results: ["result.0", "result.1"], outputs: [{ name: "result.0", buffer: out }, { name: "result.1", buffer: out }] }],
+      entries: [
+        {
+          ...encode,
+          name: "dispose",
+          inputs: [{ ...encode.inputs[0]!, name: "new" }, { ...noise, name: "out" }, { ...noise, name: "step" }],
+          results: ["result.0", "result.1"],
+          outputs: [{ name: "result.0", buffer: out }, { name: "result.1", buffer: out }],
+        },
+      ],
     };
     const edge = emitBindings(awkward, { source: "awkward.ul", runtime: path.relative(path.join(dir, "model"), MODEL_TS), programFile: "awkward.program.json" });
-    expect(edge).toContain("async disposeEntry(new_: Tensor<readonly [2, 1, 28, 28]>, step?: number): Promise<[Tensor<readonly [2, 16]>, Tensor<readonly [2, 16]>]>");
+    expect(edge).toContain(
+      "async disposeEntry(new_: Tensor<readonly [2, 1, 28, 28]>, out: Tensor<readonly [2, 16]>, step: Tensor<readonly [2, 16]>, step_?: number): Promise<[Tensor<readonly [2, 16]>, Tensor<readonly [2, 16]>]>",
+    );
+    expect(edge).toContain('const out_ = await this.run("dispose", { new: new_, out, step }, step_);');
     expect(edge).not.toContain("sample(");
     writeFileSync(path.join(dir, "model", "awkward.ts"), edge);
     writeFileSync(path.join(dir, "consumer.ts"), CONSUMER);

@@ -74,16 +74,16 @@ function pascal(name: string): string {
 }
 
 /**
- * The result's type and the expression that builds it from `out` (a Map of host tensors, or of numbers for train
- * entries). A record becomes an exported interface named `<Model><Entry>Result`, declared in `file`.
+ * The result's type and the expression that builds it from the local `out` (a Map of host tensors, or of numbers
+ * for train entries). A record becomes an exported interface named `<Model><Entry>Result`, declared in `file`.
  */
-function resultShape(entry: EntryManifest, model: string, file: SourceFile): { type: string; value: string; ul: string } {
+function resultShape(entry: EntryManifest, model: string, file: SourceFile, out: string): { type: string; value: string; ul: string } {
   const results = resultsOf(entry);
   const train = entry.kind === "train";
   const one = (r: (typeof results)[number]) => ({
     // Train entries report their metrics as numbers (Session.trainStep).
     type: train ? "number" : tsType(r.dtype, r.shape),
-    value: train ? `out.get(${JSON.stringify(r.name)})!` : r.shape.length === 0 ? `out.get(${JSON.stringify(r.name)})!.data[0]!` : `this.shaped<${tsType(r.dtype, r.shape)}>(out.get(${JSON.stringify(r.name)}))`,
+    value: train ? `${out}.get(${JSON.stringify(r.name)})!` : r.shape.length === 0 ? `${out}.get(${JSON.stringify(r.name)})!.data[0]!` : `this.shaped<${tsType(r.dtype, r.shape)}>(${out}.get(${JSON.stringify(r.name)}))`,
     ul: ulType(r.dtype, r.shape),
   });
   if (results.length === 1 && results[0]!.name === "result") return one(results[0]!);
@@ -108,7 +108,11 @@ function resultShape(entry: EntryManifest, model: string, file: SourceFile): { t
 
 function entryMethod(entry: EntryManifest, model: string, file: SourceFile): OptionalKind<MethodDeclarationStructure> {
   const params = entry.inputs.map((i) => ({ name: parameterName(i.name), type: tsType(i.dtype, i.shape), ul: ulType(i.dtype, i.shape), input: i.name }));
-  const result = resultShape(entry, model, file);
+  // The method's own names (the step parameter, the results' local) steer clear of the inputs' names.
+  const taken = new Set(params.map((p) => p.name));
+  const fresh = (name: string): string => (taken.has(name) ? fresh(`${name}_`) : name);
+  const [step, out] = [fresh("step"), fresh("out")];
+  const result = resultShape(entry, model, file, out);
   const values = `{ ${params.map((p) => (p.name === p.input ? p.name : `${propertyName(p.input)}: ${p.name}`)).join(", ")} }`;
   const signature = `\`${entry.name}(${params.map((p) => `${p.input}: ${p.ul}`).join(", ")}) -> ${result.ul}\``;
   const tags = params.map((p) => ({ tagName: "param", text: `${p.name} ${p.ul}` }));
@@ -120,16 +124,16 @@ function entryMethod(entry: EntryManifest, model: string, file: SourceFile): Opt
       parameters: params.map((p) => ({ name: p.name, type: p.type })),
       returnType: `Promise<${result.type}>`,
       docs: [{ description: `One optimizer step (${t.optimizer}) minimising \`${t.loss}\`; returns the metrics.\n\n${signature}`, tags }],
-      statements: [`const out = await this.train(${JSON.stringify(entry.name)}, ${values});`, `return ${result.value};`],
+      statements: [`const ${out} = await this.train(${JSON.stringify(entry.name)}, ${values});`, `return ${result.value};`],
     };
   }
   return {
     name: methodName(entry.name),
     isAsync: true,
-    parameters: [...params.map((p) => ({ name: p.name, type: p.type })), { name: "step", type: "number", hasQuestionToken: true }],
+    parameters: [...params.map((p) => ({ name: p.name, type: p.type })), { name: step, type: "number", hasQuestionToken: true }],
     returnType: `Promise<${result.type}>`,
-    docs: [{ description: `${signature}.`, tags: [...tags, { tagName: "param", text: "step keys the entry's randomness; default: the optimizer step count" }] }],
-    statements: [`const out = await this.run(${JSON.stringify(entry.name)}, ${values}, step);`, `return ${result.value};`],
+    docs: [{ description: `${signature}.`, tags: [...tags, { tagName: "param", text: `${step} keys the entry's randomness; default: the optimizer step count` }] }],
+    statements: [`const ${out} = await this.run(${JSON.stringify(entry.name)}, ${values}, ${step});`, `return ${result.value};`],
   };
 }
 

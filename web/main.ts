@@ -120,18 +120,23 @@ async function main(): Promise<void> {
     event.preventDefault();
     const steps = Number(new FormData(event.target as HTMLFormElement).get("steps"));
     void exclusive("train-status", async () => {
-      images ??= await fetchIdxImages(dataUrl);
-      // Training moves the raw parameters; sampling goes back to the average, which each step updates.
+      images ??= await fetchIdxImages(dataUrl).catch((e: Error) => {
+        throw new Error(`no training images (${e.message}); serve Fashion-MNIST's train-images-idx3-ubyte.gz there, or give ?data=URL`);
+      });
+      // A train step must see the raw parameters; sampling goes back to their average, which each step updates.
       model.useEma(false);
-      for (let i = 0; i < steps; i++) {
-        const x = tensor(UlTiny.inputs.fit.x, batch(images, model.step, UlTiny.bindings.B));
-        const { loss, bpp } = await model.fit(x);
-        if (ema) await model.updateEma(EMA_DECAY);
-        losses.push(loss);
-        drawCurve(element("loss"), losses, "loss (nats per image)");
-        say("train-status", `Step ${model.step}: loss ${loss.toFixed(2)}, ${bpp.toFixed(4)} bits per pixel (${i + 1} of ${steps}).`);
+      try {
+        for (let i = 0; i < steps; i++) {
+          const x = tensor(UlTiny.inputs.fit.x, batch(images, model.step, UlTiny.bindings.B));
+          const { loss, bpp } = await model.fit(x);
+          if (ema) await model.updateEma(EMA_DECAY);
+          losses.push(loss);
+          drawCurve(element("loss"), losses, "loss (nats per image)");
+          say("train-status", `Step ${model.step}: loss ${loss.toFixed(2)}, ${bpp.toFixed(4)} bits per pixel (${i + 1} of ${steps}).`);
+        }
+      } finally {
+        model.useEma(ema);
       }
-      model.useEma(ema);
     });
   });
 }

@@ -2,7 +2,7 @@
 // compiler commands of backends/cuda/toolchain.ts (the two translation units in parallel, then the link), and
 // caches the result by content, so a second session of the same program starts at once. Missing tools and
 // architectures nvcc does not know are reported in plain words.
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -46,6 +46,13 @@ function run(c: Command, cwd: string, flavour: Flavour, arch: string): Promise<v
       reject(new CudaError(`${path.basename(tool)} failed building ${c.output} in ${cwd} (exit ${code}):\n${tail}`));
     });
   });
+}
+
+/** The architecture of GPU 0 as sm_XY (from nvidia-smi), or undefined when there is no GPU to ask. */
+export function detectArch(): string | undefined {
+  const r = spawnSync("nvidia-smi", ["--query-gpu=compute_cap", "--format=csv,noheader"], { encoding: "utf8" });
+  const m = /^(\d+)\.(\d+)/.exec(r.stdout ?? "");
+  return m ? `sm_${m[1]}${m[2]}` : undefined;
 }
 
 /** Builds (or finds in the cache) the program of `build`. */

@@ -9,14 +9,14 @@
 // captured once per placement (two, alternating). Parameters and the protocol of graph inputs and outputs
 // are those of the reference session (runtime/reference.ts, compiler/names.ts).
 import { ALIGNMENT, ELEMENT_BYTES, emitCuda, planScratch, type CudaGraphManifest, type CudaManifest } from "../../backends/cuda/program.js";
-import type { Flavour } from "../../backends/cuda/toolchain.js";
+import { DEFAULT_ARCH, type Flavour } from "../../backends/cuda/toolchain.js";
 import type { BufferEntry } from "../../backends/program.js";
 import { size, type DType } from "../../compiler/ir.js";
 import type { Program } from "../../compiler/lower.js";
 import { NAMES } from "../../compiler/names.js";
 import type { HostTensor, InputTensor, Session, TrainingState } from "../session.js";
 import { checkState } from "../training-state.js";
-import { compileCuda } from "./compile.js";
+import { compileCuda, detectArch } from "./compile.js";
 import { HostProcess, type DeviceInfo } from "./host.js";
 
 export { CudaError } from "./compile.js";
@@ -27,7 +27,7 @@ export interface CudaSessionOptions {
   readonly optimizer?: Readonly<Record<string, number>>;
   /** "cuda": nvcc and a GPU (the default); "emulated": g++ and the CPU. */
   readonly flavour?: Flavour;
-  /** The GPU architecture to build for (default sm_90). */
+  /** The GPU architecture to build for (default: GPU 0's, else sm_90). */
   readonly arch?: string;
   /** Where built programs are cached. */
   readonly cacheDir?: string;
@@ -144,8 +144,9 @@ export class CudaSession implements Session {
   /** Builds the program (cached), starts it, and initialises the parameters with the init graph. */
   static async fromProgram(program: Program, options: CudaSessionOptions): Promise<CudaSession> {
     const flavour = options.flavour ?? "cuda";
-    const build = emitCuda(program, { ...(options.arch !== undefined && { arch: options.arch }) });
-    const compiled = await compileCuda(build, { flavour, ...(options.arch !== undefined && { arch: options.arch }), ...(options.cacheDir !== undefined && { cacheDir: options.cacheDir }) });
+    const arch = options.arch ?? (flavour === "cuda" ? detectArch() : undefined) ?? DEFAULT_ARCH;
+    const build = emitCuda(program, { arch });
+    const compiled = await compileCuda(build, { flavour, arch, ...(options.cacheDir !== undefined && { cacheDir: options.cacheDir }) });
     return CudaSession.start(compiled.binary, compiled.dir, build.manifest, options);
   }
 

@@ -129,6 +129,7 @@ inline void context_switch(Context& from, Context& to) {
 struct Fiber {
   Context context;
   std::vector<char> stack;
+  unsigned thread = 0;  // its threadIdx.x
   bool started = false;
   bool done = false;
   unsigned shuffles = 0;  // which of the two exchange buffers the thread's next shuffle uses
@@ -146,6 +147,8 @@ struct Worker {
   std::vector<std::unique_ptr<Fiber>> fibers;  // never move: a context may point into itself
   Context scheduler;
   Fiber* current = nullptr;  // the running fiber; null in a plain (non-cooperative) block
+  std::vector<Fiber*> round;  // the live fibers, in thread order, of the round being run
+  size_t position = 0;        // the running fiber's place in `round`
   Body body{};
   unsigned threads = 0;
   alignas(16) unsigned char exchange[2][kMaxBlock * 8];
@@ -158,44 +161,59 @@ inline thread_local Worker* worker = nullptr;
   std::abort();
 }
 
-/** Back to the block's scheduler; returns when the scheduler resumes this fiber. */
-inline void yield() {
+inline void fiber_main();
+
+/** Leaves `from` (saving it) for fiber `f`, starting it on its first entry. */
+inline void enter(Worker& w, Fiber& f, Context& from) {
+  w.current = &f;
+  threadIdx.x = f.thread;
+  if (!f.started) {
+    f.started = true;
+    f.stack.resize(kFiberStack);
+    context_start(f.context, f.stack.data(), f.stack.size(), fiber_main);
+  }
+  context_switch(from, f.context);
+}
+
+/**
+ * The running fiber has reached a barrier or its end: control goes straight to the next fiber of the round,
+ * or back to the scheduler after the last. Returns when a later round resumes this fiber.
+ */
+inline void pass() {
   Worker& w = *worker;
-  context_switch(w.current->context, w.scheduler);
+  Context& from = w.current->context;
+  if (++w.position < w.round.size()) enter(w, *w.round[w.position], from);
+  else context_switch(from, w.scheduler);
 }
 
 inline void fiber_main() {
-  // A fiber runs one CUDA thread per block, forever: after each it yields as done, and the next block the
-  // scheduler runs resumes it here. Fibers never leave their OS thread, so `worker` stays valid.
+  // A fiber runs one CUDA thread per block, forever: after each it passes on as done, and the next block
+  // resumes it here. Fibers never leave their OS thread, so `worker` stays valid.
   for (;;) {
     Worker& w = *worker;
     w.body();
     w.current->done = true;
-    yield();
+    pass();
   }
 }
 
 inline void run_cooperative_block(Worker& w) {
-  while (w.fibers.size() < w.threads) w.fibers.push_back(std::make_unique<Fiber>());
+  while (w.fibers.size() < w.threads) {
+    w.fibers.push_back(std::make_unique<Fiber>());
+    w.fibers.back()->thread = (unsigned)w.fibers.size() - 1;
+  }
   for (unsigned t = 0; t < w.threads; ++t) {
     w.fibers[t]->done = false;
     w.fibers[t]->shuffles = 0;
   }
-  for (unsigned live = w.threads; live > 0;) {
+  for (;;) {
     // One round: every live thread runs to its next barrier or returns.
-    for (unsigned t = 0; t < w.threads; ++t) {
-      Fiber& f = *w.fibers[t];
-      if (f.done) continue;
-      w.current = &f;
-      threadIdx.x = t;
-      if (!f.started) {
-        f.started = true;
-        f.stack.resize(kFiberStack);
-        context_start(f.context, f.stack.data(), f.stack.size(), fiber_main);
-      }
-      context_switch(w.scheduler, f.context);
-      if (f.done) --live;
-    }
+    w.round.clear();
+    for (unsigned t = 0; t < w.threads; ++t)
+      if (!w.fibers[t]->done) w.round.push_back(w.fibers[t].get());
+    if (w.round.empty()) break;
+    w.position = 0;
+    enter(w, *w.round[0], w.scheduler);
   }
   w.current = nullptr;
 }
@@ -294,7 +312,7 @@ class Pool {
 inline void __syncthreads() {
   ulc_emu::Worker* w = ulc_emu::worker;
   if (w == nullptr || w->current == nullptr) ulc_emu::die("__syncthreads in a kernel launched without ulc_launch's cooperative flag");
-  ulc_emu::yield();
+  ulc_emu::pass();
 }
 
 template <class T> T __shfl_down_sync(unsigned, T v, unsigned delta) {

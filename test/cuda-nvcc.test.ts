@@ -1,0 +1,41 @@
+// The CUDA target with the real toolchain: nvcc compiles and links every model's program (kernels and host
+// runtime) with warnings as errors, for sm_90 with PTX. Without a GPU the built program must say so plainly;
+// nvcc's own refusals (an architecture it lacks) and a missing nvcc are reported in words.
+import { spawnSync } from "node:child_process";
+import { describe, expect, test } from "vitest";
+import { emitCuda } from "../backends/cuda/program.js";
+import { lowerProgram } from "../compiler/lower.js";
+import { compileCuda, CudaError, detectArch, type Compiled } from "../runtime/cuda/compile.js";
+import { CudaSession } from "../runtime/cuda/session.js";
+
+const nvcc = process.env.ULC_NVCC ?? "nvcc";
+const hasNvcc = spawnSync(nvcc, ["--version"]).status === 0;
+if (!hasNvcc && process.env.CI) throw new Error(`${nvcc} is not installed: the CUDA compile tests need it under CI`);
+
+describe.skipIf(!hasNvcc)("nvcc builds the CUDA target", () => {
+  const builds = new Map<string, Promise<Compiled>>();
+  const build = (model: string) => {
+    if (!builds.has(model)) builds.set(model, compileCuda(emitCuda(lowerProgram(`models/${model}.ul`, { bindings: { B: 8 } })), { flavour: "cuda", arch: "sm_90" }));
+    return builds.get(model)!;
+  };
+
+  // Each model is one translation unit of a few hundred kernels: ul_small's takes nvcc about 45 s on 2 cores.
+  test.each(["ul_tiny", "classifier", "ul_small"])("%s compiles and links, warnings as errors", async (model) => {
+    const { binary } = await build(model);
+    expect(binary).toMatch(/ulc_program$/);
+  }, 600_000);
+
+  test.skipIf(detectArch() !== undefined)("without a GPU the program says so", async () => {
+    const { binary, dir } = await build("ul_tiny");
+    const manifest = emitCuda(lowerProgram("models/ul_tiny.ul", { bindings: { B: 8 } })).manifest;
+    await expect(CudaSession.start(binary, dir, manifest, { seed: 1 })).rejects.toThrow(/no CUDA GPU is usable here/);
+  }, 600_000);
+
+  test("an architecture nvcc does not know, a malformed one, and a missing nvcc are plain errors", async () => {
+    const small = emitCuda(lowerProgram("models/classifier.ul", { bindings: { B: 1 } }));
+    await expect(compileCuda(small, { flavour: "cuda", arch: "sm_35" })).rejects.toThrow(/nvcc \(.*\) does not support --arch sm_35/);
+    await expect(compileCuda(small, { flavour: "cuda", arch: "gfx90a" })).rejects.toThrow(/expected a real GPU architecture such as sm_80/);
+    await expect(compileCuda(small, { flavour: "cuda", nvcc: "/nonexistent/nvcc" })).rejects.toThrow(CudaError);
+    await expect(compileCuda(small, { flavour: "cuda", nvcc: "/nonexistent/nvcc" })).rejects.toThrow(/was not found: install the CUDA toolkit/);
+  }, 120_000);
+});

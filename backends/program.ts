@@ -4,7 +4,7 @@
 // becomes a dispatch (its source file or function, and its launch size): backends/wgsl/program.ts and
 // backends/cuda/program.ts.
 import type { DType, Graph } from "../compiler/ir.js";
-import { fuse } from "../compiler/kernel/fuse.js";
+import { fuse, type FuseOptions } from "../compiler/kernel/fuse.js";
 import type { Kernel } from "../compiler/kernel/ir.js";
 import type { Program, ProgramEntry } from "../compiler/lower.js";
 import { memoryStats } from "../compiler/memory.js";
@@ -44,10 +44,7 @@ export interface ProgramManifest<T extends string = string, D extends Dispatch =
   readonly entries: readonly EntryManifest<D>[];
 }
 
-export interface EmitOptions {
-  /** The most buffers a kernel may read (compiler/kernel/fuse.ts). */
-  readonly maxInputs?: number;
-}
+export interface EmitOptions extends Pick<FuseOptions, "maxInputs" | "tile"> {}
 
 /** Collects kernels by their source, so identical ones share one name; `name(i)` names the i-th distinct one. */
 export class KernelFiles {
@@ -74,7 +71,7 @@ export function kernelBuffers(k: Kernel): number[] {
 
 /** One graph fused into kernels, each made a dispatch by `render`. */
 export function emitGraph<D extends Dispatch>(g: Graph, render: (k: Kernel) => D, options: EmitOptions = {}): GraphManifest<D> {
-  const schedule = fuse(g, { ...(options.maxInputs !== undefined && { maxInputs: options.maxInputs }) });
+  const schedule = fuse(g, options);
   const outputs = new Map(g.outputs.map((o) => [o.node, o.name]));
   const buffers: BufferEntry[] = schedule.buffers.map((id) => {
     const n = g.nodes[id]!;

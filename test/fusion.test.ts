@@ -2,7 +2,7 @@
 import fc from "fast-check";
 import { describe, expect, test } from "vitest";
 import { GraphBuilder, size, type Graph } from "../compiler/ir.js";
-import { fuse } from "../compiler/kernel/fuse.js";
+import { fuse, type FuseOptions } from "../compiler/kernel/fuse.js";
 import { lowerProgram } from "../compiler/lower.js";
 import { interpret } from "../runtime/interpreter.js";
 import { runSchedule } from "../runtime/js/schedule.js";
@@ -22,11 +22,16 @@ function inputsOf(g: Graph, seed: number): Map<string, Tensor> {
 }
 
 /** Fused and unfused execution agree exactly: the kernels do the interpreter's float64 arithmetic in its order. */
-function expectSameOutputs(g: Graph, params: Map<string, Tensor>, seed: number): void {
+function expectSameOutputs(g: Graph, params: Map<string, Tensor>, seed: number, options: FuseOptions = {}): void {
   const env = { inputs: inputsOf(g, seed), params };
   const want = interpret(g, env, { precision: "f64", seed, step: 1 });
-  const got = runSchedule(g, fuse(g), env, { seed, step: 1 });
+  const got = runSchedule(g, fuse(g, options), env, { seed, step: 1 });
   for (const [name, t] of want) expect([...got.get(name)!.data], name).toEqual([...t.data]);
+}
+
+/** The tiled kernels of a schedule. */
+function tiled(g: Graph, options: FuseOptions) {
+  return fuse(g, options).steps.flatMap((s) => (s.kind === "kernel" && s.kernel.tile ? [s.kernel] : []));
 }
 
 describe("fused schedules of the models", () => {
@@ -37,10 +42,11 @@ describe("fused schedules of the models", () => {
     ["models/classifier.ul", ["evaluate"]],
     ["models/ul_small.ul", ["decoder_step"]],
   ] as const) {
+    // In register tiles, as the WebGPU runtime runs them (one output per invocation: the random graphs below).
     test(`${path}: every fused entry gives the interpreter's outputs`, () => {
       const program = lowerProgram(path, { bindings: { B: 2 } });
       const params = interpret(program.init, {}, { precision: "f64", seed: 4, step: 0 });
-      for (const e of program.entries) if (!entries || (entries as readonly string[]).includes(e.name)) expectSameOutputs(e.graph, params, 9);
+      for (const e of program.entries) if (!entries || (entries as readonly string[]).includes(e.name)) expectSameOutputs(e.graph, params, 9, { tile: { rows: 5, cols: 3 } });
     }, 120_000);
   }
 
@@ -113,6 +119,7 @@ describe("fusion rules", () => {
       stride: fc.integer({ min: 1, max: 3 }),
       padding: fc.integer({ min: 0, max: 2 }),
       pool: fc.integer({ min: 1, max: 2 }),
+      tile: fc.option(fc.record({ rows: fc.integer({ min: 1, max: 5 }), cols: fc.integer({ min: 1, max: 5 }) }), { nil: undefined }),
     });
     fc.assert(
       fc.property(conv, (c) => {
@@ -144,9 +151,60 @@ describe("fusion rules", () => {
           outs.push({ name: "pooled", node: pooled });
           outs.push({ name: "pool_grad", node: b.add({ kind: "avg_pool_grad", size: c.pool, stride: c.pool }, [b.add({ kind: "unary", fn: "cos" }, [pooled])], b.node(joined).shape) });
         }
-        expectSameOutputs(b.build(outs), new Map(), 13);
+        const g = b.build(outs);
+        if (c.tile) expect(tiled(g, { tile: c.tile }).map((k) => k.node)).toEqual(expect.arrayContaining([dx, dw]));
+        expectSameOutputs(g, new Map(), 13, c.tile && { tile: c.tile });
       }),
       { numRuns: 150, seed: 21 },
+    );
+  });
+
+  test("matmuls as autodiff makes them (transposed operands, batches, fused prologues and epilogues) in register tiles of any shape: fused equals unfused", () => {
+    // Sizes around and below the tile (1, primes), size-1 dims, batches broadcast to one operand.
+    const dim = fc.integer({ min: 1, max: 11 });
+    const arb = fc.record({
+      batch: fc.constantFrom<number[]>([], [2], [1, 3]),
+      m: dim,
+      n: dim,
+      k: dim,
+      transposeA: fc.boolean(),
+      transposeB: fc.boolean(),
+      broadcastB: fc.boolean(),
+      tile: fc.option(fc.record({ rows: fc.integer({ min: 1, max: 6 }), cols: fc.integer({ min: 1, max: 6 }) }), { nil: undefined }),
+    });
+    fc.assert(
+      fc.property(arb, (c) => {
+        const b = new GraphBuilder();
+        const r = c.batch.length;
+        const swap = (shape: number[], t: boolean) => (t ? [...shape.slice(0, -2), shape[r + 1]!, shape[r]!] : shape);
+        const perm = [...Array(r).keys(), r + 1, r];
+        // A stored transposed and read through a transpose, with an element-wise prologue (tanh).
+        let a = b.add({ kind: "input", name: "a" }, [], swap([...c.batch, c.m, c.k], c.transposeA));
+        if (c.transposeA) a = b.add({ kind: "transpose", perm }, [a]);
+        a = b.add({ kind: "unary", fn: "tanh" }, [a]);
+        // B: one matrix broadcast over the batch, or a batch of its own; maybe transposed.
+        const bBatch = c.broadcastB ? c.batch.map(() => 1) : c.batch;
+        let w = b.add({ kind: "input", name: "b" }, [], swap([...bBatch, c.k, c.n], c.transposeB));
+        if (c.transposeB) w = b.add({ kind: "transpose", perm }, [w]);
+        if (c.broadcastB && r > 0) w = b.add({ kind: "broadcast" }, [w], [...c.batch, c.k, c.n]);
+        const y = b.add({ kind: "matmul" }, [a, w]);
+        // Epilogue: bias broadcast along rows, an activation, a residual, a scale.
+        const shape = [...c.batch, c.m, c.n];
+        const bias = b.add({ kind: "broadcast" }, [b.add({ kind: "input", name: "bias" }, [], [...c.batch.map(() => 1), 1, c.n])], shape);
+        const act = b.add({ kind: "unary", fn: "sigmoid" }, [b.add({ kind: "binary", fn: "add" }, [y, bias])]);
+        const res = b.add({ kind: "binary", fn: "add" }, [act, b.add({ kind: "input", name: "res" }, [], shape)]);
+        const out = b.add({ kind: "binary", fn: "mul" }, [res, b.add({ kind: "broadcast" }, [b.add({ kind: "constant", value: 0.75 }, [], shape.map(() => 1))], shape)]);
+        const g = b.build([{ name: "out", node: out }]);
+        const { tile } = c;
+        if (tile) {
+          const kernels = tiled(g, { tile });
+          expect(kernels.map((k) => k.node)).toEqual([out]);
+          expect(kernels[0]!.tile!.rows).toBeLessThanOrEqual(Math.min(tile.rows, c.m));
+          expect(kernels[0]!.tile!.cols).toBeLessThanOrEqual(Math.min(tile.cols, c.n));
+        }
+        expectSameOutputs(g, new Map(), 3, tile && { tile });
+      }),
+      { numRuns: 200, seed: 5 },
     );
   });
 

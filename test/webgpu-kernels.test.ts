@@ -3,11 +3,11 @@
 import fc from "fast-check";
 import { afterAll, describe as describeAll, expect, test } from "vitest";
 import { GraphBuilder, size, type Graph } from "../compiler/ir.js";
-import { emitGraph, KernelFiles } from "../backends/wgsl/program.js";
+import { emitGraph, KernelFiles, type WgslEmitOptions } from "../backends/wgsl/program.js";
 import { interpret } from "../runtime/interpreter.js";
 import { randomNormal, randomUniform } from "../runtime/random.js";
 import type { WebGpu } from "../runtime/webgpu/device.js";
-import { download, runGraph, upload, type DeviceTensor } from "../runtime/webgpu/kernels.js";
+import { download, runGraph, tilingFor, upload, type DeviceTensor } from "../runtime/webgpu/kernels.js";
 import { randomElementwiseGraph, elementwiseStepArb } from "./support/graphs.js";
 import { testDevice } from "./support/webgpu.js";
 
@@ -17,10 +17,10 @@ const gpu = td.gpu as WebGpu;
 afterAll(() => gpu?.device.destroy());
 const describe = describeAll.skipIf(td.gpu === undefined);
 
-/** Fuses a graph into WGSL kernels (as `ulc build --target wgsl` does) and runs them on the device. */
-async function runFused(g: Graph, buffers: Map<number, DeviceTensor>, seed: number, step: number): Promise<void> {
+/** Fuses a graph into WGSL kernels (with the device's register tiles, as WebGpuSession does) and runs them on the device. */
+async function runFused(g: Graph, buffers: Map<number, DeviceTensor>, seed: number, step: number, options: WgslEmitOptions = tilingFor(gpu.device)): Promise<void> {
   const files = new KernelFiles();
-  await runGraph(gpu.device, emitGraph(g, files), files.files, buffers, seed, step);
+  await runGraph(gpu.device, emitGraph(g, files, options), files.files, buffers, seed, step);
 }
 
 /** Runs the fused graph on the device and in the f32 interpreter; returns both outputs. */
@@ -52,6 +52,46 @@ describe("fused kernels on WebGPU", () => {
       { numRuns: 60, seed: 11 },
     );
   }, 120_000);
+
+  test("matmuls in register tiles of any shape (sizes 1, primes, past the tile; transposed; batched) within f32 accumulation error", async () => {
+    const dim = fc.integer({ min: 1, max: 37 });
+    const arb = fc.record({
+      batch: fc.constantFrom<number[]>([], [3]),
+      m: dim,
+      n: dim,
+      k: dim,
+      transposeA: fc.boolean(),
+      rows: fc.integer({ min: 1, max: 9 }),
+      cols: fc.integer({ min: 1, max: 9 }),
+      workgroup: fc.constantFrom<[number, number]>([4, 4], [8, 2], [16, 4]),
+    });
+    await fc.assert(
+      fc.asyncProperty(arb, async (c) => {
+        const b = new GraphBuilder();
+        const r = c.batch.length;
+        const aShape = c.transposeA ? [...c.batch, c.k, c.m] : [...c.batch, c.m, c.k];
+        const x = b.add({ kind: "input", name: "x" }, [], aShape);
+        const w = b.add({ kind: "input", name: "w" }, [], [...c.batch, c.k, c.n]);
+        const a = b.add({ kind: "unary", fn: "tanh" }, [c.transposeA ? b.add({ kind: "transpose", perm: [...Array(r).keys(), r + 1, r] }, [x]) : x]);
+        const shape = [...c.batch, c.m, c.n];
+        const bias = b.add({ kind: "broadcast" }, [b.add({ kind: "input", name: "bias" }, [], [...c.batch.map(() => 1), 1, c.n])], shape);
+        const y = b.add({ kind: "binary", fn: "add" }, [b.add({ kind: "matmul" }, [a, w]), bias]);
+        // S = |a|·|w| + |bias|: the scale of the error of an f32 sum of these terms in any order.
+        const s = b.add({ kind: "binary", fn: "add" }, [b.add({ kind: "matmul" }, [b.add({ kind: "unary", fn: "abs" }, [a]), b.add({ kind: "unary", fn: "abs" }, [w])]), b.add({ kind: "unary", fn: "abs" }, [bias])]);
+        const g = b.build([{ name: "y", node: y }, { name: "s", node: s }]);
+        const inputs = new Map(g.nodes.flatMap((n) => (n.op.kind === "input" ? [[n.op.name, { dtype: "f32" as const, shape: n.shape, data: randomNormal(7, 0, n.id, size(n.shape)) }] as const] : [])));
+        const want = interpret(g, { inputs }, { precision: "f32", seed: 0, step: 0 });
+        const buffers = new Map(g.nodes.flatMap((n) => (n.op.kind === "input" ? [[n.id, upload(gpu.device, "f32", inputs.get(n.op.name)!.data)] as const] : [])));
+        await runFused(g, buffers, 0, 0, { tile: { rows: c.rows, cols: c.cols }, tileWorkgroup: c.workgroup });
+        const got = await download(gpu.device, buffers.get(y)!);
+        const scale = want.get("s")!.data;
+        // Sums of K products in f32, one rounding each (γ_K ≤ 2K·u), the bias, and tanh a few ulp off.
+        want.get("y")!.data.forEach((v, i) => expect(Math.abs(got[i]! - v)).toBeLessThanOrEqual((2 * c.k + 16) * 2 ** -24 * scale[i]!));
+        for (const t of buffers.values()) t.buffer.destroy();
+      }),
+      { numRuns: 12, seed: 17 },
+    );
+  }, 300_000);
 
   test("random streams are bit-exact with runtime/random.ts (uniform) and within f32 rounding (normal)", async () => {
     for (const dist of ["uniform", "normal"] as const) {

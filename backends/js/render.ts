@@ -1,7 +1,7 @@
 // A renderer of the kernel IR to JavaScript: the third C-like target, which runs fused kernels on the CPU so
 // that fusion is tested against the reference interpreter without a GPU. Its arithmetic is float64 with the
 // interpreter's scalar semantics (compiler/scalar.ts), i32 wrapping included.
-import type { Ix, Kernel, Sx } from "../../compiler/kernel/ir.js";
+import { tileFactors, type Ix, type Kernel, type Sx } from "../../compiler/kernel/ir.js";
 
 export function renderIx(ix: Ix): string {
   switch (ix.k) {
@@ -55,15 +55,48 @@ export function renderSx(x: Sx): string {
   }
 }
 
+/** The statement storing the output element `gid` as the interpreter stores a result of this dtype: i32 wraps, bool is 0 or 1. */
+function store(k: Kernel): string {
+  const value = renderSx(k.body);
+  return `out[gid] = ${k.dtype === "i32" ? `${value} | 0` : k.dtype === "bool" ? `(${value} !== 0 ? 1 : 0)` : value};`;
+}
+
 /** The body of `function (ins, out, seed, step, U, B, BI, toI32, uniformAt, normalAt)`. */
 export function renderKernel(k: Kernel): string {
-  const lines = [`// ${k.name}: fuses %${k.fused.join(", %")}`, ...k.inputs.map((_, i) => `const in${i} = ins[${i}];`), "const scratch = new Uint32Array(4);", `for (let gid = 0; gid < ${k.size}; gid++) {`];
+  const lines = [`// ${k.name}: fuses %${k.fused.join(", %")}`, ...k.inputs.map((_, i) => `const in${i} = ins[${i}];`), "const scratch = new Uint32Array(4);"];
+  if (k.tile) return [...lines, ...renderTiled(k)].join("\n");
+  lines.push(`for (let gid = 0; gid < ${k.size}; gid++) {`);
   if (k.reduce) {
     lines.push(`  let acc = ${k.reduce.fn === "sum" ? "0" : "-Infinity"};`, `  for (let r = 0; r < ${k.reduce.count}; r++) {`);
     lines.push(k.reduce.fn === "sum" ? `    acc += ${renderSx(k.reduce.body)};` : `    acc = Math.max(acc, ${renderSx(k.reduce.body)});`, "  }");
   }
-  // Stored as the interpreter stores a result of this dtype: i32 wraps, bool is 0 or 1.
-  const value = renderSx(k.body);
-  lines.push(`  out[gid] = ${k.dtype === "i32" ? `${value} | 0` : k.dtype === "bool" ? `(${value} !== 0 ? 1 : 0)` : value};`, "}");
+  lines.push(`  ${store(k)}`, "}");
   return lines.join("\n");
+}
+
+/**
+ * A tiled kernel: one iteration of the outer loops per invocation. Rows and columns past the matrix's edge
+ * evaluate their factor at the last one (as the WGSL kernel does) and are not stored.
+ */
+function renderTiled(k: Kernel): string[] {
+  const { m, n, rows, cols } = k.tile!;
+  const { lhs, rhs } = tileFactors(k);
+  return [
+    `const a = new Float64Array(${rows}), b = new Float64Array(${cols}), accs = new Float64Array(${rows * cols});`,
+    `for (let base = 0; base < ${k.size}; base += ${m * n})`,
+    `for (let row = 0; row < ${m}; row += ${rows})`,
+    `for (let col = 0; col < ${n}; col += ${cols}) {`,
+    "  accs.fill(0);",
+    `  for (let r = 0; r < ${k.reduce!.count}; r++) {`,
+    `    for (let i = 0; i < ${rows}; i++) { const gid = base + Math.min(row + i, ${m - 1}) * ${n} + col; a[i] = ${renderSx(lhs)}; }`,
+    `    for (let j = 0; j < ${cols}; j++) { const gid = base + row * ${n} + Math.min(col + j, ${n - 1}); b[j] = ${renderSx(rhs)}; }`,
+    `    for (let i = 0; i < ${rows}; i++) for (let j = 0; j < ${cols}; j++) accs[i * ${cols} + j] += a[i] * b[j];`,
+    "  }",
+    `  for (let i = 0; i < ${rows} && row + i < ${m}; i++)`,
+    `    for (let j = 0; j < ${cols} && col + j < ${n}; j++) {`,
+    `      const gid = base + (row + i) * ${n} + col + j, acc = accs[i * ${cols} + j];`,
+    `      ${store(k)}`,
+    "    }",
+    "}",
+  ];
 }

@@ -1,9 +1,9 @@
-// A fused kernel (compiler/kernel/ir.ts) as a WGSL compute shader. One invocation per output element; the
-// index is folded over a 2-D dispatch grid when there are more than 65535 workgroups. Buffers hold f32 (bools
+// A fused kernel (compiler/kernel/ir.ts) as a WGSL compute shader. One invocation per output element, or per
+// register tile of a tiled kernel; the workgroups are folded over a 2-D dispatch grid past 65535. Buffers hold f32 (bools
 // as 0/1) or i32; the random streams are Philox-4x32-10 written with u32 operations only, bit-exact with
 // runtime/random.ts. Seed and step are uniforms, so a new step does not recompile.
 import type { DType } from "../../compiler/ir.js";
-import type { Kernel } from "../../compiler/kernel/ir.js";
+import { tileFactors, type Kernel } from "../../compiler/kernel/ir.js";
 import { renderSx, type Dialect } from "../c-like/expr.js";
 
 export const WORKGROUP_SIZE = 64;
@@ -105,8 +105,19 @@ fn ulc_normal(key: u32, i: u32) -> f32 {
 }`,
 };
 
+export interface WgslKernelOptions {
+  /** The workgroup of a tiled kernel, [x along columns, y along rows]; default [8, 8]. */
+  readonly tileWorkgroup?: readonly [number, number];
+}
+
+/** `groups` workgroups as a 2-D grid within WebGPU's per-dimension limit. */
+function grid(groups: number): [number, number] {
+  const x = Math.min(groups, MAX_WORKGROUPS_PER_DIM);
+  return [x, Math.ceil(groups / x)];
+}
+
 /** The shader's text and the dispatch it needs. */
-export function renderKernelWgsl(k: Kernel): { code: string; workgroups: [number, number] } {
+export function renderKernelWgsl(k: Kernel, options: WgslKernelOptions = {}): { code: string; workgroups: [number, number] } {
   const inputs = k.inputs.map((i) => i.dtype);
   const body = renderSx(k.body, inputs, WGSL);
   const reduceBody = k.reduce ? renderSx(k.reduce.body, inputs, WGSL) : "";
@@ -124,6 +135,9 @@ export function renderKernelWgsl(k: Kernel): { code: string; workgroups: [number
     ...k.inputs.map((input, i) => `@group(0) @binding(${i + 1}) var<storage, read> in${i}: array<${STORAGE[input.dtype]}>;`),
     `@group(0) @binding(${k.inputs.length + 1}) var<storage, read_write> out: array<${STORAGE[k.dtype]}>;`,
     ...helpers,
+  ];
+  if (k.tile) return renderTiled(k, lines, out, options.tileWorkgroup ?? [8, 8]);
+  lines.push(
     `@compute @workgroup_size(${WORKGROUP_SIZE})`,
     "fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {",
     // Every kernel binds the parameters; a kernel that draws no random numbers still "uses" them, so that
@@ -132,14 +146,66 @@ export function renderKernelWgsl(k: Kernel): { code: string; workgroups: [number
     // Index arithmetic is signed: a padded convolution reads row -1 (under a bounds check).
     `  let gid = i32(id.x + id.y * groups.x * ${WORKGROUP_SIZE}u);`,
     `  if (gid >= ${k.size}i) { return; }`,
-  ];
+  );
   if (k.reduce) {
     const init = k.reduce.fn === "sum" ? (accType === "i32" ? "0i" : "0.0") : accType === "i32" ? "-2147483647i - 1i" : "ulc_bits(0xff800000u)";
     lines.push(`  var acc: ${accType} = ${init};`, `  for (var r = 0i; r < ${k.reduce.count}i; r++) {`);
     lines.push(k.reduce.fn === "sum" ? `    acc += ${reduceBody};` : `    acc = max(acc, ${reduceBody});`, "  }");
   }
   lines.push(`  out[gid] = ${out};`, "}");
-  const groups = Math.ceil(k.size / WORKGROUP_SIZE);
-  const x = Math.min(groups, MAX_WORKGROUPS_PER_DIM);
-  return { code: lines.join("\n") + "\n", workgroups: [x, Math.ceil(groups / x)] };
+  return { code: lines.join("\n") + "\n", workgroups: grid(Math.ceil(k.size / WORKGROUP_SIZE)) };
+}
+
+/**
+ * A tiled kernel (kernel/ir.ts, Tile): each invocation holds `rows` consecutive rows × `cols` columns, those
+ * `wx` apart (neighbouring invocations read neighbouring columns), of one matrix in registers. The two factors
+ * and the stored value are functions of the output index, called once per row, per column and per output.
+ * Rows and columns past the edge evaluate their factor at the last valid one and are not stored, so the loop
+ * has no branches.
+ */
+function renderTiled(k: Kernel, lines: string[], out: string, [wx, wy]: readonly [number, number]): { code: string; workgroups: [number, number] } {
+  const { m, n, rows, cols } = k.tile!;
+  const { lhs, rhs } = tileFactors(k);
+  const inputs = k.inputs.map((i) => i.dtype);
+  const blockRows = Math.ceil(m / (rows * wy));
+  const blockCols = Math.ceil(n / (cols * wx));
+  const groups = (k.size / (m * n)) * blockRows * blockCols;
+  const is = Array.from({ length: rows }, (_, i) => i);
+  const js = Array.from({ length: cols }, (_, j) => j);
+  const all = is.flatMap((i) => js.map((j) => [i, j] as const));
+  lines.push(
+    `fn lhs(gid: i32, r: i32) -> f32 { return ${renderSx(lhs, inputs, WGSL)}; }`,
+    `fn rhs(gid: i32, r: i32) -> f32 { return ${renderSx(rhs, inputs, WGSL)}; }`,
+    `fn result(gid: i32, acc: f32) -> ${STORAGE[k.dtype]} { return ${out}; }`,
+    `@compute @workgroup_size(${wx}, ${wy})`,
+    "fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {",
+    "  _ = params.seed;",
+    // Workgroup w covers block (w / blockCols) % blockRows of rows, block w % blockCols of columns, of matrix w / (blockRows · blockCols).
+    "  let w = i32(wid.x + wid.y * groups.x);",
+    `  let row = ((w / ${blockCols}i) % ${blockRows}i * ${wy}i + i32(lid.y)) * ${rows}i;`,
+    `  let col = (w % ${blockCols}i) * ${wx * cols}i + i32(lid.x);`,
+    `  if (w >= ${groups}i || row >= ${m}i || col >= ${n}i) { return; }`,
+    `  let base = (w / ${blockRows * blockCols}i) * ${m * n}i;`,
+    ...is.map((i) => `  let gr${i} = base + ${i === 0 ? "row" : `min(row + ${i}i, ${m - 1}i)`} * ${n}i + col;`),
+    ...js.map((j) => `  let gc${j} = base + row * ${n}i + ${j === 0 ? "col" : `min(col + ${j * wx}i, ${n - 1}i)`};`),
+    ...all.map(([i, j]) => `  var acc${i}_${j} = 0.0;`),
+    `  for (var r = 0i; r < ${k.reduce!.count}i; r++) {`,
+    ...is.map((i) => `    let a${i} = lhs(gr${i}, r);`),
+    ...js.map((j) => `    let b${j} = rhs(gc${j}, r);`),
+    ...all.map(([i, j]) => `    acc${i}_${j} += a${i} * b${j};`),
+    "  }",
+    // The stores in a loop, not unrolled: each is a bounds check, a per-lane scatter on a CPU adapter and the
+    // inlined epilogue, which unrolled took lavapipe seconds to compile per kernel.
+    `  let accs = array<f32, ${rows * cols}>(${all.map(([i, j]) => `acc${i}_${j}`).join(", ")});`,
+    `  for (var t = 0i; t < ${rows * cols}i; t++) {`,
+    `    let i = t / ${cols}i;`,
+    `    let j = t % ${cols}i * ${wx}i;`,
+    `    if (row + i < ${m}i && col + j < ${n}i) {`,
+    `      let g = base + (row + i) * ${n}i + col + j;`,
+    "      out[g] = result(g, accs[t]);",
+    "    }",
+    "  }",
+    "}",
+  );
+  return { code: lines.join("\n") + "\n", workgroups: grid(groups) };
 }

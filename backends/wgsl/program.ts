@@ -5,7 +5,7 @@ import type { Graph } from "../../compiler/ir.js";
 import type { Kernel } from "../../compiler/kernel/ir.js";
 import type { Program } from "../../compiler/lower.js";
 import * as P from "../program.js";
-import { renderKernelWgsl } from "./kernel.js";
+import { renderKernelWgsl, type WgslKernelOptions } from "./kernel.js";
 
 export { MANIFEST_FORMAT, type BufferEntry } from "../program.js";
 
@@ -32,19 +32,22 @@ export class KernelFiles extends P.KernelFiles {
   }
 }
 
-function dispatcher(files: KernelFiles): (k: Kernel) => DispatchEntry {
+/** How to fuse and render: `tile` bounds the register tiles of matmuls and convolutions, `tileWorkgroup` lays them out. */
+export interface WgslEmitOptions extends P.EmitOptions, WgslKernelOptions {}
+
+function dispatcher(files: KernelFiles, options: WgslKernelOptions): (k: Kernel) => DispatchEntry {
   return (k) => {
-    const { code, workgroups } = renderKernelWgsl(k);
+    const { code, workgroups } = renderKernelWgsl(k, options);
     return { kernel: files.add(code), workgroups, buffers: P.kernelBuffers(k) };
   };
 }
 
 /** One graph fused into kernels, as the runtime runs it. */
-export function emitGraph(g: Graph, files: KernelFiles, options: P.EmitOptions = {}): GraphManifest {
-  return P.emitGraph(g, dispatcher(files), options);
+export function emitGraph(g: Graph, files: KernelFiles, options: WgslEmitOptions = {}): GraphManifest {
+  return P.emitGraph(g, dispatcher(files, options), options);
 }
 
-export function emitWgsl(program: Program, options: P.EmitOptions = {}): WgslBuild {
+export function emitWgsl(program: Program, options: WgslEmitOptions = {}): WgslBuild {
   const files = new KernelFiles();
-  return { manifest: P.emitProgram(program, "wgsl", dispatcher(files), options), kernels: files.files };
+  return { manifest: P.emitProgram(program, "wgsl", dispatcher(files, options), options), kernels: files.files };
 }

@@ -2,10 +2,12 @@
 // pad and concat become index arithmetic (with bounds checks); every contraction — reduce, matmul, the three
 // convolutions, average pooling and its gradient — is a reduction loop that absorbs its element-wise prologue
 // (what it reads is inlined) and, when its only consumer is element-wise on the same shape, that epilogue too.
-// A value with several consumers is materialised rather than recomputed, as is every graph output. Library
-// calls (tuned templates such as a register-blocked matmul) replace the ops named in `library`.
+// A value with several consumers is materialised rather than recomputed, as is every graph output. Matmul and
+// the convolutions are sums of products shaped like a batch of matrix products; given `tile`, a kernel whose
+// output is such a sum computes a register tile of outputs per invocation (kernel/ir.ts, Tile). Library calls
+// (tuned templates such as a register-blocked matmul) replace the ops named in `library`.
 import { strides, type Graph, type Node } from "../ir.js";
-import { GID, R, ixAdd, ixConst, ixDiv, ixMod, ixMul, type Ix, type Kernel, type KernelInput, type Schedule, type Step, type Sx } from "./ir.js";
+import { GID, R, ixAdd, ixConst, ixDiv, ixMod, ixMul, type Ix, type Kernel, type KernelInput, type Schedule, type Step, type Sx, type Tile } from "./ir.js";
 
 const ELEMENTWISE = new Set(["unary", "binary", "compare", "select", "cast", "stop_gradient"]);
 /** Ops computed by a reduction loop: each is its own kernel unless it fuses into its consumer. */
@@ -31,6 +33,12 @@ export interface FuseOptions {
    * default, 7, fits WebGPU's default limit of 8; a kernel that would read more is split.
    */
   readonly maxInputs?: number;
+  /**
+   * The largest register tile (rows × cols outputs per invocation) of a kernel computing a sum of products of
+   * at least `minProducts` multiply-adds (default 0); default none: one output per invocation. Each kernel's
+   * tile splits its matrices into equal blocks.
+   */
+  readonly tile?: { readonly rows: number; readonly cols: number; readonly minProducts?: number };
 }
 
 export function fuse(g: Graph, options: FuseOptions = {}): Schedule {
@@ -58,7 +66,7 @@ export function fuse(g: Graph, options: FuseOptions = {}): Schedule {
   // or a part of a kernel that reads too much, is materialised, and we retry.
   const maxInputs = options.maxInputs ?? 7;
   for (;;) {
-    const retry = buildSchedule(g, materialized, library, maxInputs);
+    const retry = buildSchedule(g, materialized, library, maxInputs, options.tile);
     if (typeof retry !== "number") return retry;
     materialized.add(retry);
   }
@@ -105,7 +113,7 @@ function fusableReduce(g: Graph, n: Node, consumers: readonly number[]): boolean
 }
 
 /** The schedule, or the id of a node to materialise first (a second reduction, or a split point). */
-function buildSchedule(g: Graph, materialized: ReadonlySet<number>, library: ReadonlySet<string>, maxInputs: number): Schedule | number {
+function buildSchedule(g: Graph, materialized: ReadonlySet<number>, library: ReadonlySet<string>, maxInputs: number, tile: FuseOptions["tile"]): Schedule | number {
   const steps: Step[] = [];
   for (const n of g.nodes) {
     if (!materialized.has(n.id) || n.op.kind === "input" || n.op.kind === "param") continue;
@@ -113,7 +121,7 @@ function buildSchedule(g: Graph, materialized: ReadonlySet<number>, library: Rea
       steps.push({ kind: "library", call: { node: n.id } });
       continue;
     }
-    const k = new KernelBuilder(g, materialized, n);
+    const k = new KernelBuilder(g, materialized, n, tile);
     const kernel = k.build();
     if (typeof kernel === "number") return kernel;
     if (kernel.inputs.length > maxInputs) return splitPoint(g, kernel, materialized, maxInputs);
@@ -130,6 +138,11 @@ function all(conds: readonly Sx[]): Sx {
 interface Contraction {
   readonly fn: "sum" | "max";
   readonly count: number;
+  /**
+   * Set when the output is a batch of m × n matrices whose every term is lhs · rhs, lhs independent of the
+   * column and rhs of the row (kernel/ir.ts, Tile); `body` is then that product.
+   */
+  readonly gemm?: { readonly m: number; readonly n: number };
   /** The term for reduction counter `r` (built lazily, after the kernel has registered the contraction). */
   body(): Sx;
   /** The node's value from the accumulated `acc`. */
@@ -138,7 +151,9 @@ interface Contraction {
 
 /**
  * Each contraction as a loop over `r`, with the summation order of the reference interpreter, so that the
- * fused result equals it exactly in float64. `operand(i, at)` reads input i at a multi-index.
+ * fused result equals it exactly in float64. `operand(i, at)` reads input i at a multi-index. A convolution's
+ * tap outside the image reads 0 (the interpreter skips it: the same sum unless the other factor is infinite
+ * or NaN), which keeps the term a product of a factor per row and a factor per column of its implicit GEMM.
  */
 function contraction(n: Node, idx: readonly Ix[], operand: (i: number, at: readonly Ix[]) => Sx, g: Graph): Contraction {
   const op = n.op;
@@ -174,22 +189,31 @@ function contraction(n: Node, idx: readonly Ix[], operand: (i: number, at: reado
       return {
         fn: "sum",
         count: a[rank - 1]!,
+        gemm: { m: a[rank - 2]!, n: n.shape[rank - 1]! },
         body: () => mul(operand(0, [...batch, idx[rank - 2]!, R]), operand(1, [...batch, R, idx[rank - 1]!])),
         finish: identity,
       };
     }
     case "conv2d": {
-      // out[n, o, oh, ow] = Σ_(c, kh, kw) x[n, g·Cg + c, oh·s + kh − p, ow·s + kw − p] · w[o, c, kh, kw]
+      // out[n, o, oh, ow] = Σ_(c, kh, kw) w[o, c, kh, kw] · x[n, g·Cg + c, oh·s + kh − p, ow·s + kw − p]: per
+      // (n, g), a GEMM of w's rows (o) and x's columns (oh, ow).
       const [, , H, W] = shapeOf(0) as [number, number, number, number];
       const [O, Cg, KH, KW] = shapeOf(1) as [number, number, number, number];
       const [nn, o, oh, ow] = idx as [Ix, Ix, Ix, Ix];
       const [c, kh, kw] = unravel(R, [Cg, KH, KW]) as [Ix, Ix, Ix];
       const [ih, iw] = [tap(oh, kh), tap(ow, kw)];
-      return { fn: "sum", count: Cg * KH * KW, body: () => guarded([within(ih, H), within(iw, W)], mul(operand(1, [o, c, kh, kw]), operand(0, [nn, channel(o, O, Cg, c), ih, iw]))), finish: identity };
+      return {
+        fn: "sum",
+        count: Cg * KH * KW,
+        gemm: { m: O / op.groups, n: n.shape[2]! * n.shape[3]! },
+        body: () => mul(operand(1, [o, c, kh, kw]), guarded([within(ih, H), within(iw, W)], operand(0, [nn, channel(o, O, Cg, c), ih, iw]))),
+        finish: identity,
+      };
     }
     case "conv2d_grad_input": {
       // dx[n, ci, h, w] = Σ_(og, kh, kw) w[o, ci mod Cg, kh, kw] · dy[n, o, (h + p − kh)/s, (w + p − kw)/s]
-      // over the terms where the divisions are exact and land inside dy; o = (ci / Cg)·Og + og.
+      // over the terms where the divisions are exact and land inside dy; o = (ci / Cg)·Og + og. Per (n, g), a
+      // GEMM of w's rows (ci) and dy's columns (h, w).
       const [, O, HO, WO] = shapeOf(0) as [number, number, number, number];
       const [, Cg, KH, KW] = shapeOf(1) as [number, number, number, number];
       const Og = O / op.groups;
@@ -201,19 +225,27 @@ function contraction(n: Node, idx: readonly Ix[], operand: (i: number, at: reado
       return {
         fn: "sum",
         count: Og * KH * KW,
-        body: () => guarded([...rows.cond, ...cols.cond], mul(operand(1, [o, ixMod(ci, Cg), kh, kw]), operand(0, [nn, o, rows.at, cols.at]))),
+        gemm: { m: Cg, n: n.shape[2]! * n.shape[3]! },
+        body: () => mul(operand(1, [o, ixMod(ci, Cg), kh, kw]), guarded([...rows.cond, ...cols.cond], operand(0, [nn, o, rows.at, cols.at]))),
         finish: identity,
       };
     }
     case "conv2d_grad_weight": {
-      // dw[o, c, kh, kw] = Σ_(n, oh, ow) dy[n, o, oh, ow] · x[n, g·Cg + c, oh·s + kh − p, ow·s + kw − p]
+      // dw[o, c, kh, kw] = Σ_(n, oh, ow) dy[n, o, oh, ow] · x[n, g·Cg + c, oh·s + kh − p, ow·s + kw − p]: per g,
+      // a GEMM of dy's rows (o) and x's columns (c, kh, kw).
       const [N, , H, W] = shapeOf(0) as [number, number, number, number];
       const [, , HO, WO] = shapeOf(1) as [number, number, number, number];
       const [O, Cg] = n.shape as [number, number];
       const [o, c, kh, kw] = idx as [Ix, Ix, Ix, Ix];
       const [nn, oh, ow] = unravel(R, [N, HO, WO]) as [Ix, Ix, Ix];
       const [ih, iw] = [tap(oh, kh), tap(ow, kw)];
-      return { fn: "sum", count: N * HO * WO, body: () => guarded([within(ih, H), within(iw, W)], mul(operand(1, [nn, o, oh, ow]), operand(0, [nn, channel(o, O, Cg, c), ih, iw]))), finish: identity };
+      return {
+        fn: "sum",
+        count: N * HO * WO,
+        gemm: { m: O / op.groups, n: Cg * n.shape[2]! * n.shape[3]! },
+        body: () => mul(operand(1, [nn, o, oh, ow]), guarded([within(ih, H), within(iw, W)], operand(0, [nn, channel(o, O, Cg, c), ih, iw]))),
+        finish: identity,
+      };
     }
     case "avg_pool": {
       const rank = idx.length;
@@ -249,7 +281,8 @@ function product(xs: readonly number[]): number {
   return xs.reduce((a, b) => a * b, 1);
 }
 
-class SecondReduce {
+/** Thrown while building a kernel: `node` must be materialised first (a second reduction, or one read several times per element). */
+class Materialize {
   constructor(readonly node: number) {}
 }
 
@@ -259,16 +292,27 @@ class KernelBuilder {
   private readonly fused = new Set<number>();
   private reduce: Kernel["reduce"];
   private reduceNode: number | undefined;
+  private tile: Tile | undefined;
+  /** The root's multi-index; element-wise ops pass it on unchanged, so a contraction that sees it computes the kernel's own output element. */
+  private readonly rootIdx: readonly Ix[];
+  /** The linear index of multi-indices made by unravelling one (the root's, a reshape's), so a reshape of them unravels it again. */
+  private readonly linear = new WeakMap<readonly Ix[], Ix>();
+  /** > 0 while inlining what a broadcast or an upsample reads, where each element is computed several times. */
+  private replicated = 0;
 
   constructor(
     private readonly g: Graph,
     private readonly materialized: ReadonlySet<number>,
     private readonly root: Node,
-  ) {}
+    private readonly maxTile: FuseOptions["tile"],
+  ) {
+    this.rootIdx = unravel(GID, root.shape);
+    this.linear.set(this.rootIdx, GID);
+  }
 
   build(): Kernel | number {
     try {
-      const idx = unravel(GID, this.root.shape);
+      const idx = this.rootIdx;
       const body = CONTRACTIONS.has(this.root.op.kind) ? this.reduction(this.root, idx) : this.at(this.root, idx, true);
       return {
         name: `k${this.root.id}_${this.root.op.kind}`,
@@ -277,11 +321,12 @@ class KernelBuilder {
         size: this.root.shape.reduce((a, b) => a * b, 1),
         inputs: this.inputs,
         ...(this.reduce && { reduce: this.reduce }),
+        ...(this.tile && { tile: this.tile }),
         body,
         fused: [...this.fused].sort((a, b) => a - b),
       };
     } catch (e) {
-      if (e instanceof SecondReduce) return e.node;
+      if (e instanceof Materialize) return e.node;
       throw e;
     }
   }
@@ -298,14 +343,32 @@ class KernelBuilder {
 
   /** A contraction (reduction loop) for the output element at `idx`, its operands inlined; yields its value. */
   private reduction(n: Node, idx: readonly Ix[]): Sx {
-    if (this.reduce) throw new SecondReduce(n.id);
+    // A second reduction, or one whose every result would be recomputed for several outputs (a row sum read
+    // through a broadcast), is materialised.
+    if (this.reduce || this.replicated > 0) throw new Materialize(n.id);
     const c = contraction(n, idx, (i, at) => this.at(this.g.nodes[n.inputs[i]!]!, at), this.g);
     this.fused.add(n.id);
     this.reduceNode = n.id;
     // Placeholder first, so a nested contraction in the prologue is detected as a second one.
     this.reduce = { fn: c.fn, count: c.count, body: { k: "const", t: n.dtype, v: 0 } };
     this.reduce = { ...this.reduce, body: c.body() };
+    const products = product(n.shape) * c.count;
+    if (this.maxTile && c.gemm && this.linear.get(idx) === GID && (n.dtype === "f32" || n.dtype === "f16") && products >= (this.maxTile.minProducts ?? 0)) {
+      // Equal blocks no larger than the maximum: 17 rows with at most 8 a tile are 3 tiles of 6.
+      const side = (d: number, max: number) => Math.ceil(d / Math.ceil(d / max));
+      this.tile = { ...c.gemm, rows: side(c.gemm.m, this.maxTile.rows), cols: side(c.gemm.n, this.maxTile.cols) };
+    }
     return c.finish({ k: "acc", t: n.dtype });
+  }
+
+  private replicating(replicates: boolean, f: () => Sx): Sx {
+    if (!replicates) return f();
+    this.replicated += 1;
+    try {
+      return f();
+    } finally {
+      this.replicated -= 1;
+    }
   }
 
   /** The value of node `n` at multi-index `idx`, inlining everything not materialised. */
@@ -341,14 +404,12 @@ class KernelBuilder {
       case "conv2d_grad_weight":
       case "avg_pool":
       case "avg_pool_grad":
-        if (this.reduceNode === n.id) throw new SecondReduce(n.id); // met twice: materialise it
+        if (this.reduceNode === n.id) throw new Materialize(n.id); // met twice: materialise it
         return this.reduction(n, idx);
       case "upsample": {
         const r = idx.length;
-        return this.at(
-          input(0),
-          idx.map((x, i) => (i >= r - 2 ? ixDiv(x, op.factor) : x)),
-        );
+        const inner = idx.map((x, i) => (i >= r - 2 ? ixDiv(x, op.factor) : x));
+        return this.replicating(op.factor > 1, () => this.at(input(0), inner));
       }
       case "pad": {
         const x = input(0);
@@ -376,10 +437,8 @@ class KernelBuilder {
       }
       case "broadcast": {
         const x = input(0);
-        return this.at(
-          x,
-          x.shape.map((d, i) => (d === 1 ? ixConst(0) : idx[i]!)),
-        );
+        const inner = x.shape.map((d, i) => (d === 1 ? ixConst(0) : idx[i]!));
+        return this.replicating(x.shape.some((d, i) => d < n.shape[i]!), () => this.at(x, inner));
       }
       case "slice":
         return this.at(
@@ -388,7 +447,10 @@ class KernelBuilder {
         );
       case "reshape": {
         const x = input(0);
-        return this.at(x, unravel(ravel(idx, n.shape), x.shape));
+        const linear = this.linear.get(idx) ?? ravel(idx, n.shape);
+        const inner = unravel(linear, x.shape);
+        this.linear.set(inner, linear);
+        return this.at(x, inner);
       }
       default:
         throw new Error(`${op.kind} cannot be fused (it should have been materialised)`);

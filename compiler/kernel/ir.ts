@@ -1,7 +1,7 @@
 // The kernel IR: what one GPU dispatch computes, free of any target's syntax. A kernel writes one buffer; one
-// invocation computes one output element from its index, reading inputs through index expressions (views of
-// movement ops folded in), evaluating a scalar expression tree, and at most one reduction loop. Renderers (JS
-// for reference, WGSL, CUDA) print the same tree.
+// invocation computes one output element from its index (or, in a tiled kernel, a register tile of them),
+// reading inputs through index expressions (views of movement ops folded in), evaluating a scalar expression
+// tree, and at most one reduction loop. Renderers (JS for reference, WGSL, CUDA) print the same tree.
 import type { BinaryFn, CompareFn, DType, UnaryFn } from "../ir.js";
 
 // ---------------------------------------------------------------- index expressions
@@ -89,20 +89,44 @@ export interface KernelInput {
   readonly size: number;
 }
 
+/**
+ * A register tile for a sum of products shaped like a batch of matrix products (matmul; the convolutions as
+ * implicit GEMM). The output is a batch of m × n matrices, output `gid` = (b·m + i)·n + j, and each invocation
+ * computes `rows` × `cols` of one of them. The reduction's term is `lhs · rhs` (its body is that `mul`), where
+ * lhs does not depend on the column j and rhs not on the row i: so per step r an invocation evaluates lhs once
+ * per row and rhs once per column (each at the `gid` of some output in that row or column) and does rows × cols
+ * multiply-adds, instead of two operand reads per multiply-add. Each output still sums r = 0, 1, ... in order.
+ */
+export interface Tile {
+  readonly m: number;
+  readonly n: number;
+  readonly rows: number;
+  readonly cols: number;
+}
+
 export interface Kernel {
   readonly name: string;
   /** The graph node this kernel materialises. */
   readonly node: number;
   readonly dtype: DType;
-  /** Output elements: one invocation each. */
+  /** Output elements: one invocation each, unless the kernel is tiled. */
   readonly size: number;
   readonly inputs: readonly KernelInput[];
   /** A reduction: `count` terms of `body` (over r = 0..count-1), folded with `fn` from its identity. */
   readonly reduce?: { readonly fn: "sum" | "max"; readonly count: number; readonly body: Sx };
+  /** Set on a sum of products computed a register tile per invocation; its reduction's body is `lhs · rhs`. */
+  readonly tile?: Tile;
   /** The output element (uses `acc` when there is a reduction). */
   readonly body: Sx;
   /** The graph nodes fused into this kernel, for statistics and debugging. */
   readonly fused: readonly number[];
+}
+
+/** The two factors of a tiled kernel's term (see Tile). */
+export function tileFactors(k: Kernel): { lhs: Sx; rhs: Sx } {
+  const body = k.reduce?.body;
+  if (!k.tile || k.reduce?.fn !== "sum" || body?.k !== "binary" || body.fn !== "mul") throw new Error(`${k.name} is not a tiled sum of products`);
+  return { lhs: body.a, rhs: body.b };
 }
 
 /** A graph op that runs as a library kernel (a template such as tiled matmul), not as a fused expression. */

@@ -8,7 +8,7 @@ import { emitWgsl, type EntryManifest, type GraphManifest, type ProgramManifest,
 import type { Program } from "../../compiler/lower.js";
 import { NAMES } from "../../compiler/names.js";
 import type { HostTensor, InputTensor, Session, TrainingState } from "../session.js";
-import { download, runGraph, upload, type DeviceTensor } from "./kernels.js";
+import { download, runGraph, tilingFor, upload, type DeviceTensor } from "./kernels.js";
 
 export interface WebGpuSessionOptions {
   readonly seed: number;
@@ -45,9 +45,9 @@ export class WebGpuSession implements Session {
     return s;
   }
 
-  /** Compiles an in-memory Program (as `ulc build --target wgsl` would) and loads it. */
+  /** Compiles an in-memory Program (as `ulc build --target wgsl` would, with the device's tiling) and loads it. */
   static fromProgram(device: GPUDevice, program: Program, options: WebGpuSessionOptions): Promise<WebGpuSession> {
-    return WebGpuSession.create(device, emitWgsl(program), options);
+    return WebGpuSession.create(device, emitWgsl(program, tilingFor(device)), options);
   }
 
   /** Runs a graph with named inputs; returns its outputs' buffers and frees every other buffer it made. */

@@ -1,6 +1,8 @@
 /// <reference types="@webgpu/types" />
-// Buffers: upload host data, read results back. The usage and map-mode flags are spelled out here because
-// Dawn's Node bindings do not put `GPUBufferUsage` / `GPUMapMode` on globalThis (browsers do).
+// Buffers: upload host data, read results back, and plan which storage buffers a graph's intermediates share.
+// The usage and map-mode flags are spelled out here because Dawn's Node bindings do not put `GPUBufferUsage` /
+// `GPUMapMode` on globalThis (browsers do).
+import type { Lifetime } from "../../compiler/memory.js";
 
 export const BufferUsage = {
   MAP_READ: 0x0001,
@@ -76,4 +78,32 @@ export async function readBuffer(
 /** The first `length` floats of `buffer` (all of it by default). */
 export async function readF32(device: GPUDevice, buffer: GPUBuffer, length: number = buffer.size / 4): Promise<Float32Array> {
   return new Float32Array(await readBuffer(device, buffer, length * 4));
+}
+
+/** One storage buffer of a graph's plan, and the intermediates it holds one after another. */
+export interface PlannedBuffer {
+  readonly bytes: number;
+  readonly holds: readonly number[];
+}
+
+/**
+ * Intermediates assigned to as few storage buffers as their lifetimes (compiler/memory.ts) allow: one buffer
+ * holds several whose lifetimes do not overlap. Not one arena with offsets, because WebGPU forbids a dispatch to
+ * bind one buffer both read-only and writable, whatever the ranges. In order of first use, an intermediate takes
+ * the smallest free buffer that fits it, else the largest free one (which grows), else a new one.
+ */
+export function planBuffers(lives: ReadonlyMap<number, Lifetime>): PlannedBuffer[] {
+  const planned: { bytes: number; holds: number[]; freeAfter: number }[] = [];
+  const order = [...lives].sort(([a, x], [b, y]) => x.first - y.first || a - b);
+  for (const [id, life] of order) {
+    const free = planned.filter((p) => p.freeAfter < life.first);
+    const fits = free.filter((p) => p.bytes >= life.bytes).sort((p, q) => p.bytes - q.bytes)[0];
+    const chosen = fits ?? free.sort((p, q) => q.bytes - p.bytes)[0];
+    if (chosen) {
+      chosen.bytes = Math.max(chosen.bytes, life.bytes);
+      chosen.holds.push(id);
+      chosen.freeAfter = life.last;
+    } else planned.push({ bytes: life.bytes, holds: [id], freeAfter: life.last });
+  }
+  return planned.map(({ bytes, holds }) => ({ bytes, holds }));
 }

@@ -1,14 +1,15 @@
 /// <reference types="@webgpu/types" />
 // A WGSL Program (manifest + kernels, as `ulc build --target wgsl` writes it) on a GPUDevice: parameters and
-// optimizer state live on the device; each entry runs as its kernels (compiled once, cached), and a train step's
-// new parameters and state replace the old buffers. The protocol is the reference session's
+// optimizer state live on the device; each graph runs as its kernels (compiled once, cached) with its
+// intermediates in buffers allocated once, host inputs are written into buffers kept per name, and a train
+// step's new parameters and state replace the old buffers, into which the next step writes its own. The protocol is the reference session's
 // (runtime/reference.ts), so the two are compared step by step. Nothing here needs Node: a browser passes the
 // manifest and kernel files it fetched.
 import { emitWgsl, type EntryManifest, type GraphManifest, type ProgramManifest, type WgslBuild } from "../../backends/wgsl/program.js";
 import type { Program } from "../../compiler/lower.js";
 import { NAMES } from "../../compiler/names.js";
 import type { HostTensor, InputTensor, Session, TrainingState } from "../session.js";
-import { download, runGraph, tilingFor, upload, type DeviceTensor } from "./kernels.js";
+import { download, GraphRunner, hostToStorage, tilingFor, upload, type DeviceTensor } from "./kernels.js";
 
 export interface WebGpuSessionOptions {
   readonly seed: number;
@@ -29,6 +30,12 @@ export class WebGpuSession implements Session {
   private readonly ema = new Map<string, DeviceTensor>();
   private emaInUse = false;
   step = 0;
+  /** Each graph's runner (intermediates, pipelines, bind groups), made on first use. */
+  private readonly runners = new Map<GraphManifest, GraphRunner>();
+  /** Host inputs by name, in buffers rewritten in place, so that the runners' bind groups stay valid. */
+  private readonly staged = new Map<string, DeviceTensor>();
+  /** Per graph, by output name, the buffers its next run writes its outputs into (what its last run retired). */
+  private readonly spares = new Map<GraphManifest, Map<string, DeviceTensor>>();
 
   private constructor(
     readonly device: GPUDevice,
@@ -42,6 +49,9 @@ export class WebGpuSession implements Session {
     const s = new WebGpuSession(device, build.manifest, build.kernels, options);
     const out = await s.execute(build.manifest.init, new Map(), 0);
     for (const o of build.manifest.init.outputs) s.params.set(o.name, out.get(o.name)!);
+    // The init graph runs once: its intermediates go now.
+    s.runners.get(build.manifest.init)!.destroy();
+    s.runners.delete(build.manifest.init);
     return s;
   }
 
@@ -50,19 +60,36 @@ export class WebGpuSession implements Session {
     return WebGpuSession.create(device, emitWgsl(program, tilingFor(device)), options);
   }
 
-  /** Runs a graph with named inputs; returns its outputs' buffers and frees every other buffer it made. */
+  /** Runs a graph with named inputs; returns its outputs' buffers (the graph's spares where it has them). */
   private async execute(g: GraphManifest, inputs: ReadonlyMap<string, DeviceTensor>, step: number): Promise<Map<string, DeviceTensor>> {
-    const buffers = new Map<number, DeviceTensor>();
+    const bound = new Map<number, DeviceTensor>();
     for (const b of g.buffers) {
       if (b.role !== "input" && b.role !== "param") continue;
       const t = b.role === "input" ? inputs.get(b.name!) : this.paramFor(b.name!);
       if (!t) throw new Error(`the graph needs the ${b.role} '${b.name}'`);
-      buffers.set(b.id, t);
+      bound.set(b.id, t);
     }
-    const created = await runGraph(this.device, g, this.kernels, buffers, this.options.seed, step);
-    const outputs = new Map(g.outputs.map((o) => [o.name, buffers.get(o.buffer)!]));
-    free(created, new Set(outputs.values()));
-    return outputs;
+    let runner = this.runners.get(g);
+    if (!runner) this.runners.set(g, (runner = new GraphRunner(this.device, g, this.kernels)));
+    const spares = this.spares.get(g);
+    const into = spares && new Map(g.outputs.flatMap((o) => (spares.has(o.name) ? [[o.buffer, spares.get(o.name)!] as const] : [])));
+    const out = await runner.run(bound, this.options.seed, step, into);
+    return new Map(g.outputs.map((o) => [o.name, out.get(o.buffer)!]));
+  }
+
+  /**
+   * Keeps `retired` (by output name) for the next run of `g` to write into. A buffer still in use is not kept,
+   * and one retired under two names (two parameters initialised by one zeros node) is kept for one of them.
+   */
+  private retire(g: GraphManifest, retired: ReadonlyMap<string, DeviceTensor>): void {
+    const taken = new Set([...this.params.values(), ...this.state.values(), ...this.ema.values(), ...this.staged.values()]);
+    const spares = new Map<string, DeviceTensor>();
+    for (const [name, t] of retired) {
+      if (taken.has(t)) continue;
+      taken.add(t);
+      spares.set(name, t);
+    }
+    this.spares.set(g, spares);
   }
 
   /** The value a graph reads for a parameter: the moving average while it is in use. */
@@ -76,8 +103,21 @@ export class WebGpuSession implements Session {
     return e;
   }
 
-  private scalar(v: number): DeviceTensor {
-    return upload(this.device, "f32", [v]);
+  /** `data` in the buffer kept for input `name`, rewritten in place when the size matches. */
+  private stage(name: string, dtype: string, data: ArrayLike<number>): DeviceTensor {
+    const held = this.staged.get(name);
+    if (held && held.dtype === dtype && held.size === data.length) {
+      this.device.queue.writeBuffer(held.buffer, 0, hostToStorage(dtype, data));
+      return held;
+    }
+    held?.buffer.destroy();
+    const t = upload(this.device, dtype, data);
+    this.staged.set(name, t);
+    return t;
+  }
+
+  private scalar(name: string, v: number): DeviceTensor {
+    return this.stage(name, "f32", [v]);
   }
 
   private inputsFor(entry: EntryManifest, data: ReadonlyMap<string, InputTensor>): Map<string, DeviceTensor> {
@@ -85,9 +125,9 @@ export class WebGpuSession implements Session {
     for (const spec of entry.inputs) {
       const t = data.get(spec.name);
       if (!t) throw new Error(`entry ${entry.name} needs the input '${spec.name}'`);
-      inputs.set(spec.name, upload(this.device, spec.dtype, t.data));
+      inputs.set(spec.name, this.stage(spec.name, spec.dtype, t.data));
     }
-    for (const h of this.program.hypers) inputs.set(h.name, this.scalar(this.options.hypers?.[h.name] ?? h.default));
+    for (const h of this.program.hypers) inputs.set(h.name, this.scalar(h.name, this.options.hypers?.[h.name] ?? h.default));
     return inputs;
   }
 
@@ -102,8 +142,7 @@ export class WebGpuSession implements Session {
       const spec = specs.get(o.buffer)!;
       host.set(o.name, { dtype: spec.dtype, shape: spec.shape, data: await download(this.device, out.get(o.name)!) });
     }
-    // Two outputs may be one buffer (x / 1 simplifies to x): free each buffer once, after every read.
-    free([...out.values(), ...inputs.values()], new Set());
+    this.retire(entry, out);
     return host;
   }
 
@@ -114,9 +153,8 @@ export class WebGpuSession implements Session {
     if (!training) throw new Error(`entry ${name} is not a train entry`);
     this.step += 1;
     const inputs = this.inputsFor(entry, data);
-    inputs.set(NAMES.step, this.scalar(this.step));
-    for (const a of training.args) inputs.set(NAMES.arg(a.name), this.scalar(this.options.optimizer?.[a.name] ?? a.default));
-    const uploaded = [...inputs.values()];
+    inputs.set(NAMES.step, this.scalar(NAMES.step, this.step));
+    for (const a of training.args) inputs.set(NAMES.arg(a.name), this.scalar(NAMES.arg(a.name), this.options.optimizer?.[a.name] ?? a.default));
     for (const p of training.params)
       for (const s of training.states) {
         const key = NAMES.state(s, p);
@@ -124,21 +162,20 @@ export class WebGpuSession implements Session {
         inputs.set(key, this.state.get(key)!);
       }
     const out = await this.execute(entry, inputs, this.step);
-    // The step's new parameters and state replace the old buffers, which are freed.
-    const retired = new Set<DeviceTensor>();
+    // The step's new parameters and state replace the old buffers, into which the next step writes.
+    const retired = new Map(entry.results.map((r) => [r, out.get(r)!]));
     for (const p of training.params) {
-      retired.add(this.params.get(p)!);
+      retired.set(NAMES.newParam(p), this.params.get(p)!);
       this.params.set(p, out.get(NAMES.newParam(p))!);
       for (const s of training.states) {
         const key = NAMES.state(s, p);
-        retired.add(this.state.get(key)!);
+        retired.set(key, this.state.get(key)!);
         this.state.set(key, out.get(key)!);
       }
     }
     const metrics = new Map<string, number>();
     for (const r of entry.results) metrics.set(r, (await download(this.device, out.get(r)!))[0]!);
-    const live = new Set([...this.params.values(), ...this.state.values()]);
-    free([...retired, ...uploaded, ...entry.results.map((r) => out.get(r)!)], live);
+    this.retire(entry, retired);
     return metrics;
   }
 
@@ -148,13 +185,13 @@ export class WebGpuSession implements Session {
   }
 
   async updateEma(decay: number): Promise<void> {
-    const inputs = new Map<string, DeviceTensor>([[NAMES.emaDecay, this.scalar(decay)]]);
+    const inputs = new Map<string, DeviceTensor>([[NAMES.emaDecay, this.scalar(NAMES.emaDecay, decay)]]);
     // The average starts at the parameters it first sees.
     for (const [name, p] of this.params) inputs.set(NAMES.ema(name), this.ema.get(name) ?? p);
     const out = await this.execute(this.program.ema, inputs, this.step);
-    const retired = [...this.ema.values(), inputs.get(NAMES.emaDecay)!];
+    const retired = new Map([...this.ema].map(([name, t]) => [NAMES.ema(name), t]));
     for (const name of this.params.keys()) this.ema.set(name, out.get(NAMES.ema(name))!);
-    free(retired, new Set());
+    this.retire(this.program.ema, retired);
   }
 
   useEma(on: boolean): void {
@@ -209,9 +246,9 @@ export class WebGpuSession implements Session {
 
   /** Frees every buffer the session holds. */
   dispose(): void {
-    free([...this.params.values(), ...this.state.values(), ...this.ema.values()], new Set());
-    this.params.clear();
-    this.state.clear();
-    this.ema.clear();
+    const spares = [...this.spares.values()].flatMap((m) => [...m.values()]);
+    free([...this.params.values(), ...this.state.values(), ...this.ema.values(), ...this.staged.values(), ...spares], new Set());
+    for (const r of this.runners.values()) r.destroy();
+    for (const m of [this.params, this.state, this.ema, this.staged, this.spares, this.runners]) m.clear();
   }
 }

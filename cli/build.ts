@@ -1,14 +1,18 @@
 // `ulc build FILE`: check, lower with every dim bound, then print the graphs (`--emit ir`) or write a WGSL
 // Program (`--target wgsl -o DIR`: manifest.json and kernels/*.wgsl; with `--emit ts`, instead the Program in
-// one file and a typed TypeScript module for it, backends/ts/bindings.ts).
+// one file and a typed TypeScript module for it, backends/ts/bindings.ts), or a CUDA one (`--target cuda -o
+// DIR`: backends/cuda/program.ts).
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import { emitCuda } from "../backends/cuda/program.js";
+import { archNumber } from "../backends/cuda/toolchain.js";
 import { emitWgsl, type WgslBuild } from "../backends/wgsl/program.js";
 import { checkFiles } from "../dsl/check.js";
 import { renderDiagnostic } from "../dsl/diagnostics.js";
 import { printGraph } from "../compiler/ir.js";
 import { fuse } from "../compiler/kernel/fuse.js";
 import { lowerProgram, type Program, type ProgramEntry } from "../compiler/lower.js";
+import { writeCudaBuild } from "../runtime/cuda/compile.js";
 import { encodeProgramFile } from "../runtime/webgpu/model.js";
 import { EXIT, resolveColor } from "./args.js";
 import type { CliIo } from "./io.js";
@@ -16,7 +20,9 @@ import { packageInfo } from "./package.js";
 
 export interface BuildCommandOptions {
   readonly emit?: "ir" | "ts";
-  readonly target?: "wgsl";
+  readonly target?: "wgsl" | "cuda";
+  /** --target cuda: the architecture of the Makefile's nvcc commands. */
+  readonly arch?: string;
   /** Print a table of op counts, kernels and memory per entry (to stderr) as well. */
   readonly stats?: boolean;
   readonly bind?: Record<string, number>;
@@ -77,17 +83,44 @@ async function writeBindings(build: WgslBuild, file: string, dir: string): Promi
   return written;
 }
 
+/** `--target cuda -o DIR`: the directory of backends/cuda/program.ts, ready for `make`. */
+function buildCuda(program: Program, options: BuildCommandOptions, io: CliIo): number {
+  const build = emitCuda(program, { ...(options.arch !== undefined && { arch: options.arch }) });
+  const dir = options.output!;
+  writeCudaBuild(build, dir);
+  if (options.stats) io.stderr.write(statsTable(program.entries, (e) => build.manifest.entries.find((m) => m.name === e.name)!.dispatches.length));
+  io.stderr.write(`wrote ${dir} for ${program.model} (${program.entries.length} entries): \`make -C ${dir}\` builds it with nvcc, \`make -C ${dir} emulate\` on the CPU\n`);
+  return EXIT.ok;
+}
+
 export async function runBuild(file: string, options: BuildCommandOptions, io: CliIo): Promise<number> {
   if ((options.emit === "ir") === (options.target !== undefined)) {
     io.stderr.write("ulc build: give exactly one of --emit ir (print the graphs) and --target wgsl (write a Program, with --emit ts its typed bindings)\n");
     return EXIT.usage;
   }
   if (options.target && !options.output) {
-    io.stderr.write("ulc build: --target wgsl writes a directory: give it with -o DIR\n");
+    io.stderr.write(`ulc build: --target ${options.target} writes a directory: give it with -o DIR\n`);
     return EXIT.usage;
+  }
+  if (options.emit === "ts" && options.target === "cuda") {
+    io.stderr.write("ulc build: --emit ts (TypeScript bindings) goes with --target wgsl\n");
+    return EXIT.usage;
+  }
+  if (options.arch !== undefined) {
+    if (options.target !== "cuda") {
+      io.stderr.write("ulc build: --arch goes with --target cuda\n");
+      return EXIT.usage;
+    }
+    try {
+      archNumber(options.arch);
+    } catch (e) {
+      io.stderr.write(`ulc build: ${(e as Error).message}\n`);
+      return EXIT.usage;
+    }
   }
   const program = checkAndLower(file, options.bind ?? {}, options.model, io, "build");
   if (typeof program === "number") return program;
+  if (options.target === "cuda") return buildCuda(program, options, io);
   if (options.target) {
     const build = emitWgsl(program);
     const { manifest, kernels } = build;

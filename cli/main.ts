@@ -66,24 +66,25 @@ export function buildProgram(io: CliIo, finish: (code: number) => void): Command
 
   program
     .command("build")
-    .summary("compile a model: its graphs (--emit ir) or a WGSL Program (--target wgsl -o DIR)")
-    .description("Check a model, bind its dims, and lower every entry to the graph IR (forward, and for train entries backward and the optimizer update); print the graphs, or fuse them into kernels and write a WGSL Program: manifest.json and kernels/*.wgsl.")
+    .summary("compile a model: its graphs (--emit ir) or a Program (--target wgsl|cuda -o DIR)")
+    .description("Check a model, bind its dims, and lower every entry to the graph IR (forward, and for train entries backward and the optimizer update); print the graphs, or fuse them into kernels and write a Program: for WGSL manifest.json and kernels/*.wgsl, for CUDA the .cu kernels, a C++ host runtime and a Makefile.")
     .argument("<file>", "the .ul file declaring the model")
     .option("--emit <what>", "ir: print the graphs; ts (with --target wgsl): write typed TypeScript bindings beside the Program", (v: string) => {
       if (v !== "ir" && v !== "ts") throw new InvalidArgumentError(`'${v}' cannot be emitted; the choices are ir and ts`);
       return v;
     })
-    .option("--target <target>", "write a runnable Program to -o DIR: wgsl (the CUDA target is not built yet)", (v: string) => {
-      if (v !== "wgsl") throw new InvalidArgumentError(`'${v}' is not a target yet; the choice is wgsl`);
+    .option("--target <target>", "write a runnable Program to -o DIR: wgsl (WebGPU), or cuda (.cu kernels, a C++ host runtime and a Makefile for nvcc)", (v: string) => {
+      if (v !== "wgsl" && v !== "cuda") throw new InvalidArgumentError(`'${v}' is not a target; the choices are wgsl and cuda`);
       return v;
     })
+    .option("--arch <sm_XX>", "with --target cuda: the GPU architecture the Makefile builds for (default sm_90, plus PTX for later GPUs)")
     .option("--bind <NAME=INT>", "bind a generic dim, e.g. --bind B=64 (repeatable; every dim must be bound)", collectBinding)
     .option("--model <name>", "the model to build when the file declares several")
     .option("--entry <name>", "print only this entry's graph")
     .option("--stats", "also print, per entry, the op counts, fused kernels, library calls and planned memory (stderr)")
     .option("-o, --output <path>", "--emit: write to a file instead of stdout; --target: the directory to write")
     .showHelpAfterError("(run 'ulc build --help' for usage)")
-    .addHelpText("after", "\nExamples:\n  ulc build models/ul_tiny.ul --emit ir --bind B=8 --entry fit\n  ulc build models/ul_small.ul --target wgsl --bind B=64 -o build/ul_small --stats\n  ulc build models/ul_tiny.ul --target wgsl --emit ts --bind B=8 -o web/model")
+    .addHelpText("after", "\nExamples:\n  ulc build models/ul_tiny.ul --emit ir --bind B=8 --entry fit\n  ulc build models/ul_small.ul --target wgsl --bind B=64 -o build/ul_small --stats\n  ulc build models/ul_small.ul --target cuda --bind B=64 -o build/ul_small_cuda && make -C build/ul_small_cuda\n  ulc build models/ul_tiny.ul --target wgsl --emit ts --bind B=8 -o web/model")
     .action(async function (this: Command, path: string, options: BuildCommandOptions) {
       const file = sourceFile(this, path);
       const { runBuild } = await import("./build.js");

@@ -1,6 +1,7 @@
 // The CUDA target without a GPU: the generated .cu files and the C++ host runtime, compiled by g++ with
 // backends/cuda/cpp/ulc_emulate.h (blocks, threads, warp shuffles and __syncthreads on the CPU), driven through
 // the same CudaSession as on a GPU, against the reference interpreter in float32.
+import { spawnSync } from "node:child_process";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { GraphBuilder, type Graph } from "../compiler/ir.js";
@@ -275,4 +276,35 @@ describe("models on emulated CUDA through the host runtime", () => {
       session.dispose();
     }
   }, 300_000);
+});
+
+describe("ulc build --target cuda", () => {
+  test("writes a directory whose Makefile builds the emulated program, which computes what the reference does", async () => {
+    const { mkdtempSync, readFileSync, rmSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const path = await import("node:path");
+    const { main } = await import("../cli/main.js");
+    const dir = mkdtempSync(path.join(tmpdir(), "ulc-cuda-"));
+    try {
+      let stderr = "";
+      const io = { stdout: { write: () => true }, stderr: { write: (s: string) => (stderr += s) }, env: {} };
+      expect(await main(["build", "models/classifier.ul", "--target", "cuda", "--bind", "B=1", "-o", dir], io), stderr).toBe(0);
+      expect(stderr).toMatch(/make -C .* emulate/);
+      const make = spawnSync("make", ["-C", dir, "-j2", "emulate"], { encoding: "utf8" });
+      expect(make.status, make.stderr).toBe(0);
+      const manifest = JSON.parse(readFileSync(path.join(dir, "manifest.json"), "utf8"));
+      const session = await CudaSession.start(path.join(dir, "ulc_program_emulated"), dir, manifest, { seed: 6 });
+      try {
+        const program = lowerProgram("models/classifier.ul", { bindings: { B: 1 } });
+        const x = entryInputs(program, "logits");
+        const want = new ReferenceSession(program, { precision: "f32", seed: 6 }).run("logits", asF64(x)).get("result")!.data;
+        // f32 on both sides, sums of up to 3136 terms in another order.
+        near((await session.run("logits", x)).get("result")!.data, want, (w) => 1e-4 * (1 + Math.abs(w)), "logits");
+      } finally {
+        session.dispose();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });

@@ -48,6 +48,13 @@ function run(c: Command, cwd: string, flavour: Flavour, arch: string): Promise<v
   });
 }
 
+/** Writes a build's directory: its files and manifest.json. */
+export function writeCudaBuild(build: CudaBuild, dir: string): void {
+  mkdirSync(dir, { recursive: true });
+  for (const [name, text] of build.files) writeFileSync(path.join(dir, name), text);
+  writeFileSync(path.join(dir, "manifest.json"), JSON.stringify(build.manifest, null, 1) + "\n");
+}
+
 /** The architecture of GPU 0 as sm_XY (from nvidia-smi), or undefined when there is no GPU to ask. */
 export function detectArch(): string | undefined {
   const r = spawnSync("nvidia-smi", ["--query-gpu=compute_cap", "--format=csv,noheader"], { encoding: "utf8" });
@@ -71,8 +78,7 @@ export async function compileCuda(build: CudaBuild, options: CompileOptions): Pr
   mkdirSync(cache, { recursive: true });
   const work = mkdtempSync(path.join(cache, "build-"));
   try {
-    for (const [name, text] of build.files) writeFileSync(path.join(work, name), text);
-    writeFileSync(path.join(work, "manifest.json"), JSON.stringify(build.manifest, null, 1) + "\n");
+    writeCudaBuild(build, work);
     await Promise.all(commands.compile.map((c) => run(c, work, options.flavour, arch)));
     await run(commands.link, work, options.flavour, arch);
     try {

@@ -10,6 +10,9 @@ import { memoryStats } from "../compiler/memory.js";
 import { interpret } from "../runtime/interpreter.js";
 import { randomNormal, randomUniform } from "../runtime/random.js";
 import { ReferenceSession } from "../runtime/reference.js";
+import { emitCuda } from "../backends/cuda/program.js";
+import { compileCuda } from "../runtime/cuda/compile.js";
+import { HostProcess } from "../runtime/cuda/host.js";
 import { CudaSession } from "../runtime/cuda/session.js";
 import type { InputTensor } from "../runtime/session.js";
 import { elementwiseStepArb, randomElementwiseGraph } from "./support/graphs.js";
@@ -131,6 +134,19 @@ describe("fused kernels on emulated CUDA", () => {
     const got = await session.run("scalars", inputs.get("scalars")!);
     const want = reference("scalars", 0);
     for (const [name, t] of want) sameF32(got.get(name)!.data, t.data, name);
+  });
+
+  test("an arena larger than the device's memory is a plain error, and the runtime lives on", async () => {
+    const { binary, dir } = await compileCuda(emitCuda(programOf(graphs)), { flavour: "emulated" });
+    const host = new HostProcess(binary, dir);
+    try {
+      await expect(host.alloc(2 ** 50)).rejects.toThrow(/out of device memory: the arena needs 1073741824\.\d MiB .* the GPU has [\d.]+ MiB free of [\d.]+ MiB: try a smaller batch/);
+      await host.alloc(1024);
+      await host.write(0, Uint8Array.of(1, 2, 3));
+      expect([...(await host.read({ offset: 0, bytes: 3 }))]).toEqual([1, 2, 3]);
+    } finally {
+      host.close();
+    }
   });
 
   test("random streams are bit-exact with runtime/random.ts (uniform) and within f32 rounding (normal)", async () => {

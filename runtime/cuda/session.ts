@@ -86,6 +86,9 @@ export class CudaSession implements Session {
 
   private constructor(
     private readonly host: HostProcess,
+    /** The program and its build directory. */
+    readonly binary: string,
+    readonly dir: string,
     readonly manifest: CudaManifest,
     readonly device: DeviceInfo,
     readonly options: CudaSessionOptions,
@@ -155,7 +158,7 @@ export class CudaSession implements Session {
     const host = new HostProcess(binary, dir);
     try {
       const device = await host.info();
-      const s = new CudaSession(host, manifest, device, options);
+      const s = new CudaSession(host, binary, dir, manifest, device, options);
       await host.alloc(s.fixedBytes);
       await s.execute(s.plans.get("init")!, new Map(), 0, []);
       return s;

@@ -1,5 +1,6 @@
 // One ul_small convolution layer (3×3, padding 1, bias) on WebGPU: ours (the fused kernel the compiler emits
-// for conv2d + bias) against TensorFlow.js's WebGPU backend on the same adapter. Each run is dispatch + submit
+// for conv2d + bias: an implicit GEMM in register tiles, as WebGpuSession tiles for this adapter) against
+// TensorFlow.js's WebGPU backend on the same adapter. Each run is dispatch + submit
 // + `queue.onSubmittedWorkDone()`, no readback, for both; contenders take turns run by run.
 //
 //   npm run build && npm run bench:conv [-- --write] [-- --runs 9]
@@ -19,7 +20,7 @@ const dist = (p) => pathToFileURL(join(ROOT, "dist", p)).href;
 const { getGpu, openDevice } = await import(dist("runtime/webgpu/device.js"));
 const { GraphBuilder } = await import(dist("compiler/ir.js"));
 const { emitGraph, KernelFiles } = await import(dist("backends/wgsl/program.js"));
-const { runGraph, upload } = await import(dist("runtime/webgpu/kernels.js"));
+const { GraphRunner, tilingFor, upload } = await import(dist("runtime/webgpu/kernels.js"));
 
 const { gpu } = await getGpu();
 const webgpu = await import("webgpu");
@@ -51,7 +52,7 @@ for (const { B, C, H, W } of layers) {
   const y = b.add({ kind: "binary", fn: "add" }, [b.add({ kind: "conv2d", stride: 1, padding: 1, groups: 1 }, [x, w]), b.add({ kind: "broadcast" }, [bias], [B, C, H, W])]);
   const g = b.build([{ name: "y", node: y }]);
   const files = new KernelFiles();
-  const manifest = emitGraph(g, files);
+  const manifest = emitGraph(g, files, tilingFor(ours.device));
   const xs = values(B * C * H * W, 1);
   const ws = values(C * C * 9, 2);
   const bs = values(C, 3);
@@ -60,10 +61,10 @@ for (const { B, C, H, W } of layers) {
     [w, upload(ours.device, "f32", ws)],
     [bias, upload(ours.device, "f32", bs)],
   ]);
+  const runner = new GraphRunner(ours.device, manifest, files.files);
+  let out;
   const runOurs = async () => {
-    const buffers = new Map(inputs);
-    const made = await runGraph(ours.device, manifest, files.files, buffers, 0, 0);
-    for (const t of made) t.buffer.destroy();
+    out = await runner.run(inputs, 0, 0, out);
   };
   // TF.js: NHWC input, HWIO filter, the same arithmetic.
   const tx = tf.tensor4d(xs, [B, C, H, W]).transpose([0, 2, 3, 1]);
@@ -90,7 +91,8 @@ for (const { B, C, H, W } of layers) {
   const mo = median(tOurs);
   const mt = median(tTf);
   rows.push(`| [${B}, ${C}, ${H}, ${W}] * [${C}, ${C}, 3, 3] | ${mo.toFixed(1)} | ${(gflop / (mo / 1e3)).toFixed(1)} | ${mt.toFixed(1)} | ${(gflop / (mt / 1e3)).toFixed(1)} | ${(mt / mo).toFixed(2)}× |`);
-  for (const t of inputs.values()) t.buffer.destroy();
+  for (const t of [...inputs.values(), ...out.values()]) t.buffer.destroy();
+  runner.destroy();
   tx.dispose();
   tw.dispose();
   tb.dispose();
@@ -103,7 +105,8 @@ if (write) {
     "",
     `Adapter ${ours.adapterInfo.name}; ${machine()}; measured ${new Date().toISOString().slice(0, 10)}; median of ${runs} runs, ` +
       "each dispatch + submit + `queue.onSubmittedWorkDone()`, contenders alternating. Ours is the kernel fusion emits for " +
-      "conv2d with its bias epilogue: a direct convolution, one invocation per output element (no implicit-GEMM template yet).",
+      `conv2d with its bias epilogue: an implicit GEMM, ${tilingFor(ours.device).tile.rows} × ${tilingFor(ours.device).tile.cols} outputs ` +
+      "(output channels × pixels) per invocation, the image read through the padding's bounds checks.",
     "",
     table,
     "",

@@ -17,6 +17,7 @@
 #pragma once
 #define ULC_EMULATE 1
 
+#include <sys/mman.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -66,6 +67,11 @@ namespace ulc_emu {
 
 constexpr size_t kFiberStack = 64 * 1024;
 constexpr unsigned kMaxBlock = 1024;
+
+[[noreturn]] inline void die(const char* why) {
+  std::fprintf(stderr, "ulc CUDA emulation: %s\n", why);
+  std::abort();
+}
 
 #if defined(__x86_64__) && !defined(ULC_EMU_UCONTEXT)
 // Saves rbp, rbx, r12-r15 on the running stack and its stack pointer in *from, then resumes the context
@@ -126,9 +132,31 @@ inline void context_switch(Context& from, Context& to) {
 }
 #endif
 
+/** A fiber's stack, with a page below it that faults: an overflow stops the program instead of corrupting. */
+class Stack {
+ public:
+  Stack() {
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    base_ = static_cast<char*>(mmap(nullptr, kFiberStack + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    if (base_ == MAP_FAILED || mprotect(base_, page, PROT_NONE) != 0) die("cannot map a fiber stack");
+    size_ = kFiberStack + page;
+    top_ = base_ + page;
+  }
+  Stack(const Stack&) = delete;
+  Stack& operator=(const Stack&) = delete;
+  ~Stack() { munmap(base_, size_); }
+  char* data() const { return top_; }
+  size_t size() const { return kFiberStack; }
+
+ private:
+  char* base_;
+  char* top_;
+  size_t size_;
+};
+
 struct Fiber {
   Context context;
-  std::vector<char> stack;
+  std::unique_ptr<Stack> stack;
   unsigned thread = 0;  // its threadIdx.x
   bool started = false;
   bool done = false;
@@ -156,11 +184,6 @@ struct Worker {
 
 inline thread_local Worker* worker = nullptr;
 
-[[noreturn]] inline void die(const char* why) {
-  std::fprintf(stderr, "ulc CUDA emulation: %s\n", why);
-  std::abort();
-}
-
 inline void fiber_main();
 
 /** Leaves `from` (saving it) for fiber `f`, starting it on its first entry. */
@@ -169,8 +192,8 @@ inline void enter(Worker& w, Fiber& f, Context& from) {
   threadIdx.x = f.thread;
   if (!f.started) {
     f.started = true;
-    f.stack.resize(kFiberStack);
-    context_start(f.context, f.stack.data(), f.stack.size(), fiber_main);
+    f.stack = std::make_unique<Stack>();
+    context_start(f.context, f.stack->data(), f.stack->size(), fiber_main);
   }
   context_switch(from, f.context);
 }

@@ -37,7 +37,10 @@ export interface Session {
   trainStep(entry: string, inputs: ReadonlyMap<string, InputTensor>): Promise<Map<string, number>>;
   /** Folds the current parameters into their exponential moving average: ema ← decay·ema + (1 − decay)·param. */
   updateEma(decay: number): Promise<void>;
-  /** Runs entries with the moving average in place of the parameters (a no-op switch when none is kept). */
+  /**
+   * Runs plain entries with the moving average in place of the parameters (a no-op switch when none is kept).
+   * Train steps and the average's own update always read the parameters.
+   */
   useEma(on: boolean): void;
   exportState(): Promise<TrainingState>;
   /** Replaces the state; every tensor must match the program's parameter table (name, dtype, shape). */

@@ -11,6 +11,7 @@ import { main } from "../cli/main.js";
 import { readCheckpoint } from "../train/checkpoint.js";
 import { FASHION_MNIST_DIR } from "../train/data.js";
 import { decodePng } from "../train/png-decode.js";
+import type { Session } from "../runtime/session.js";
 import { testDevice } from "./support/webgpu.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -120,6 +121,37 @@ describe.skipIf(skip !== undefined)("ulc train on WebGPU", () => {
     expect(c!.pixels).not.toEqual(a!.pixels);
     const none = await ulc(["sample", join(dir, "nothing-here"), "-o", join(dir, "x.png")]);
     expect([none.code, none.stderr]).toEqual([2, expect.stringMatching(/is not a run directory \(no run\.json\)/)]);
+  }, 300_000);
+});
+
+describe.skipIf(device.skip !== undefined)("the moving average on WebGPU", () => {
+  test("it folds as decay·ema + (1 − decay)·param, serves plain entries, and never trains", async () => {
+    const { lowerProgram } = await import("../compiler/lower.js");
+    const { WebGpuSession } = await import("../runtime/webgpu/session.js");
+    const program = lowerProgram("models/ul_tiny.ul", { bindings: { B: 2, Width: 8, PriorWidth: 8 } });
+    const x = new Map([["x", { dtype: "f32" as const, shape: [2, 1, 28, 28], data: new Float32Array(2 * 784).map((_, i) => Math.sin(i)) }]]);
+    const open = () => WebGpuSession.fromProgram(device.gpu!.device, program, { seed: 3 });
+    const [a, b] = [await open(), await open()];
+    const params = async (s: Session) => new Map([...(await s.exportState()).tensors].filter(([k]) => k.startsWith("param:")));
+    for (const s of [a, b]) await s.trainStep("fit", x);
+    const p1 = await params(a);
+    await a.updateEma(0); // the average starts at the parameters
+    for (const s of [a, b]) await s.trainStep("fit", x);
+    const p2 = await params(a);
+    await a.updateEma(0.25);
+    const ema = new Map([...(await a.exportState()).tensors].filter(([k]) => k.startsWith("ema:")).map(([k, t]) => [`param:${k.slice(4)}`, t]));
+    for (const [name, t] of ema) {
+      const [u, v] = [p1.get(name)!.data, p2.get(name)!.data];
+      t.data.forEach((e, i) => expect(Math.abs(e - (0.25 * u[i]! + 0.75 * v[i]!))).toBeLessThanOrEqual(1e-6 * (1 + Math.abs(e))));
+    }
+    // Plain entries read the average: the same as a session whose parameters are the average.
+    a.useEma(true);
+    const c = await open();
+    await c.importState({ step: 0, tensors: ema });
+    expect((await a.run("encode", x)).get("result")!.data).toEqual((await c.run("encode", x)).get("result")!.data);
+    // A train step does not: it matches the twin that never kept an average.
+    expect(await a.trainStep("fit", x)).toEqual(await b.trainStep("fit", x));
+    for (const s of [a, b, c]) s.dispose();
   }, 300_000);
 });
 

@@ -60,12 +60,15 @@ export class WebGpuSession implements Session {
     return WebGpuSession.create(device, emitWgsl(program, tilingFor(device)), options);
   }
 
-  /** Runs a graph with named inputs; returns its outputs' buffers (the graph's spares where it has them). */
-  private async execute(g: GraphManifest, inputs: ReadonlyMap<string, DeviceTensor>, step: number): Promise<Map<string, DeviceTensor>> {
+  /**
+   * Runs a graph with named inputs, reading the parameters' moving average instead of the parameters when
+   * `averaged`; returns its outputs' buffers (the graph's spares where it has them).
+   */
+  private async execute(g: GraphManifest, inputs: ReadonlyMap<string, DeviceTensor>, step: number, averaged = false): Promise<Map<string, DeviceTensor>> {
     const bound = new Map<number, DeviceTensor>();
     for (const b of g.buffers) {
       if (b.role !== "input" && b.role !== "param") continue;
-      const t = b.role === "input" ? inputs.get(b.name!) : this.paramFor(b.name!);
+      const t = b.role === "input" ? inputs.get(b.name!) : (averaged && this.ema.get(b.name!)) || this.params.get(b.name!);
       if (!t) throw new Error(`the graph needs the ${b.role} '${b.name}'`);
       bound.set(b.id, t);
     }
@@ -90,11 +93,6 @@ export class WebGpuSession implements Session {
       spares.set(name, t);
     }
     this.spares.set(g, spares);
-  }
-
-  /** The value a graph reads for a parameter: the moving average while it is in use. */
-  private paramFor(name: string): DeviceTensor | undefined {
-    return (this.emaInUse && this.ema.get(name)) || this.params.get(name);
   }
 
   private entry(name: string): EntryManifest {
@@ -135,7 +133,7 @@ export class WebGpuSession implements Session {
   async run(name: string, data: ReadonlyMap<string, InputTensor>, step = this.step): Promise<Map<string, HostTensor>> {
     const entry = this.entry(name);
     const inputs = this.inputsFor(entry, data);
-    const out = await this.execute(entry, inputs, step);
+    const out = await this.execute(entry, inputs, step, this.emaInUse);
     const specs = new Map(entry.buffers.map((b) => [b.id, b]));
     const host = new Map<string, HostTensor>();
     for (const o of entry.outputs) {

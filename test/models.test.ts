@@ -10,7 +10,7 @@ import { renderDiagnostic } from "../dsl/diagnostics.js";
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const MODELS = path.join(ROOT, "models");
 const UL_MODELS = ["ul_tiny.ul", "ul_small.ul"];
-const ALL_MODELS = [...UL_MODELS, "classifier.ul"];
+const ALL_MODELS = [...UL_MODELS, "classifier.ul", "ul_tiny_base.ul", "vae_tiny.ul"];
 const STD = readdirSync(path.join(MODELS, "std"))
   .filter((f) => f.endsWith(".ul"))
   .sort();
@@ -72,10 +72,20 @@ describe("models", () => {
     expect(names).toEqual(expect.arrayContaining(["encode", "prior_step", "decoder_step", "decoder_x_hat"]));
   });
 
-  test("all the models check together in one run (as `npm run main` does)", () => {
+  test("all the models check together in one run", () => {
     const entries = clean(ALL_MODELS.map((f) => path.join(MODELS, f)));
     const models = new Set(entries.map((e) => e.model));
-    expect(models.size).toBe(3);
+    expect(models.size).toBe(ALL_MODELS.length);
+  });
+
+  test("every models/*.ul is in this suite", () => {
+    expect(readdirSync(MODELS).filter((f) => f.endsWith(".ul")).sort()).toEqual([...ALL_MODELS].sort());
+  });
+
+  test("the stage-2 base model and the VAE expose what sampling and eval call", () => {
+    const names = (f: string) => clean([path.join(MODELS, f)]).map((e) => e.name);
+    expect(names("ul_tiny_base.ul")).toEqual(expect.arrayContaining(["fit", "prior_step", "prior_ddim_step"]));
+    expect(names("vae_tiny.ul")).toEqual(expect.arrayContaining(["fit", "evaluate", "encode", "decoder_step", "decoder_ddim_step", "decoder_x_hat"]));
   });
 
   test("binding the batch dim keeps the models clean", () => {

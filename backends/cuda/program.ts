@@ -100,9 +100,16 @@ function scheduleTxt(manifest: CudaManifest): string {
   return lines.join("\n") + "\n";
 }
 
-export function emitCuda(program: Program, options: EmitOptions & { arch?: string } = {}): CudaBuild {
+/**
+ * CUDA has no limit like WebGPU's 8 storage buffers per stage: a kernel may read this many buffers before
+ * fusion splits it, which keeps its parameter list (and the registers its loads need) modest.
+ */
+export const MAX_INPUTS = 32;
+
+/** A Program as a CUDA build directory. Kernels are never tiled: CUDA renders every kernel a thread (or warp, or block) per output. */
+export function emitCuda(program: Program, options: Pick<EmitOptions, "maxInputs"> & { arch?: string } = {}): CudaBuild {
   const functions = new Functions();
-  const manifest = emitProgram(program, "cuda", (k) => functions.add(k), options);
+  const manifest = emitProgram(program, "cuda", (k) => functions.add(k), { maxInputs: options.maxInputs ?? MAX_INPUTS });
   const files = new Map<string, string>([
     ["program.cu", programCu(program.model, functions)],
     ["schedule.txt", scheduleTxt(manifest)],

@@ -28,6 +28,26 @@ export interface Dialect {
   random(dist: "normal" | "uniform", key: number, at: string): string;
 }
 
+/** A call of the function `name`. */
+export function call(name: string): (...args: string[]) => string {
+  return (...args) => `${name}(${args.join(", ")})`;
+}
+
+/** What every dialect spells alike: negation, infix arithmetic, and the ulc_* helpers (each defines its own). */
+export const C_UNARY = { neg: (x: string) => `(-${x})`, sigmoid: call("ulc_sigmoid"), softplus: call("ulc_softplus") };
+export const C_BINARY = {
+  add: (a: string, b: string) => `(${a} + ${b})`,
+  sub: (a: string, b: string) => `(${a} - ${b})`,
+  mul: (a: string, b: string) => `(${a} * ${b})`,
+  div: (a: string, b: string) => `(${a} / ${b})`,
+  pow: call("ulc_pow"),
+};
+
+/** Functions of one argument spelled as calls, by their names in the dialect. */
+export function calls<K extends string>(names: Record<K, string>): Record<K, (x: string) => string> {
+  return Object.fromEntries(Object.entries<string>(names).map(([k, name]) => [k, call(name)])) as Record<K, (x: string) => string>;
+}
+
 type Class = "i32" | "bool" | "float";
 
 function cls(t: DType): Class {

@@ -12,7 +12,7 @@
 // launch's {seed, step} from device memory, so a captured CUDA Graph replays with new values.
 import type { DType } from "../../compiler/ir.js";
 import type { Kernel, Sx } from "../../compiler/kernel/ir.js";
-import { literal, renderSx, type Dialect } from "../c-like/expr.js";
+import { C_BINARY, C_UNARY, call, calls, literal, renderSx, type Dialect } from "../c-like/expr.js";
 
 export const BLOCK_SIZE = 256;
 const WARP = 32;
@@ -39,39 +39,13 @@ const CUDA: Dialect = {
   int: (v) => (v === -2147483648 ? "(-2147483647 - 1)" : String(v)),
   float: (s) => `${s}f`,
   bits: (b) => `__uint_as_float(0x${b.toString(16)}u)`,
-  unary: {
-    neg: (x) => `(-${x})`,
-    exp: (x) => `expf(${x})`,
-    log: (x) => `logf(${x})`,
-    sqrt: (x) => `sqrtf(${x})`,
-    rsqrt: (x) => `rsqrtf(${x})`,
-    sin: (x) => `sinf(${x})`,
-    cos: (x) => `cosf(${x})`,
-    tanh: (x) => `tanhf(${x})`,
-    sigmoid: (x) => `ulc_sigmoid(${x})`,
-    softplus: (x) => `ulc_softplus(${x})`,
-    abs: (x) => `fabsf(${x})`,
-    floor: (x) => `floorf(${x})`,
-  },
-  binary: {
-    add: (a, b) => `(${a} + ${b})`,
-    sub: (a, b) => `(${a} - ${b})`,
-    mul: (a, b) => `(${a} * ${b})`,
-    div: (a, b) => `(${a} / ${b})`,
-    pow: (a, b) => `ulc_pow(${a}, ${b})`,
-    // fmaxf drops a NaN operand; the interpreter's Math.max propagates it (ulc_max, overloaded for int).
-    maximum: (a, b) => `ulc_max(${a}, ${b})`,
-    minimum: (a, b) => `ulc_min(${a}, ${b})`,
-  },
+  unary: { ...C_UNARY, ...calls({ exp: "expf", log: "logf", sqrt: "sqrtf", rsqrt: "rsqrtf", sin: "sinf", cos: "cosf", tanh: "tanhf", abs: "fabsf", floor: "floorf" }) },
+  // fmaxf drops a NaN operand; the interpreter's Math.max propagates it (ulc_max, overloaded for int).
+  binary: { ...C_BINARY, maximum: call("ulc_max"), minimum: call("ulc_min") },
   // Signed overflow and x / 0 are undefined in C++ (x / 0 traps on a CPU): wrap as the interpreter does,
   // and x / 0 = x as in WGSL.
-  intBinary: {
-    add: (a, b) => `ulc_iadd(${a}, ${b})`,
-    sub: (a, b) => `ulc_isub(${a}, ${b})`,
-    mul: (a, b) => `ulc_imul(${a}, ${b})`,
-    div: (a, b) => `ulc_idiv(${a}, ${b})`,
-  },
-  absInt: (x) => `abs(${x})`,
+  intBinary: { add: call("ulc_iadd"), sub: call("ulc_isub"), mul: call("ulc_imul"), div: call("ulc_idiv") },
+  absInt: call("abs"),
   select: (c, a, b) => `(${c} ? ${a} : ${b})`,
   toInt: (x) => `ulc_to_i32(${x})`,
   toFloat: (x) => `(float)(${x})`,

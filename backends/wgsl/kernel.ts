@@ -4,7 +4,7 @@
 // runtime/random.ts. Seed and step are uniforms, so a new step does not recompile.
 import type { DType } from "../../compiler/ir.js";
 import { tileFactors, type Kernel } from "../../compiler/kernel/ir.js";
-import { renderSx, type Dialect } from "../c-like/expr.js";
+import { C_BINARY, C_UNARY, call, calls, renderSx, type Dialect } from "../c-like/expr.js";
 
 export const WORKGROUP_SIZE = 64;
 /** WebGPU's maxComputeWorkgroupsPerDimension default. */
@@ -17,29 +17,8 @@ const WGSL: Dialect = {
   float: (s) => s,
   // Infinities, NaN and subnormals have no WGSL literal (see ulc_bits).
   bits: (b) => `ulc_bits(0x${b.toString(16)}u)`,
-  unary: {
-    neg: (x) => `(-${x})`,
-    exp: (x) => `exp(${x})`,
-    log: (x) => `log(${x})`,
-    sqrt: (x) => `sqrt(${x})`,
-    rsqrt: (x) => `inverseSqrt(${x})`,
-    sin: (x) => `sin(${x})`,
-    cos: (x) => `cos(${x})`,
-    tanh: (x) => `tanh(${x})`,
-    sigmoid: (x) => `ulc_sigmoid(${x})`,
-    softplus: (x) => `ulc_softplus(${x})`,
-    abs: (x) => `abs(${x})`,
-    floor: (x) => `floor(${x})`,
-  },
-  binary: {
-    add: (a, b) => `(${a} + ${b})`,
-    sub: (a, b) => `(${a} - ${b})`,
-    mul: (a, b) => `(${a} * ${b})`,
-    div: (a, b) => `(${a} / ${b})`,
-    pow: (a, b) => `ulc_pow(${a}, ${b})`,
-    maximum: (a, b) => `max(${a}, ${b})`,
-    minimum: (a, b) => `min(${a}, ${b})`,
-  },
+  unary: { ...C_UNARY, ...calls({ exp: "exp", log: "log", sqrt: "sqrt", rsqrt: "inverseSqrt", sin: "sin", cos: "cos", tanh: "tanh", abs: "abs", floor: "floor" }) },
+  binary: { ...C_BINARY, maximum: call("max"), minimum: call("min") },
   // WGSL's i32 arithmetic already wraps, and defines x / 0 = x.
   intBinary: {},
   absInt: (x) => `abs(${x})`,

@@ -202,8 +202,8 @@ export class CudaSession implements Session {
     const io = plan.io.get(b.id);
     if (io !== undefined) return io;
     if (b.role === "param") {
-      // The ema graph averages the parameters themselves.
-      const key = this.emaInUse && this.emaKept && plan.index !== this.plans.get("ema")!.index ? NAMES.ema(b.name!) : NAMES.newParam(b.name!);
+      // Only plain entries read the average: train steps and the average's update read the parameters.
+      const key = this.emaInUse && this.emaKept && plan.entry?.kind === "plain" ? NAMES.ema(b.name!) : NAMES.newParam(b.name!);
       const s = this.slots.get(key)!;
       return s.at[s.current];
     }

@@ -207,10 +207,11 @@ describe("ulc check: usage errors (exit 2)", () => {
     expect(r.stderr).toContain("unknown command 'frobnicate'");
   });
 
-  test("a command that is not implemented yet is not offered", async () => {
-    const r = await ulc(["train", clean]);
+  test("an unknown command is a usage error with a suggestion", async () => {
+    const r = await ulc(["trian", clean]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain("unknown command 'train'");
+    expect(r.stderr).toContain("unknown command 'trian'");
+    expect(r.stderr).toContain("train");
   });
 
   test("no arguments at all: help on stderr", async () => {

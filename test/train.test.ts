@@ -151,6 +151,11 @@ describe.skipIf(device.skip !== undefined)("the moving average on WebGPU", () =>
     expect((await a.run("encode", x)).get("result")!.data).toEqual((await c.run("encode", x)).get("result")!.data);
     // A train step does not: it matches the twin that never kept an average.
     expect(await a.trainStep("fit", x)).toEqual(await b.trainStep("fit", x));
+    // A state that does not fit the model is refused before anything is replaced.
+    const w = ema.get("param:encoder.mlp.last.weight")!;
+    await expect(c.importState({ step: 0, tensors: new Map([...ema, ["param:nope", w]]) })).rejects.toThrow(/the state holds 'param:nope', which model UlTiny does not have/);
+    await expect(c.importState({ step: 0, tensors: new Map([...ema, ["param:encoder.mlp.last.weight", { ...w, shape: [1, w.data.length] }]]) })).rejects.toThrow(/is f32\[1, \d+\], but model UlTiny declares f32\[/);
+    expect((await a.run("encode", x)).get("result")!.data).toEqual((await c.run("encode", x)).get("result")!.data);
     for (const s of [a, b, c]) s.dispose();
   }, 300_000);
 });

@@ -9,6 +9,7 @@ import { emitWgsl, type EntryManifest, type GraphManifest, type ProgramManifest,
 import type { Program } from "../../compiler/lower.js";
 import { NAMES } from "../../compiler/names.js";
 import type { HostTensor, InputTensor, Session, TrainingState } from "../session.js";
+import { checkState } from "../training-state.js";
 import { download, GraphRunner, hostToStorage, tilingFor, upload, type DeviceTensor } from "./kernels.js";
 
 export interface WebGpuSessionOptions {
@@ -215,23 +216,7 @@ export class WebGpuSession implements Session {
   }
 
   async importState(state: TrainingState): Promise<void> {
-    const spec = new Map(this.program.params.map((p) => [p.name, p]));
-    const stateKeys = new Map<string, string>();
-    for (const e of this.program.entries) for (const p of e.training?.params ?? []) for (const s of e.training!.states) stateKeys.set(NAMES.state(s, p), p);
-    const owner = (key: string): string | undefined => {
-      if (key.startsWith("param:")) return key.slice("param:".length);
-      if (key.startsWith("ema:")) return key.slice("ema:".length);
-      return stateKeys.get(key);
-    };
-    for (const [key, t] of state.tensors) {
-      const p = owner(key);
-      const want = p === undefined ? undefined : spec.get(p);
-      if (!want) throw new Error(`the state holds '${key}', which model ${this.program.model} does not have`);
-      if (t.dtype !== want.dtype || t.shape.join(",") !== want.shape.join(","))
-        throw new Error(`'${key}' is ${t.dtype}[${t.shape.join(", ")}], but model ${this.program.model} declares ${want.dtype}[${want.shape.join(", ")}]`);
-    }
-    const missing = this.program.params.filter((p) => !state.tensors.has(NAMES.newParam(p.name)));
-    if (missing.length > 0) throw new Error(`the state lacks ${missing.length} parameter(s) of model ${this.program.model}, first '${missing[0]!.name}'`);
+    checkState(this.program, state);
     this.dispose();
     for (const [key, t] of state.tensors) {
       const device = upload(this.device, t.dtype, t.data);

@@ -44,7 +44,9 @@ function panel(rows: readonly MetricsRow[], metric: string, x0: number): string 
   const [y0, y1] = [Math.min(lo, yTicks[0]!), Math.max(hi, yTicks[yTicks.length - 1]!)];
   const px = (s: number) => x0 + MARGIN.left + ((s - s0) / (s1 - s0)) * w;
   const py = (v: number) => MARGIN.top + h - ((Math.min(Math.max(v, y0), y1) - y0) / (y1 - y0 || 1)) * h;
-  const line = (vs: readonly number[]) => vs.map((v, i) => `${px(steps[i]!).toFixed(1)},${py(v).toFixed(1)}`).join(" ");
+  // At most ~1000 points a line: more are finer than the pixels and only make the file large.
+  const stride = Math.max(1, Math.ceil(values.length / 1000));
+  const line = (vs: readonly number[]) => vs.flatMap((v, i) => (i % stride === 0 || i === vs.length - 1 ? [`${px(steps[i]!).toFixed(1)},${py(v).toFixed(1)}`] : [])).join(" ");
   const parts = [
     `<text x="${x0 + PANEL_W / 2}" y="18" text-anchor="middle" font-weight="bold">${escape(metric)}</text>`,
     `<rect x="${x0 + MARGIN.left}" y="${MARGIN.top}" width="${w}" height="${h}" fill="none" stroke="#999"/>`,

@@ -8,7 +8,7 @@ import os from "node:os";
 import { dirname, join, relative } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { machine, writeSection } from "./docs.mjs";
+import { alternate, machine, median, writeSection } from "./docs.mjs";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const DOC = join(ROOT, "docs", "benchmarks.md");
@@ -34,7 +34,6 @@ if (!(await tf.setBackend("webgpu"))) throw new Error("tf.setBackend('webgpu') f
 await tf.ready();
 const tfDevice = tf.backend().device;
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const values = (n, seed) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + seed) * 0.5);
 
 const layers = [
@@ -77,16 +76,7 @@ for (const { B, C, H, W } of layers) {
   };
   await runOurs();
   await runTf();
-  const tOurs = [];
-  const tTf = [];
-  for (let r = 0; r < runs; r++) {
-    let t0 = performance.now();
-    await runOurs();
-    tOurs.push(performance.now() - t0);
-    t0 = performance.now();
-    await runTf();
-    tTf.push(performance.now() - t0);
-  }
+  const [tOurs, tTf] = await alternate(runs, runOurs, runTf);
   const gflop = (2 * B * C * C * 9 * H * W) / 1e9;
   const mo = median(tOurs);
   const mt = median(tTf);

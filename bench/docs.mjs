@@ -38,3 +38,19 @@ export function machine() {
   const cpus = os.cpus();
   return `${cpus.length} × ${cpus[0]?.model.trim() ?? "unknown CPU"}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.platform()} ${os.release()}, Node ${process.version}`;
 }
+
+export const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/** Times `runs` rounds of two contenders taking turns (so load changes hit both alike); ms per run of each. */
+export async function alternate(runs, ours, peer) {
+  const [tOurs, tPeer] = [[], []];
+  for (let r = 0; r < runs; r++) {
+    let t0 = performance.now();
+    await ours();
+    tOurs.push(performance.now() - t0);
+    t0 = performance.now();
+    await peer();
+    tPeer.push(performance.now() - t0);
+  }
+  return [tOurs, tPeer];
+}

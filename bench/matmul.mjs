@@ -16,7 +16,7 @@
 // the machine falls on all of them alike. Reported: the median, GFLOP/s = 2·n³ / median, and our throughput
 // over each peer's (> 1: ours is faster).
 import { existsSync, readFileSync } from "node:fs";
-import { machine as describeMachine, writeSection } from "./docs.mjs";
+import { machine as describeMachine, median, writeSection } from "./docs.mjs";
 import os from "node:os";
 import { dirname, join, relative } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -53,7 +53,6 @@ function parseArgs(argv) {
   return opts;
 }
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const gflops = (n, ms) => (2 * n ** 3) / ms / 1e6;
 const fmt = (x, digits = 1) => (x === undefined || Number.isNaN(x) ? "–" : x.toFixed(digits));
 

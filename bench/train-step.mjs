@@ -12,7 +12,7 @@ import os from "node:os";
 import { dirname, join, relative } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { machine, writeSection } from "./docs.mjs";
+import { alternate, machine, median, writeSection } from "./docs.mjs";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const DOC = join(ROOT, "docs", "benchmarks.md");
@@ -38,7 +38,6 @@ await import("@tensorflow/tfjs-backend-webgpu");
 if (!(await tf.setBackend("webgpu"))) throw new Error("tf.setBackend('webgpu') failed");
 await tf.ready();
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const images = Float64Array.from({ length: B * 784 }, (_, i) => Math.tanh(Math.sin(i / 37) * 2));
 
 // ---------------------------------------------------------------- ours
@@ -161,16 +160,7 @@ for (let i = 1; i < warmup; i++) {
   await stepOurs();
   await stepTf();
 }
-const tOurs = [];
-const tTf = [];
-for (let i = 0; i < steps; i++) {
-  let t0 = performance.now();
-  await stepOurs();
-  tOurs.push(performance.now() - t0);
-  t0 = performance.now();
-  await stepTf();
-  tTf.push(performance.now() - t0);
-}
+const [tOurs, tTf] = await alternate(steps, stepOurs, stepTf);
 const [mo, mt] = [median(tOurs), median(tTf)];
 const loads = `load average ${loadBefore.toFixed(2)} before, ${os.loadavg()[0].toFixed(2)} after`;
 const params = program.params.reduce((a, p) => a + p.shape.reduce((x, y) => x * y, 1), 0);

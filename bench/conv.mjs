@@ -4,11 +4,11 @@
 // + `queue.onSubmittedWorkDone()`, no readback, for both; contenders take turns run by run.
 //
 //   npm run build && npm run bench:conv [-- --write] [-- --runs 9]
-import os from "node:os";
 import { dirname, join, relative } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { alternate, machine, median, writeSection } from "./docs.mjs";
+import { shareGpu, tfjsWebgpu } from "./peers.mjs";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const DOC = join(ROOT, "docs", "benchmarks.md");
@@ -22,16 +22,8 @@ const { GraphBuilder } = await import(dist("compiler/ir.js"));
 const { emitGraph, KernelFiles } = await import(dist("backends/wgsl/program.js"));
 const { GraphRunner, tilingFor, upload } = await import(dist("runtime/webgpu/kernels.js"));
 
-const { gpu } = await getGpu();
-const webgpu = await import("webgpu");
-Object.assign(globalThis, webgpu.globals);
-globalThis.navigator = { gpu, userAgent: `Node.js/${process.versions.node}`, hardwareConcurrency: os.cpus().length };
-const ours = await openDevice({ gpu });
-const tf = await import("@tensorflow/tfjs");
-await import("@tensorflow/tfjs-backend-webgpu");
-tf.env().set("WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE", 1);
-if (!(await tf.setBackend("webgpu"))) throw new Error("tf.setBackend('webgpu') failed");
-await tf.ready();
+const ours = await openDevice({ gpu: await shareGpu(getGpu) });
+const tf = await tfjsWebgpu({ submitEach: true });
 const tfDevice = tf.backend().device;
 
 const values = (n, seed) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + seed) * 0.5);

@@ -17,6 +17,7 @@
 // over each peer's (> 1: ours is faster).
 import { existsSync, readFileSync } from "node:fs";
 import { machine as describeMachine, median, writeSection } from "./docs.mjs";
+import { shareGpu, tfjsWebgpu } from "./peers.mjs";
 import os from "node:os";
 import { dirname, join, relative } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -75,14 +76,8 @@ async function main() {
   const { createStorageBuffer, uploadF32, readF32 } = await import(pathToFileURL(dist("runtime/webgpu/buffers.js")).href);
   const { tileName } = await import(pathToFileURL(dist("backends/wgsl/matmul.js")).href);
 
-  // One GPU object for everyone: TF.js and jax-js find it as navigator.gpu and ask it for the same kind of
-  // adapter as we do (high-performance); each contender's device is checked to be on that adapter below.
-  const { gpu } = await getGpu();
-  const webgpu = await import("webgpu");
-  Object.assign(globalThis, webgpu.globals); // GPUBufferUsage & co., which TF.js and jax-js expect as globals
-  globalThis.navigator = { gpu, userAgent: `Node.js/${process.versions.node}`, hardwareConcurrency: os.cpus().length };
-
-  const ours = await openDevice({ gpu });
+  // One GPU object for everyone; each contender's device is checked to be on our adapter below.
+  const ours = await openDevice({ gpu: await shareGpu(getGpu) });
   const adapter = ours.adapterInfo.name;
   const loadBefore = os.loadavg()[0];
   process.stdout.write(`adapter: ${adapter}\n`);
@@ -124,11 +119,7 @@ async function main() {
   // TensorFlow.js.
   if (opts.tfjs) {
     try {
-      const tf = await import("@tensorflow/tfjs");
-      await import("@tensorflow/tfjs-backend-webgpu");
-      tf.env().set("WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE", 1);
-      if (!(await tf.setBackend("webgpu"))) throw new Error("tf.setBackend('webgpu') failed");
-      await tf.ready();
+      const tf = await tfjsWebgpu({ submitEach: true });
       const device = tf.backend().device;
       sameAdapter("TF.js", device);
       contenders.push({

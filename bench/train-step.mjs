@@ -13,6 +13,7 @@ import { dirname, join, relative } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { alternate, machine, median, writeSection } from "./docs.mjs";
+import { shareGpu, tfjsWebgpu } from "./peers.mjs";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const DOC = join(ROOT, "docs", "benchmarks.md");
@@ -28,15 +29,8 @@ const { getGpu, openDevice } = await import(dist("runtime/webgpu/device.js"));
 const { lowerProgram } = await import(dist("compiler/lower.js"));
 const { WebGpuSession } = await import(dist("runtime/webgpu/session.js"));
 
-const { gpu } = await getGpu();
-const webgpu = await import("webgpu");
-Object.assign(globalThis, webgpu.globals);
-globalThis.navigator = { gpu, userAgent: `Node.js/${process.versions.node}`, hardwareConcurrency: os.cpus().length };
-const ours = await openDevice({ gpu });
-const tf = await import("@tensorflow/tfjs");
-await import("@tensorflow/tfjs-backend-webgpu");
-if (!(await tf.setBackend("webgpu"))) throw new Error("tf.setBackend('webgpu') failed");
-await tf.ready();
+const ours = await openDevice({ gpu: await shareGpu(getGpu) });
+const tf = await tfjsWebgpu();
 
 const images = Float64Array.from({ length: B * 784 }, (_, i) => Math.tanh(Math.sin(i / 37) * 2));
 

@@ -82,13 +82,10 @@ async function frechetReport(run: LoadedRun, set: ImageSet, options: EvalCommand
     });
     const per = fakes.data.length / options.fdN;
     await writeGrid(join(dir, "eval-samples.png"), { data: fakes.data.subarray(0, Math.min(64, options.fdN) * per), shape: [Math.min(64, options.fdN), ...fakes.shape.slice(1)] });
+    // Real images go to the classifier straight from the data set, in its own batches.
     const layout = inputLayout(classifier.program.entries.find((e) => e.name === "features")!, set);
-    const realImages = new Float32Array(options.fdN * per);
-    for (let first = 0; first < options.fdN; first += layout.batch) {
-      const indices = Array.from({ length: Math.min(layout.batch, options.fdN - first) }, (_, i) => (first + i) % set.count);
-      realImages.set((batchOf(set, layout, indices).get(layout.image.name)!.data as Float32Array).subarray(0, indices.length * per), first * per);
-    }
-    const [fr, ff] = [await features(classifier, realImages, options.fdN, options.batch), await features(classifier, fakes.data as Float32Array, options.fdN, options.batch)];
+    const fr = await entryOutputs(classifier.opened.session, "features", (indices) => batchOf(set, layout, indices.map((i) => i % set.count)), options.fdN, layout.batch, 0);
+    const ff = await features(classifier, fakes.data as Float32Array, options.fdN, options.batch);
     return {
       distance: featureDistance(fr, ff, fr.length / options.fdN),
       samples: options.fdN,

@@ -79,13 +79,13 @@ export async function reconstructions(session: Session, entries: readonly EntryS
 export async function samples(n: number, batch: number, seed: number, sampleBatch: (seed: number) => Promise<HostTensor>): Promise<HostTensor> {
   let out: Float32Array | undefined;
   let shape: readonly number[] = [];
-  for (let first = 0; first < n; first += batch) {
+  await forBatches(n, batch, async (indices, first) => {
     const images = await sampleBatch(seed + first);
     const per = images.data.length / batch;
     out ??= new Float32Array(n * per);
     shape = [n, ...images.shape.slice(1)];
-    out.set(images.data.subarray(0, Math.min(batch, n - first) * per), first * per);
-  }
+    out.set(images.data.subarray(0, indices.length * per), first * per);
+  });
   return { dtype: "f32", shape, data: out! };
 }
 

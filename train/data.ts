@@ -4,6 +4,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
 import { gunzipSync } from "node:zlib";
+import { IdxError, parseIdx } from "../runtime/idx.js";
 import { decodePng } from "./png-decode.js";
 
 export class DataError extends Error {}
@@ -81,16 +82,12 @@ function readIdx(path: string): { dims: number[]; data: Uint8Array } {
       throw new DataError(`${path}: the gzip stream is corrupt (${(e as Error).message})`);
     }
   }
-  if (bytes.length < 4 || bytes[0] !== 0 || bytes[1] !== 0) throw new DataError(`${path}: not an IDX file (it does not start with the magic 00 00 08 NN)`);
-  if (bytes[2] !== 0x08) throw new DataError(`${path}: IDX element type 0x${bytes[2]!.toString(16)} is not unsigned bytes (0x08)`);
-  const ndim = bytes[3]!;
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (bytes.length < 4 + 4 * ndim) throw new DataError(`${path}: truncated header`);
-  const dims = Array.from({ length: ndim }, (_, i) => view.getUint32(4 + 4 * i));
-  const size = dims.reduce((a, b) => a * b, 1);
-  const start = 4 + 4 * ndim;
-  if (bytes.length - start !== size) throw new DataError(`${path}: the header promises ${dims.join("×")} = ${size} bytes of data, the file has ${bytes.length - start} (truncated or corrupt)`);
-  return { dims, data: bytes.subarray(start) };
+  try {
+    return parseIdx(bytes, path);
+  } catch (e) {
+    if (e instanceof IdxError) throw new DataError(e.message);
+    throw e;
+  }
 }
 
 function loadPngFolder(dir: string, names: readonly string[]): ImageSet {

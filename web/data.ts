@@ -1,6 +1,6 @@
 // Training images for the page: an IDX image file as Fashion-MNIST ships it (gzip-compressed or not), fetched
-// and unpacked in the browser. IDX: two zero bytes, a type byte (0x08: unsigned bytes), the number of dims,
-// each dim as a big-endian u32, then the values.
+// and unpacked in the browser, parsed by runtime/idx.ts.
+import { parseIdx } from "../runtime/idx.js";
 
 export interface Images {
   readonly count: number;
@@ -20,16 +20,11 @@ export async function fetchIdxImages(url: string): Promise<Images> {
   if (!response.ok) throw new Error(`${url}: HTTP ${response.status} ${response.statusText}`);
   let bytes = new Uint8Array(await response.arrayBuffer());
   if (bytes[0] === 0x1f && bytes[1] === 0x8b) bytes = await gunzip(bytes);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const dims = bytes[3] ?? 0;
-  if (bytes.length < 4 || view.getUint16(0) !== 0 || bytes[2] !== 0x08 || (dims !== 3 && dims !== 4))
-    throw new Error(`${url} is not an IDX file of unsigned-byte images (N×H×W or N×C×H×W)`);
-  const shape = Array.from({ length: dims }, (_, i) => view.getUint32(4 + 4 * i));
-  const [count, ...image] = shape as [number, ...number[]];
-  const [channels, height, width] = (dims === 3 ? [1, ...image] : image) as [number, number, number];
-  const start = 4 + 4 * dims;
-  if (bytes.length - start !== count * channels * height * width) throw new Error(`${url}: the header says ${shape.join("×")} values, the file has ${bytes.length - start}`);
-  return { count, shape: [channels, height, width], pixels: bytes.subarray(start) };
+  const { dims, data } = parseIdx(bytes, url);
+  if (dims.length !== 3 && dims.length !== 4) throw new Error(`${url} is not an IDX file of images (N×H×W or N×C×H×W): it has ${dims.length} dims`);
+  const [count, ...image] = dims as [number, ...number[]];
+  const [channels, height, width] = (dims.length === 3 ? [1, ...image] : image) as [number, number, number];
+  return { count, shape: [channels, height, width], pixels: data };
 }
 
 /** Batch `k` of `size` images, cycling through the set in order, scaled from 0..255 to [-1, 1] as the models expect. */

@@ -132,7 +132,8 @@ export function lowerProgram(path: string, options: LowerOptions): Program {
         trained.map((p) => p.value.node!),
       );
       const opt = checker.traceOptimizer(inst, e);
-      const args = tracer.inputs.filter((i) => i.name.startsWith("optimizer.")).map((i) => ({ name: i.name.slice("optimizer.".length), default: i.defaultValue! }));
+      // The step is not an argument, though train_step() may have made it an input already.
+      const args = tracer.inputs.filter((i) => i.name.startsWith("optimizer.") && i.name !== NAMES.step).map((i) => ({ name: i.name.slice("optimizer.".length), default: i.defaultValue! }));
       const step = tracer.input(NAMES.step, scalarTensor(e));
       const stateNames = checker.stateNames(opt);
       const updates: { name: string; node: number }[] = [];

@@ -6,6 +6,7 @@ import type { Dim } from "../dsl/dims.js";
 import { normalizeAxis } from "../dsl/builtins.js";
 import type { TensorValue, Tracer, Value } from "../dsl/values.js";
 import { GraphBuilder, shapeEquals, type BinaryFn, type CompareFn, type UnaryFn } from "./ir.js";
+import { NAMES } from "./names.js";
 
 /** The concrete dims of a traced tensor; lowering requires every dim bound. */
 export function dims(shape: readonly Dim[]): number[] {
@@ -69,7 +70,10 @@ export class GraphTracer implements Tracer {
     return this.current.add({ kind: "broadcast" }, [x], shape);
   }
 
+  /** A graph input; asking again for a name gives the same node (the step feeds train_step() and the optimizer). */
   input(name: string, t: TensorValue, defaultValue?: number): TensorValue {
+    const known = this.inputs.find((i) => i.name === name);
+    if (known) return this.with(t, known.node);
     const node = this.current.add({ kind: "input", name }, [], dims(t.shape), t.dtype);
     this.inputs.push({ name, node, ...(defaultValue !== undefined && { defaultValue }) });
     return this.with(t, node);
@@ -207,6 +211,8 @@ export class GraphTracer implements Tracer {
         return done(b.add({ kind: "random", dist: name === "randn" ? "normal" : "uniform", key: this.randomKeys++ }, [], shape, result.dtype));
       case "stop_gradient":
         return done(b.add({ kind: "stop_gradient" }, [node("x")]));
+      case "train_step":
+        return this.input(NAMES.step, result);
       case "cast":
         return done(b.add({ kind: "cast" }, [node("x")], shape, result.dtype));
       default:

@@ -609,6 +609,8 @@ export const BUILTINS: ReadonlyMap<string, Builtin> = new Map<string, Builtin>([
       return tensor("f32", [n], ctx.span);
     }, "arange"),
   ],
+  // The 1-based number of the optimizer step a train entry is taking (the checker allows it only there).
+  ["train_step", def([], (_a: Args, ctx: OpContext) => tensor("f32", [], ctx.span), "train_step")],
   [
     "stop_gradient",
     def([req("x")], (a: Args, ctx: OpContext) => {

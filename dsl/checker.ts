@@ -61,6 +61,8 @@ export class Checker {
   private symbolic = 0;
 
   private readonly tracer: Tracer | undefined;
+  /** The entry being evaluated, for `train_step()`; undefined while a function is checked on its own. */
+  private entry: A.EntryMember | undefined;
 
   constructor(
     private readonly program: LoadResult,
@@ -667,10 +669,20 @@ export class Checker {
       inputs.push({ name: p.name.name, type: this.typeText(t) });
     }
     const ret = this.evalType(e.returnType, scope);
-    const body = this.evalBlockValue(e.body, new Scope(scope), `entry '${e.name.name}'`);
+    const body = this.inEntry(e, () => this.evalBlockValue(e.body, new Scope(scope), `entry '${e.name.name}'`));
     this.expectType(body, ret, e.body.value?.span ?? e.body.span, `the result of entry '${e.name.name}'`);
     if (e.training) this.checkTraining(model, e, ret);
     this.entries.push({ model: model.decl.name.name, name: e.name.name, training: !!e.training, inputs, output: this.typeText(ret) });
+  }
+
+  private inEntry<T>(e: A.EntryMember, body: () => T): T {
+    const outer = this.entry;
+    this.entry = e;
+    try {
+      return body();
+    } finally {
+      this.entry = outer;
+    }
   }
 
   private checkTraining(model: Instance, e: A.EntryMember, ret: TypeVal): void {
@@ -818,7 +830,7 @@ export class Checker {
       scope.define(p.name.name, value, p.name.span);
       return { name: p.name.name, value };
     });
-    return { inputs, result: this.evalBlockValue(e.body, new Scope(scope), `entry '${e.name.name}'`) };
+    return { inputs, result: this.inEntry(e, () => this.evalBlockValue(e.body, new Scope(scope), `entry '${e.name.name}'`)) };
   }
 
   /** The parameters a train entry updates, with their dotted names. */
@@ -875,6 +887,10 @@ export class Checker {
 
   private callBuiltin(name: string, args: { name?: A.Ident; value: Value; span: Span }[], span: Span): Value {
     const b = BUILTINS.get(name)!;
+    if (name === "train_step" && this.entry && !this.entry.training)
+      return this.error("E0603", span, `train_step() is the number of the optimizer step being taken, so it exists only while a train entry runs; entry '${this.entry.name.name}' is not a train entry`, [
+        { span: this.entry.name.span, message: "the entry evaluated here" },
+      ]);
     const bound = new Map<string, Value>();
     const spans = new Map<string, Span>();
     let positional = 0;
@@ -980,7 +996,9 @@ export class Checker {
   /** Runs a function body with its generics and parameters bound; memoised on everything that matters. */
   private invoke(fn: Extract<Value, { k: "fn" }>, genScope: Scope, args: Value[], span: Span): Value {
     const d = fn.decl;
-    const key = `${fn.home.key}::${d.name.name}<${d.generics.map((g) => typeKey(genScope.ownBinding(g.name.name)?.value ?? ERROR)).join(",")}>(${args.map(typeKey).join(",")})`;
+    // A plain entry checks its calls afresh: there, train_step() is an error.
+    const context = this.entry && !this.entry.training ? "plain " : "";
+    const key = `${context}${fn.home.key}::${d.name.name}<${d.generics.map((g) => typeKey(genScope.ownBinding(g.name.name)?.value ?? ERROR)).join(",")}>(${args.map(typeKey).join(",")})`;
     // Tracing evaluates every call afresh: equal types do not mean equal tensors.
     const memo = this.tracer ? undefined : this.calls.get(key);
     if (memo) return withOrigin(memo, span);

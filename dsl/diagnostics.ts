@@ -34,6 +34,7 @@ export const ERROR_CODES = {
   E0503: "import cycle",
   E0601: "malformed model or entry",
   E0602: "malformed optimizer",
+  E0603: "train_step() outside a train entry",
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 : "${STEPS_TINY:=3000}" "${STEPS_SWEEP:=2000}" "${STEPS_VAE:=2000}" "${STEPS_BASE:=2000}" "${STEPS_CLASSIFIER:=1500}"
-: "${SWEEP:=1.0 1.5 2.1}" "${KL_WEIGHT:=0.01}" "${SWEEP_WIDTH:=256}"
+: "${SWEEP:=1.5 3 6}" "${KL_WEIGHT:=0.01}" "${SWEEP_WIDTH:=256}"
 RUNS=runs/exp
 DOCS=docs/results
 ulc() { node bin/ulc.js "$@"; }

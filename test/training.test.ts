@@ -1,6 +1,8 @@
 // Training on the reference interpreter: the train-step graph (forward, backward, Adam) really descends.
 import { describe, expect, test } from "vitest";
+import path from "node:path";
 import { lowerProgram } from "../compiler/lower.js";
+import { diskHost } from "../dsl/loader.js";
 import { ReferenceSession } from "../runtime/reference.js";
 import type { Tensor } from "../runtime/tensor.js";
 
@@ -48,4 +50,54 @@ describe("ul_tiny on the float32 interpreter", () => {
     };
     expect(run()).toEqual(run());
   }, 120_000);
+});
+
+// train_step() is the optimizer's 1-based step count, seen by the forward pass: a loss scaled by
+// linear_warmup(4) = min(step/4, 1) must, under plain SGD, move every parameter by exactly that fraction of what
+// the unscaled loss moves it (the same seed gives both models the same initial parameters).
+describe("train_step() and linear_warmup", () => {
+  const PROBE = path.resolve("test/step-probe.ul");
+  const source = (scaled: boolean) => `
+from std.layers import Linear
+from std.optim import Sgd, linear_warmup
+
+model StepProbe {
+  net: Linear<3, 3>
+
+  train fit<B>(x: f32[B, 3]) -> { loss: f32, step: f32, weight: f32 } minimize loss with Sgd(lr = 0.1, momentum = 0.0) {
+    let e = net(x) - x * 2.0
+    let weight = linear_warmup(4.0)
+    { loss: ${scaled ? "weight * " : ""}mean(e * e), step: train_step(), weight: weight }
+  }
+}
+`;
+  const session = (scaled: boolean) =>
+    new ReferenceSession(lowerProgram(PROBE, { bindings: { B: 2 }, host: { readFile: (p: string) => (p === PROBE ? source(scaled) : diskHost.readFile(p)) } }), { precision: "f64", seed: 4 });
+  const x: Tensor = { dtype: "f32", shape: [2, 3], data: Float64Array.from([0.5, -1, 0.25, 2, 0.1, -0.3]) };
+  const data = new Map([["x", x]]);
+
+  test("the step metric counts 1, 2, 3, ... and the warm-up weight is min(step/4, 1)", () => {
+    const s = session(true);
+    const seen = Array.from({ length: 6 }, () => s.trainStep("fit", data));
+    expect(seen.map((m) => m.get("step"))).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(seen.map((m) => m.get("weight"))).toEqual([0.25, 0.5, 0.75, 1, 1, 1]);
+  });
+
+  test("the weight scales the gradient: each SGD step of the scaled loss is weight × that of the plain loss", () => {
+    const scaled = session(true);
+    const plain = session(false);
+    for (let step = 1; step <= 5; step++) {
+      // Both start the step from the same parameters, so the updates compare directly.
+      plain.params.forEach((t, name) => scaled.params.get(name)!.data.set(t.data));
+      const before = new Map([...plain.params].map(([name, t]) => [name, Float64Array.from(t.data)]));
+      scaled.trainStep("fit", data);
+      plain.trainStep("fit", data);
+      const weight = Math.min(step / 4, 1);
+      for (const [name, b] of before) {
+        const dPlain = plain.params.get(name)!.data.map((v, i) => v - b[i]!);
+        const dScaled = scaled.params.get(name)!.data.map((v, i) => v - b[i]!);
+        dScaled.forEach((d, i) => expect(d).toBeCloseTo(weight * dPlain[i]!, 12));
+      }
+    }
+  });
 });

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
 import { main } from "../cli/main.js";
+import { nvidiaGpuVisible } from "../runtime/cuda/compile.js";
 import { readCheckpoint } from "../train/checkpoint.js";
 import { FASHION_MNIST_DIR } from "../train/data.js";
 import { decodePng } from "../train/png-decode.js";
@@ -62,6 +63,11 @@ describe.skipIf(skip !== undefined)("ulc train on WebGPU", () => {
     const clash = await ulc(["train", "models/ul_tiny.ul", ...SMALL, "--steps", "1", "--out", out("whole")]);
     expect([clash.code, clash.stderr]).toEqual([2, expect.stringMatching(/already holds a run; pass --resume/)]);
   }, 300_000);
+
+  test.skipIf(nvidiaGpuVisible())("--target cuda without a GPU stops with exit 5 before building anything", async () => {
+    const r = await ulc(["train", "models/ul_tiny.ul", ...SMALL, "--target", "cuda", "--steps", "1", "--out", out("no-gpu")]);
+    expect([r.code, r.stderr]).toEqual([5, expect.stringMatching(/the cuda target cannot run here: no NVIDIA GPU here .*ULC_CUDA=emulated/)]);
+  });
 
   test("a non-finite loss stops the run with exit 4 and keeps the last good checkpoint", async () => {
     const r = await ulc(["train", "models/ul_tiny.ul", ...SMALL, "--lr", "1e30", "--steps", "20", "--checkpoint-every", "1", "--out", out("nan")]);

@@ -4,7 +4,7 @@
 // architectures nvcc does not know are reported in plain words.
 import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type { CudaBuild } from "../../backends/cuda/program.js";
@@ -60,6 +60,20 @@ export function detectArch(): string | undefined {
   const r = spawnSync("nvidia-smi", ["--query-gpu=compute_cap", "--format=csv,noheader"], { encoding: "utf8" });
   const m = /^(\d+)\.(\d+)/.exec(r.stdout ?? "");
   return m ? `sm_${m[1]}${m[2]}` : undefined;
+}
+
+/**
+ * Whether this machine shows an NVIDIA GPU: nvidia-smi lists one, or the driver lists one under /proc. Checked
+ * before a build, so that a machine without one hears so at once instead of after minutes of nvcc; the host
+ * runtime's own check (cudaGetDeviceCount) stays the authority.
+ */
+export function nvidiaGpuVisible(): boolean {
+  if (detectArch() !== undefined) return true;
+  try {
+    return readdirSync("/proc/driver/nvidia/gpus").length > 0;
+  } catch {
+    return false;
+  }
 }
 
 /** Builds (or finds in the cache) the program of `build`. */

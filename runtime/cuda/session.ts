@@ -16,7 +16,7 @@ import type { Program } from "../../compiler/lower.js";
 import { NAMES } from "../../compiler/names.js";
 import type { HostTensor, InputTensor, Session, TrainingState } from "../session.js";
 import { checkState } from "../training-state.js";
-import { compileCuda, detectArch } from "./compile.js";
+import { compileCuda, CudaError, detectArch, nvidiaGpuVisible } from "./compile.js";
 import { HostProcess, type DeviceInfo } from "./host.js";
 
 export { CudaError } from "./compile.js";
@@ -147,6 +147,8 @@ export class CudaSession implements Session {
   /** Builds the program (cached), starts it, and initialises the parameters with the init graph. */
   static async fromProgram(program: Program, options: CudaSessionOptions): Promise<CudaSession> {
     const flavour = options.flavour ?? "cuda";
+    if (flavour === "cuda" && !nvidiaGpuVisible())
+      throw new CudaError("no NVIDIA GPU here (nvidia-smi lists none, and the driver shows none in /proc/driver/nvidia/gpus): use --target webgpu, or ULC_CUDA=emulated to run the CUDA build on the CPU");
     const arch = options.arch ?? (flavour === "cuda" ? detectArch() : undefined) ?? DEFAULT_ARCH;
     const build = emitCuda(program, { arch });
     const compiled = await compileCuda(build, { flavour, arch, ...(options.cacheDir !== undefined && { cacheDir: options.cacheDir }) });

@@ -6,7 +6,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { emitCuda } from "../backends/cuda/program.js";
 import { archNumber } from "../backends/cuda/toolchain.js";
-import { emitWgsl, type WgslBuild } from "../backends/wgsl/program.js";
+import { emitWgsl, TILINGS, type WgslBuild } from "../backends/wgsl/program.js";
 import { checkFiles } from "../dsl/check.js";
 import { renderDiagnostic } from "../dsl/diagnostics.js";
 import { printGraph } from "../compiler/ir.js";
@@ -23,6 +23,8 @@ export interface BuildCommandOptions {
   readonly target?: "wgsl" | "cuda";
   /** --target cuda: the architecture of the Makefile's nvcc commands. */
   readonly arch?: string;
+  /** --target wgsl: the matmul and convolution tiling (backends/wgsl/program.ts, TILINGS); default gpu. */
+  readonly tile?: keyof typeof TILINGS;
   /** Print a table of op counts, kernels and memory per entry (to stderr) as well. */
   readonly stats?: boolean;
   readonly bind?: Record<string, number>;
@@ -118,11 +120,16 @@ export async function runBuild(file: string, options: BuildCommandOptions, io: C
       return EXIT.usage;
     }
   }
+  if (options.tile !== undefined && options.target !== "wgsl") {
+    io.stderr.write("ulc build: --tile goes with --target wgsl\n");
+    return EXIT.usage;
+  }
   const program = checkAndLower(file, options.bind ?? {}, options.model, io, "build");
   if (typeof program === "number") return program;
   if (options.target === "cuda") return buildCuda(program, options, io);
   if (options.target) {
-    const build = emitWgsl(program);
+    // Built ahead of time for browsers, which run on GPUs; the runtime's own choice needs the device.
+    const build = emitWgsl(program, TILINGS[options.tile ?? "gpu"]);
     const { manifest, kernels } = build;
     const dir = options.output!;
     let written: string;

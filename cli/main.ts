@@ -77,6 +77,10 @@ export function buildProgram(io: CliIo, finish: (code: number) => void): Command
       if (v !== "wgsl" && v !== "cuda") throw new InvalidArgumentError(`'${v}' is not a target; the choices are wgsl and cuda`);
       return v;
     })
+    .option("--tile <kind>", "with --target wgsl: tile matmuls and convolutions for a gpu (default), a cpu (a software adapter such as lavapipe) or none", (v: string) => {
+      if (v !== "gpu" && v !== "cpu" && v !== "none") throw new InvalidArgumentError(`'${v}' is not a tiling; the choices are gpu, cpu and none`);
+      return v;
+    })
     .option("--arch <sm_XX>", "with --target cuda: the GPU architecture the Makefile builds for (default sm_90, plus PTX for later GPUs)")
     .option("--bind <NAME=INT>", "bind a generic dim, e.g. --bind B=64 (repeatable; every dim must be bound)", collectBinding)
     .option("--model <name>", "the model to build when the file declares several")

@@ -80,6 +80,10 @@ describe("ulc build --emit ir", () => {
     expect(entry.stderr).toContain("no entry 'nope'");
     const target = await ulc(["build", f, "--emit", "wgsl", "--bind", "B=2"]);
     expect(target.code).toBe(2);
+    const tile = await ulc(["build", f, "--emit", "ir", "--bind", "B=2", "--tile", "cpu"]);
+    expect([tile.code, tile.stderr]).toEqual([2, "ulc build: --tile goes with --target wgsl\n"]);
+    const kind = await ulc(["build", f, "--target", "wgsl", "--bind", "B=2", "--tile", "tpu", "-o", join(dir, "tpu")]);
+    expect([kind.code, kind.stderr]).toEqual([2, expect.stringContaining("'tpu' is not a tiling; the choices are gpu, cpu and none")]);
   });
 
   test("a model with errors is not built: diagnostics and exit 1", async () => {

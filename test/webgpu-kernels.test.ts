@@ -226,6 +226,10 @@ describe("ulc build --target wgsl", () => {
       }
       const files = readdirSync(path.join(dir, "kernels"));
       expect(files.length).toBeGreaterThan(10);
+      // Built for a GPU by default (TILINGS.gpu): the matmuls and convolutions hold 4 × 4 outputs per invocation,
+      // and this very build runs on the software adapter below.
+      const tiled = files.filter((f) => readFileSync(path.join(dir, "kernels", f), "utf8").includes("acc3_3 += a3 * b3;"));
+      expect(tiled.length).toBeGreaterThan(0);
       for (const f of files) await computePipeline(gpu.device, { code: readFileSync(path.join(dir, "kernels", f), "utf8"), label: f });
 
       // The runtime loads the files as a browser would, and the built program computes what the reference does.
@@ -240,6 +244,11 @@ describe("ulc build --target wgsl", () => {
       const want = ref.run("logits", x).get("result")!.data;
       // f32 on both sides, sums of up to 3136 terms in another order.
       want.forEach((w, i) => expect(Math.abs(got[i]! - w)).toBeLessThanOrEqual(1e-4 * (1 + Math.abs(w))));
+      // The train step too (the convolutions' tiled gradients): the same metrics.
+      const oneHot = Float64Array.from({ length: 40 }, (_, i) => (i % 10 === [3, 1, 4, 1][Math.floor(i / 10)] ? 1 : 0));
+      const labels = new Map([...x, ["y", { dtype: "f32" as const, shape: [4, 10], data: oneHot }]]);
+      const step = await loaded.trainStep("fit", labels);
+      for (const [name, w] of ref.trainStep("fit", labels)) expect(Math.abs(step.get(name)! - w), name).toBeLessThanOrEqual(1e-4 * (1 + Math.abs(w)));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -2,7 +2,7 @@
 // Runs a graph of a WGSL Program (backends/wgsl/program.ts) on a GPUDevice: one compute pipeline per kernel
 // file (compiled once and cached by its source), intermediates in buffers planned once, bind groups kept, every
 // dispatch of the graph in one command buffer. Validation errors are thrown, not left as console warnings.
-import type { BufferEntry, GraphManifest, WgslEmitOptions } from "../../backends/wgsl/program.js";
+import { TILINGS, type BufferEntry, type GraphManifest, type WgslTiling } from "../../backends/wgsl/program.js";
 import { lifetimes } from "../../compiler/memory.js";
 import { createStorageBuffer, planBuffers, readBuffer, uploadBuffer, uploadUniform } from "./buffers.js";
 import { summarize } from "./device.js";
@@ -14,19 +14,11 @@ export interface DeviceTensor {
   readonly size: number;
 }
 
-/**
- * How to tile matmuls and convolutions for `device`, a rule rather than a tuner (a Program is built once, before
- * any step). On a CPU adapter (lavapipe) an operand read costs about as much as several multiply-adds and a
- * workgroup runs on one thread: 8 × 8 outputs per invocation (a quarter of a read per multiply-add; 4-8x the
- * speed of one output per invocation) in workgroups of 16, so that even a 64 × 512 output is spread over both
- * cores. Such a kernel takes LLVM about a second to compile (ten times an untiled one), so only sums of 1M
- * multiply-adds or more are tiled there. On a GPU: 4 × 4 per invocation in workgroups of 64, which keeps a
- * small matmul's grid wide.
- */
-export function tilingFor(device: GPUDevice): Pick<WgslEmitOptions, "tile" | "tileWorkgroup"> {
+/** The tiling for `device` (backends/wgsl/program.ts, TILINGS): "cpu" on a software adapter, else "gpu". */
+export function tilingFor(device: GPUDevice): WgslTiling {
   const adapter = summarize(device.adapterInfo);
   const cpu = adapter.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader/i.test(adapter.name);
-  return cpu ? { tile: { rows: 8, cols: 8, minProducts: 2 ** 20 }, tileWorkgroup: [4, 4] } : { tile: { rows: 4, cols: 4 }, tileWorkgroup: [16, 4] };
+  return TILINGS[cpu ? "cpu" : "gpu"];
 }
 
 /** Host data as the storage a kernel reads: i32 as Int32Array, everything else as Float32Array. */

@@ -5,7 +5,7 @@ import { spawnSync } from "node:child_process";
 import { describe, expect, test } from "vitest";
 import { emitCuda } from "../backends/cuda/program.js";
 import { lowerProgram } from "../compiler/lower.js";
-import { compileCuda, CudaError, detectArch, type Compiled } from "../runtime/cuda/compile.js";
+import { compileCuda, CudaError, detectArch, pruneCache, type Compiled } from "../runtime/cuda/compile.js";
 import { CudaSession } from "../runtime/cuda/session.js";
 
 const nvcc = process.env.ULC_NVCC ?? "nvcc";
@@ -38,4 +38,27 @@ describe.skipIf(!hasNvcc)("nvcc builds the CUDA target", () => {
     await expect(compileCuda(small, { flavour: "cuda", nvcc: "/nonexistent/nvcc" })).rejects.toThrow(CudaError);
     await expect(compileCuda(small, { flavour: "cuda", nvcc: "/nonexistent/nvcc" })).rejects.toThrow(/was not found: install the CUDA toolkit/);
   }, 120_000);
+});
+
+describe("the build cache", () => {
+  test("keeps the most recently used programs and leaves builds under way alone", async () => {
+    const { mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const path = await import("node:path");
+    const cache = mkdtempSync(path.join(tmpdir(), "ulc-cache-"));
+    try {
+      // p0 used longest ago ... p5 most recently; p1 used again just now.
+      for (let i = 0; i < 6; i++) {
+        mkdirSync(path.join(cache, `p${i}`));
+        utimesSync(path.join(cache, `p${i}`), 1000 + i, 1000 + i);
+      }
+      utimesSync(path.join(cache, "p1"), 2000, 2000);
+      mkdirSync(path.join(cache, "build-x"));
+      utimesSync(path.join(cache, "build-x"), 10, 10);
+      pruneCache(cache, 3);
+      expect(readdirSync(cache).sort()).toEqual(["build-x", "p1", "p4", "p5"]);
+    } finally {
+      rmSync(cache, { recursive: true, force: true });
+    }
+  });
 });

@@ -4,7 +4,7 @@
 // architectures nvcc does not know are reported in plain words.
 import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type { CudaBuild } from "../../backends/cuda/program.js";
@@ -87,7 +87,10 @@ export async function compileCuda(build: CudaBuild, options: CompileOptions): Pr
   const cache = options.cacheDir ?? path.join(tmpdir(), "ulc-cuda");
   const dir = path.join(cache, `${build.manifest.model}-${options.flavour}-${hash.digest("hex").slice(0, 16)}`);
   const binary = path.join(dir, commands.binary);
-  if (existsSync(binary)) return { dir, binary };
+  if (existsSync(binary)) {
+    markUsed(dir);
+    return { dir, binary };
+  }
   // Built aside, then renamed into place: concurrent builds of one program never see each other's halves.
   mkdirSync(cache, { recursive: true });
   const work = mkdtempSync(path.join(cache, "build-"));
@@ -103,5 +106,27 @@ export async function compileCuda(build: CudaBuild, options: CompileOptions): Pr
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
+  markUsed(dir);
+  pruneCache(cache, CACHE_KEEP);
   return { dir, binary };
+}
+
+/** Built programs kept in the cache: a few models × flavours × bindings; each is a few MiB. */
+const CACHE_KEEP = 16;
+
+function markUsed(dir: string): void {
+  const now = new Date();
+  utimesSync(dir, now, now);
+}
+
+/**
+ * Removes all but the `keep` most recently used programs of a cache directory. Builds under way (`build-*`)
+ * are not programs and stay.
+ */
+export function pruneCache(cache: string, keep: number): void {
+  const programs = readdirSync(cache, { withFileTypes: true })
+    .filter((e) => e.isDirectory() && !e.name.startsWith("build-"))
+    .map((e) => ({ dir: path.join(cache, e.name), used: statSync(path.join(cache, e.name)).mtimeMs }))
+    .sort((a, b) => b.used - a.used);
+  for (const p of programs.slice(keep)) rmSync(p.dir, { recursive: true, force: true });
 }

@@ -57,7 +57,7 @@ describe("ul_tiny on the float32 interpreter", () => {
 // the unscaled loss moves it (the same seed gives both models the same initial parameters).
 describe("train_step() and linear_warmup", () => {
   const PROBE = path.resolve("test/step-probe.ul");
-  const source = (scaled: boolean) => `
+  const source = (scaled: boolean, warmup = "4.0") => `
 from std.layers import Linear
 from std.optim import Sgd, linear_warmup
 
@@ -66,13 +66,16 @@ model StepProbe {
 
   train fit<B>(x: f32[B, 3]) -> { loss: f32, step: f32, weight: f32 } minimize loss with Sgd(lr = 0.1, momentum = 0.0) {
     let e = net(x) - x * 2.0
-    let weight = linear_warmup(4.0)
+    let weight = linear_warmup(${warmup})
     { loss: ${scaled ? "weight * " : ""}mean(e * e), step: train_step(), weight: weight }
   }
 }
 `;
-  const session = (scaled: boolean) =>
-    new ReferenceSession(lowerProgram(PROBE, { bindings: { B: 2 }, host: { readFile: (p: string) => (p === PROBE ? source(scaled) : diskHost.readFile(p)) } }), { precision: "f64", seed: 4 });
+  const session = (scaled: boolean, warmup?: string) =>
+    new ReferenceSession(lowerProgram(PROBE, { bindings: { B: 2 }, host: { readFile: (p: string) => (p === PROBE ? source(scaled, warmup) : diskHost.readFile(p)) } }), {
+      precision: "f64",
+      seed: 4,
+    });
   const x: Tensor = { dtype: "f32", shape: [2, 3], data: Float64Array.from([0.5, -1, 0.25, 2, 0.1, -0.3]) };
   const data = new Map([["x", x]]);
 
@@ -81,6 +84,11 @@ model StepProbe {
     const seen = Array.from({ length: 6 }, () => s.trainStep("fit", data));
     expect(seen.map((m) => m.get("step"))).toEqual([1, 2, 3, 4, 5, 6]);
     expect(seen.map((m) => m.get("weight"))).toEqual([0.25, 0.5, 0.75, 1, 1, 1]);
+  });
+
+  test("a warm-up of 0 steps is full weight from the first step", () => {
+    const s = session(true, "0.0");
+    expect([1, 2, 3].map(() => s.trainStep("fit", data).get("weight"))).toEqual([1, 1, 1]);
   });
 
   test("the weight scales the gradient: each SGD step of the scaled loss is weight × that of the plain loss", () => {

@@ -7,6 +7,7 @@ import type { BuildCommandOptions } from "./build.js";
 import type { CheckCommandOptions } from "./check.js";
 import type { EvalCommandOptions } from "./eval.js";
 import type { GradcheckCommandOptions } from "./gradcheck.js";
+import type { PlotCommandOptions } from "./plot.js";
 import type { SampleCommandOptions } from "./sample.js";
 import type { TrainCommandOptions } from "./train.js";
 import { processIo, type CliIo } from "./io.js";
@@ -187,6 +188,24 @@ export function buildProgram(io: CliIo, finish: (code: number) => void): Command
       finish(await runEval(dir, options, io));
     });
 
+  program
+    .command("plot")
+    .summary("draw several runs' metrics in one SVG, one panel per metric")
+    .description(
+      "Read the metrics.jsonl of each run directory and draw one panel per metric, with each run's moving average in its own colour, a legend of the runs, and the steps of all of them on the x axis. One run is drawn as ulc train's loss.svg: each step's value and the moving average.",
+    )
+    .argument("<runs...>", "run directories written by ulc train")
+    .option("--metric <name>", "a metric to draw, one panel each, in this order (repeatable; default: every metric all the runs have)", metricName)
+    .option("--label <text>", "the runs' names in the legend, in the runs' order: once per run or not at all (default: each directory's name)", (v: string, previous: string[] | undefined) => [...(previous ?? []), v])
+    .option("--log", "logarithmic y axes, for metrics that span decades (values <= 0 are drawn at the smallest positive one)")
+    .requiredOption("-o, --output <svg>", "the SVG file to write")
+    .showHelpAfterError("(run 'ulc plot --help' for usage)")
+    .addHelpText("after", "\nExamples:\n  ulc plot runs/exp/c1.5 runs/exp/c3 runs/exp/c6 --metric bpp --log -o sweep.svg\n  ulc plot runs/seed0 runs/seed1 --label 'seed 0' --label 'seed 1' -o seeds.svg")
+    .action(async function (this: Command, dirs: string[], options: PlotCommandOptions) {
+      const { runPlot } = await import("./plot.js");
+      finish(runPlot(dirs, options, io));
+    });
+
   return program;
 }
 
@@ -226,6 +245,13 @@ function choice(flag: string, choices: readonly string[]) {
     if (!choices.includes(v)) throw new InvalidArgumentError(`${flag} must be one of ${choices.join(", ")}, got '${v}'`);
     return v;
   };
+}
+
+/** A repeatable --metric: a name from metrics.jsonl other than step, which is the x axis. */
+function metricName(v: string, previous: string[] | undefined): string[] {
+  if (v.trim() === "") throw new InvalidArgumentError("--metric needs a metric's name, such as bpp");
+  if (v === "step") throw new InvalidArgumentError("step is the x axis of every panel, not a metric");
+  return [...(previous ?? []), v];
 }
 
 function nonNegativeInt(flag: string) {

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 : "${STEPS_TINY:=3000}" "${STEPS_SWEEP:=2000}" "${STEPS_VAE:=2000}" "${STEPS_BASE:=2000}" "${STEPS_CLASSIFIER:=1500}"
-: "${SWEEP:=1.5 3 6}" "${KL_WEIGHT:=0.01}" "${SWEEP_WIDTH:=256}"
+: "${SWEEP:=1.5 3 6}" "${BIASES:=4}" "${KL_WEIGHT:=0.01}" "${SWEEP_WIDTH:=256}"
 RUNS=runs/exp
 DOCS=docs/results
 ulc() { node bin/ulc.js "$@"; }
@@ -50,6 +50,18 @@ ulc sample "$RUNS/tiny" --n 64 --steps 100 -o "$DOCS/tiny/samples.png"
 for c in $SWEEP; do
   train "c$c" "$STEPS_SWEEP" models/ul_tiny.ul --bind Width="$SWEEP_WIDTH" --set loss_factor="$c"
   evaluate "c$c" --classifier "$RUNS/classifier"
+done
+
+# The sweep's bits/pixel and decoder loss over training, one line per loss factor.
+sweep_runs=()
+for c in $SWEEP; do sweep_runs+=("$RUNS/c$c"); done
+ulc plot "${sweep_runs[@]}" --metric bpp --metric decoder_loss --log -o "$DOCS/sweep.svg"
+
+# 2b. The decoder's sigmoid bias b at c = 1.5: a larger b trains the decoder at lower noise levels too.
+for b in $BIASES; do
+  train "c1.5-b$b" "$STEPS_SWEEP" models/ul_tiny.ul --bind Width="$SWEEP_WIDTH" --set sigmoid_bias="$b"
+  evaluate "c1.5-b$b" --classifier "$RUNS/classifier"
+  ulc sample "$RUNS/c1.5-b$b" --n 64 --steps 100 -o "$DOCS/c1.5-b$b/samples.png"
 done
 
 # 3. VAE latents against UL latents: the same base model on each, sample quality by Fréchet distance.

@@ -7,6 +7,7 @@ import { vjp } from "../compiler/autodiff.js";
 import { GraphBuilder, size, type Graph } from "../compiler/ir.js";
 import { dce } from "../compiler/passes/dce.js";
 import type { Program, ProgramEntry } from "../compiler/lower.js";
+import { NAMES } from "../compiler/names.js";
 import { interpret } from "./interpreter.js";
 import { randomNormal, randomUniform } from "./random.js";
 import type { Tensor } from "./tensor.js";
@@ -82,9 +83,12 @@ function lossGraphs(entry: ProgramEntry): { forward: Graph; withGrads: Graph; pa
   return { forward, withGrads, params };
 }
 
-/** Data inputs drawn uniform in [-1, 1] (the range images are scaled to); hypers at their defaults. */
+/** The train step the loss is taken at: the first, as a run's first step would see it (train_step(), randomness). */
+const STEP = 1;
+
+/** Data inputs drawn uniform in [-1, 1] (the range images are scaled to); hypers at their defaults; the step. */
 function inputsFor(program: Program, entry: ProgramEntry, graph: Graph, seed: number): Map<string, Tensor> {
-  const inputs = new Map<string, Tensor>();
+  const inputs = new Map<string, Tensor>([[NAMES.step, { dtype: "f32", shape: [], data: Float64Array.of(STEP) }]]);
   entry.inputs.forEach((spec, i) => {
     const u = randomUniform(seed, 0, 1_000_000 + i, size(spec.shape));
     inputs.set(spec.name, { dtype: spec.dtype, shape: spec.shape, data: u.map((x) => 2 * x - 1) });
@@ -120,7 +124,7 @@ export function gradcheck(program: Program, options: GradcheckOptions, onProgres
   let done = 0;
   for (let r = 0; r < options.runs; r++) {
     const seed = (options.seed + r) >>> 0;
-    const run = { precision: "f64" as const, seed, step: 1 };
+    const run = { precision: "f64" as const, seed, step: STEP };
     const values = perturbed(interpret(program.init, {}, { precision: "f64", seed, step: 0 }), seed);
     const inputs = inputsFor(program, entry, forward, seed);
     const out = interpret(withGrads, { inputs, params: values }, run);

@@ -64,6 +64,12 @@ for b in $BIASES; do
   ulc sample "$RUNS/c1.5-b$b" --n 64 --steps 100 -o "$DOCS/c1.5-b$b/samples.png"
 done
 
+# 2c. How much of the sweep's differences is noise (another seed), and a longer warm-up, both at c = 1.5.
+train c1.5-seed1 "$STEPS_SWEEP" models/ul_tiny.ul --bind Width="$SWEEP_WIDTH" --seed 1
+evaluate c1.5-seed1 --classifier "$RUNS/classifier"
+train c1.5-w1000 "$STEPS_SWEEP" models/ul_tiny.ul --bind Width="$SWEEP_WIDTH" --set prior_warmup=1000
+evaluate c1.5-w1000 --classifier "$RUNS/classifier"
+
 # 3. VAE latents against UL latents: the same base model on each, sample quality by Fréchet distance.
 train vae "$STEPS_VAE" models/vae_tiny.ul --bind Width="$SWEEP_WIDTH" --set kl_weight="$KL_WEIGHT"
 evaluate vae

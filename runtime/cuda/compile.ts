@@ -63,12 +63,12 @@ export function detectArch(): string | undefined {
 }
 
 /**
- * Whether this machine shows an NVIDIA GPU: nvidia-smi lists one, or the driver lists one under /proc. Checked
- * before a build, so that a machine without one hears so at once instead of after minutes of nvcc; the host
- * runtime's own check (cudaGetDeviceCount) stays the authority.
+ * Whether this machine shows an NVIDIA GPU: nvidia-smi lists one (`arch`, what it reported), or the driver lists
+ * one under /proc. Checked before a build, so that a machine without one hears so at once instead of after
+ * minutes of nvcc; the host runtime's own check (cudaGetDeviceCount) stays the authority.
  */
-export function nvidiaGpuVisible(): boolean {
-  if (detectArch() !== undefined) return true;
+export function nvidiaGpuVisible(arch = detectArch()): boolean {
+  if (arch !== undefined) return true;
   try {
     return readdirSync("/proc/driver/nvidia/gpus").length > 0;
   } catch {

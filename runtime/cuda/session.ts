@@ -147,9 +147,10 @@ export class CudaSession implements Session {
   /** Builds the program (cached), starts it, and initialises the parameters with the init graph. */
   static async fromProgram(program: Program, options: CudaSessionOptions): Promise<CudaSession> {
     const flavour = options.flavour ?? "cuda";
-    if (flavour === "cuda" && !nvidiaGpuVisible())
+    const detected = flavour === "cuda" ? detectArch() : undefined;
+    if (flavour === "cuda" && !nvidiaGpuVisible(detected))
       throw new CudaError("no NVIDIA GPU here (nvidia-smi lists none, and the driver shows none in /proc/driver/nvidia/gpus): use --target webgpu, or ULC_CUDA=emulated to run the CUDA build on the CPU");
-    const arch = options.arch ?? (flavour === "cuda" ? detectArch() : undefined) ?? DEFAULT_ARCH;
+    const arch = options.arch ?? detected ?? DEFAULT_ARCH;
     const build = emitCuda(program, { arch });
     const compiled = await compileCuda(build, { flavour, arch, ...(options.cacheDir !== undefined && { cacheDir: options.cacheDir }) });
     return CudaSession.start(compiled.binary, compiled.dir, build.manifest, options);

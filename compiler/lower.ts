@@ -81,9 +81,14 @@ export function lowerProgram(path: string, options: LowerOptions): Program {
   const unbound = [...model.generics, ...model.members.flatMap((m) => (m.kind === "entry" ? m.generics : []))].filter((g) => !g.default && options.bindings[g.name.name] === undefined);
   if (unbound.length > 0) throw new Error(`bind ${[...new Set(unbound.map((g) => g.name.name))].map((n) => `--bind ${n}=...`).join(" ")} to build ${model.name.name}`);
 
-  // One checker per graph: each evaluation creates its own parameter and input nodes.
+  // One checker per graph: each evaluation creates its own parameter and input nodes. Random keys are numbered
+  // across the whole Program: each trace starts past the keys of the one before it (init, then the entries in
+  // order, each traced to the end before the next begins), so two graphs run at the same (seed, step) never
+  // draw the same stream (reconstruction runs `noise_latent` and the decoder's steps on one step counter).
+  let previous: GraphTracer | undefined;
   const trace = (withInit: boolean) => {
-    const tracer = new GraphTracer(new GraphBuilder(), { withInit });
+    const tracer = new GraphTracer(new GraphBuilder(), { withInit, firstRandomKey: previous?.nextRandomKey ?? 0 });
+    previous = tracer;
     const checker = new Checker(program, { bindings: options.bindings, tracer });
     checker.prepare();
     const inst = checker.traceModel(model.name.name);

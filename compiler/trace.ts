@@ -33,16 +33,23 @@ export class GraphTracer implements Tracer {
   /** Where parameter initialisers go; undefined when this trace does not build them. */
   readonly initBuilder: GraphBuilder | undefined;
   readonly initOutputs: { name: string; node: number }[] = [];
-  private randomKeys = 0;
-  private initRandomKeys = 0;
+  /** The key of the next `random` node, in this graph or its init graph: keys are never reused. */
+  private randomKey: number;
   private current: GraphBuilder;
 
+  /** `firstRandomKey`: where this trace's keys start, past those of the graphs traced before it (lower.ts). */
   constructor(
     readonly builder: GraphBuilder,
-    options: { withInit?: boolean } = {},
+    options: { withInit?: boolean; firstRandomKey?: number } = {},
   ) {
     this.current = builder;
     this.initBuilder = options.withInit ? new GraphBuilder() : undefined;
+    this.randomKey = options.firstRandomKey ?? 0;
+  }
+
+  /** One past the last random key this trace used. */
+  get nextRandomKey(): number {
+    return this.randomKey;
   }
 
   private with(t: TensorValue, node: number): TensorValue {
@@ -84,19 +91,15 @@ export class GraphTracer implements Tracer {
     const node = this.current.add({ kind: "param", name: path }, [], shape, t.dtype);
     this.params.set(path, node);
     if (this.initBuilder) {
-      // The initialiser is evaluated into the init graph, with its own random streams.
+      // The initialiser is evaluated into the init graph.
       const saved = this.current;
-      const savedKeys = this.randomKeys;
       this.current = this.initBuilder;
-      this.randomKeys = this.initRandomKeys;
       try {
         const v = init();
         const like = { ...t, node: undefined };
         this.initOutputs.push({ name: path, node: this.broadcastTo(this.nodeOf(v, like), shape) });
       } finally {
-        this.initRandomKeys = this.randomKeys;
         this.current = saved;
-        this.randomKeys = savedKeys;
       }
     }
     return this.with(t, node);
@@ -208,7 +211,7 @@ export class GraphTracer implements Tracer {
         return done(b.add({ kind: "iota" }, [], shape, result.dtype));
       case "randn":
       case "rand":
-        return done(b.add({ kind: "random", dist: name === "randn" ? "normal" : "uniform", key: this.randomKeys++ }, [], shape, result.dtype));
+        return done(b.add({ kind: "random", dist: name === "randn" ? "normal" : "uniform", key: this.randomKey++ }, [], shape, result.dtype));
       case "stop_gradient":
         return done(b.add({ kind: "stop_gradient" }, [node("x")]));
       case "train_step":

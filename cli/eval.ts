@@ -10,7 +10,7 @@ import { DataError, loadImages, type ImageSet } from "../train/data.js";
 import { entryOutputs, featureDistance, meanMetrics, meanPsnr, reconstructions, samples } from "../train/evaluate.js";
 import { writeLossCurve } from "../train/plot.js";
 import { readMetrics, readRunConfig, RunError } from "../train/run.js";
-import type { Sampler } from "../runtime/sampler.js";
+import { sampleCalls, type Sampler } from "../runtime/sampler.js";
 import { EXIT } from "./args.js";
 import type { CliIo } from "./io.js";
 import { Progress } from "./progress.js";
@@ -75,8 +75,8 @@ async function frechetReport(run: LoadedRun, set: ImageSet, options: EvalCommand
     const accuracy = await classifierReport(classifier, set, set.count, io);
     const bar = new Progress(io.stderr, "samples for the Fréchet distance", options.fdN, 0, "image");
     let done = 0;
-    const fakes = await samples(options.fdN, options.batch, options.seed, async (seed) => {
-      const images = await sampler.sample(seed);
+    const fakes = await samples(options.fdN, options.batch, sampleCalls(options.steps), async (firstCall) => {
+      const images = await sampler.sample(options.seed, firstCall);
       bar.update((done = Math.min(options.fdN, done + options.batch)));
       return images;
     });

@@ -5,7 +5,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Program } from "../compiler/lower.js";
 import { encodePng, imageGrid } from "../runtime/pictures/png.js";
-import { decode, sampleImages, samplePrior, type Sampler } from "../runtime/sampler.js";
+import { decode, sampleCalls, sampleImages, samplePrior, type Sampler } from "../runtime/sampler.js";
 import type { HostTensor } from "../runtime/session.js";
 import { CheckpointError, readCheckpoint } from "../train/checkpoint.js";
 import { DeviceUnavailableError, openSession, type OpenedSession } from "../train/open-session.js";
@@ -75,10 +75,13 @@ export async function writeGrid(path: string, images: { data: ArrayLike<number>;
   writeFileSync(path, await encodePng(imageGrid(images.data, images.shape)));
 }
 
-/** How a run makes a batch of images: prior then decoder, or for a stage-2 run its base model then its stage-1 run's decoder. */
+/**
+ * How a run makes a batch of images: prior then decoder, or for a stage-2 run its base model then its stage-1 run's
+ * decoder; either way in `sampleCalls(steps)` entry calls numbered from `firstCall` (runtime/sampler.ts).
+ */
 export interface ImageSampler {
   readonly describe: string;
-  sample(seed: number, onProgress?: (done: number, total: number) => void): Promise<HostTensor>;
+  sample(seed: number, firstCall: number, onProgress?: (done: number, total: number) => void): Promise<HostTensor>;
   close(): void;
 }
 
@@ -92,7 +95,7 @@ export async function imageSampler(run: LoadedRun, batch: number, options: Pick<
   if (!run.config.latentsFrom) {
     return {
       describe: "prior and decoder",
-      sample: async (seed, onProgress) => (await sampleImages(run.opened.session, run.program.entries, { ...base, seed, ...(onProgress && { onProgress }) })).images,
+      sample: async (seed, firstCall, onProgress) => (await sampleImages(run.opened.session, run.program.entries, { ...base, seed, ...(onProgress && { onProgress }) }, firstCall)).images,
       close: () => {},
     };
   }
@@ -100,10 +103,11 @@ export async function imageSampler(run: LoadedRun, batch: number, options: Pick<
   if (typeof stage1 === "number") return stage1;
   return {
     describe: `stage 2 over ${run.config.latentsFrom}'s decoder`,
-    async sample(seed, onProgress) {
+    async sample(seed, firstCall, onProgress) {
       const sampling = { ...base, seed, ...(onProgress && { onProgress }) };
-      const z0 = await samplePrior(run.opened.session, run.program.entries, sampling, "prior", 1, 2 * options.steps + 1);
-      return decode(stage1.opened.session, stage1.program.entries, z0, sampling, options.steps + 1, 2 * options.steps + 1);
+      const total = sampleCalls(options.steps);
+      const z0 = await samplePrior(run.opened.session, run.program.entries, sampling, "prior", firstCall, total);
+      return decode(stage1.opened.session, stage1.program.entries, z0, sampling, firstCall + options.steps, total);
     },
     close: () => stage1.opened.close(),
   };
@@ -115,8 +119,8 @@ export async function runSample(dir: string, options: SampleCommandOptions, io: 
   const sampler = await imageSampler(run, options.n, options, io, "sample");
   try {
     if (typeof sampler === "number") return sampler;
-    const progress = new Progress(io.stderr, "sample", 2 * options.steps + 1, 0, "call");
-    const images = await sampler.sample(options.seed, (done) => progress.update(done));
+    const progress = new Progress(io.stderr, "sample", sampleCalls(options.steps), 0, "call");
+    const images = await sampler.sample(options.seed, 1, (done) => progress.update(done));
     await writeGrid(options.output, images);
     io.stdout.write(`${options.output}: ${options.n} samples of ${run.program.model} at step ${run.step} (${sampler.describe}; ${run.usesEma ? "moving average" : "raw parameters"}, ${options.sampler}, ${options.steps} steps, seed ${options.seed})\n`);
     return EXIT.ok;

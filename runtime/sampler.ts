@@ -5,7 +5,9 @@
 //   prior:   <prefix>_step(z, t, s) or <prefix>_ddim_step(z, t, s)
 //   decoder: decoder_step(x_t, z0, t, s) or decoder_ddim_step(...), then decoder_x_hat(x_t, z0, t)
 // Each call gets its own step number, so the entries' fresh noise differs from call to call; the starting
-// noise is drawn on the host from the same Philox streams. Nothing here needs Node.
+// noise is drawn on the host from the same Philox streams, at the step of the stage's first call. A batch's
+// randomness is therefore a function of (seed, its first call): the batches of one sampling call take
+// consecutive ranges of calls (`batchFirstCall`), so each draws noise of its own. Nothing here needs Node.
 import { randomNormal } from "./random.js";
 import type { HostTensor, InputTensor, Session } from "./session.js";
 
@@ -14,7 +16,7 @@ export type Sampler = "ddpm" | "ddim";
 export interface SampleOptions {
   readonly steps: number;
   readonly sampler: Sampler;
-  /** Keys the starting noise; the session's own seed keys the entries' noise. */
+  /** Keys the starting noise; the session's own seed keys the entries' noise. Both also depend on the calls' numbers. */
   readonly seed: number;
   /** Reports progress: calls done of total. */
   readonly onProgress?: (done: number, total: number) => void;
@@ -40,9 +42,19 @@ function signature(entries: readonly EntrySignature[], name: string): EntrySigna
   return e;
 }
 
-function noise(shape: readonly number[], seed: number, key: number): HostTensor {
+function noise(shape: readonly number[], seed: number, call: number, key: number): HostTensor {
   const n = shape.reduce((a, b) => a * b, 1);
-  return { dtype: "f32", shape, data: Float32Array.from(randomNormal(seed, 0, key, n)) };
+  return { dtype: "f32", shape, data: Float32Array.from(randomNormal(seed, call, key, n)) };
+}
+
+/** The entry calls one batch of `sampleImages` makes: the prior's steps, the decoder's steps and its x̂. */
+export function sampleCalls(steps: number): number {
+  return 2 * steps + 1;
+}
+
+/** The first call of batch `k` (from 0) of a sampling call whose batches make `calls` entry calls each. */
+export function batchFirstCall(k: number, calls: number): number {
+  return 1 + k * calls;
 }
 
 function stepEntry(prefix: string, sampler: Sampler): string {
@@ -50,7 +62,7 @@ function stepEntry(prefix: string, sampler: Sampler): string {
 }
 
 /** The diffusion loop of one stage: state ← entry(state, ...condition, t_i, t_{i+1}) for i = 0..N−1. */
-async function diffuse(session: Session, entry: EntrySignature, start: HostTensor, condition: readonly HostTensor[], options: SampleOptions, firstCall: number, total: number): Promise<HostTensor> {
+async function diffuse(session: Pick<Session, "run">, entry: EntrySignature, start: HostTensor, condition: readonly HostTensor[], options: SampleOptions, firstCall: number, total: number): Promise<HostTensor> {
   let state = start;
   for (let i = 0; i < options.steps; i++) {
     const values = [state, ...condition, scalar(1 - i / options.steps), scalar(1 - (i + 1) / options.steps)];
@@ -62,15 +74,15 @@ async function diffuse(session: Session, entry: EntrySignature, start: HostTenso
 }
 
 /** Samples z0 from the prior entries `<prefix>_step` (`prior`, or a stage-2 model's). */
-export async function samplePrior(session: Session, entries: readonly EntrySignature[], options: SampleOptions, prefix = "prior", firstCall = 1, total = options.steps): Promise<HostTensor> {
+export async function samplePrior(session: Pick<Session, "run">, entries: readonly EntrySignature[], options: SampleOptions, prefix = "prior", firstCall = 1, total = options.steps): Promise<HostTensor> {
   const entry = signature(entries, stepEntry(prefix, options.sampler));
-  return diffuse(session, entry, noise(entry.inputs[0]!.shape, options.seed, PRIOR_NOISE_KEY), [], options, firstCall, total);
+  return diffuse(session, entry, noise(entry.inputs[0]!.shape, options.seed, firstCall, PRIOR_NOISE_KEY), [], options, firstCall, total);
 }
 
 /** Decodes z0 to images in [-1, 1] (unclamped). */
-export async function decode(session: Session, entries: readonly EntrySignature[], z0: HostTensor, options: SampleOptions, firstCall = 1, total = options.steps + 1): Promise<HostTensor> {
+export async function decode(session: Pick<Session, "run">, entries: readonly EntrySignature[], z0: HostTensor, options: SampleOptions, firstCall = 1, total = options.steps + 1): Promise<HostTensor> {
   const entry = signature(entries, stepEntry("decoder", options.sampler));
-  const xT = noise(entry.inputs[0]!.shape, options.seed, DECODER_NOISE_KEY);
+  const xT = noise(entry.inputs[0]!.shape, options.seed, firstCall, DECODER_NOISE_KEY);
   const x = await diffuse(session, entry, xT, [z0], options, firstCall, total);
   const finish = signature(entries, "decoder_x_hat");
   const inputs = new Map(finish.inputs.map((spec, k) => [spec.name, [x, z0, scalar(0)][k]!]));
@@ -79,10 +91,9 @@ export async function decode(session: Session, entries: readonly EntrySignature[
   return image;
 }
 
-/** Prior then decoder: images from noise. */
-export async function sampleImages(session: Session, entries: readonly EntrySignature[], options: SampleOptions): Promise<{ z0: HostTensor; images: HostTensor }> {
-  const total = 2 * options.steps + 1;
-  const z0 = await samplePrior(session, entries, options, "prior", 1, total);
-  const images = await decode(session, entries, z0, options, options.steps + 1, total);
+/** Prior then decoder: images from noise, in `sampleCalls(steps)` entry calls from `firstCall`. */
+export async function sampleImages(session: Pick<Session, "run">, entries: readonly EntrySignature[], options: SampleOptions, firstCall = 1, total = sampleCalls(options.steps)): Promise<{ z0: HostTensor; images: HostTensor }> {
+  const z0 = await samplePrior(session, entries, options, "prior", firstCall, total);
+  const images = await decode(session, entries, z0, options, firstCall + options.steps, total);
   return { z0, images };
 }

@@ -3,7 +3,7 @@
 // sampling), a classifier's accuracy and features, and the Fréchet distance between real and sampled images
 // in that classifier's feature space.
 import type { EntrySignature, SampleOptions } from "../runtime/sampler.js";
-import { decode } from "../runtime/sampler.js";
+import { batchFirstCall, decode } from "../runtime/sampler.js";
 import type { HostTensor, InputTensor, Session } from "../runtime/session.js";
 import { batchOf, type InputLayout } from "./batches.js";
 import type { ImageSet } from "./data.js";
@@ -58,29 +58,37 @@ export function meanPsnr(real: ArrayLike<number>, fake: ArrayLike<number>, count
   return sum / count;
 }
 
-/** Reconstructions of the first `n` examples: encode, noise to z0 at λ0 (UL), decode by sampling. Returns both. */
-export async function reconstructions(session: Session, entries: readonly EntrySignature[], set: ImageSet, layout: InputLayout, n: number, options: SampleOptions): Promise<{ real: Float32Array; fake: Float32Array }> {
+/**
+ * Reconstructions of the first `n` examples: encode, noise to z0 at λ0 (UL), decode by sampling. Returns both.
+ * Each batch numbers its entry calls after the batches before it, so no two batches share any noise.
+ */
+export async function reconstructions(session: Pick<Session, "run">, entries: readonly EntrySignature[], set: ImageSet, layout: InputLayout, n: number, options: SampleOptions): Promise<{ real: Float32Array; fake: Float32Array }> {
   const per = layout.image.shape.slice(1).reduce((a, b) => a * b, 1);
   const real = new Float32Array(n * per), fake = new Float32Array(n * per);
+  const calls = options.steps + 3; // encode, noise_latent, the decoder's steps and its x̂
   await forBatches(n, layout.batch, async (indices, first) => {
+    const call = batchFirstCall(first / layout.batch, calls);
     const x = batchOf(set, layout, indices).get(layout.image.name)!;
-    const zClean = (await session.run("encode", new Map([[layout.image.name, x]]), first + 1)).get("result")!;
+    const zClean = (await session.run("encode", new Map([[layout.image.name, x]]), call)).get("result")!;
     // UL's z0 is the encoding noised to λ0; a model without that entry (a VAE) decodes its encoding as it is.
     const noiseEntry = entries.find((e) => e.name === "noise_latent");
-    const z0 = noiseEntry ? (await session.run(noiseEntry.name, new Map([[noiseEntry.inputs[0]!.name, zClean]]), first + 2)).get("result")! : zClean;
-    const image = await decode(session, entries, z0, { ...options, seed: options.seed + first });
+    const z0 = noiseEntry ? (await session.run(noiseEntry.name, new Map([[noiseEntry.inputs[0]!.name, zClean]]), call + 1)).get("result")! : zClean;
+    const image = await decode(session, entries, z0, options, call + 2);
     real.set((x.data as Float32Array).subarray(0, indices.length * per), first * per);
     fake.set(image.data.subarray(0, indices.length * per), first * per);
   });
   return { real, fake };
 }
 
-/** `n` samples in batches; `sampleBatch(seed)` makes one batch (prior then decoder, or stage 2's pair). */
-export async function samples(n: number, batch: number, seed: number, sampleBatch: (seed: number) => Promise<HostTensor>): Promise<HostTensor> {
+/**
+ * `n` samples in batches; `sampleBatch(firstCall)` makes one batch (prior then decoder, or stage 2's pair) in
+ * `calls` entry calls numbered from `firstCall`: each batch's calls follow the batch before, so its noise is its own.
+ */
+export async function samples(n: number, batch: number, calls: number, sampleBatch: (firstCall: number) => Promise<HostTensor>): Promise<HostTensor> {
   let out: Float32Array | undefined;
   let shape: readonly number[] = [];
   await forBatches(n, batch, async (indices, first) => {
-    const images = await sampleBatch(seed + first);
+    const images = await sampleBatch(batchFirstCall(first / batch, calls));
     const per = images.data.length / batch;
     out ??= new Float32Array(n * per);
     shape = [n, ...images.shape.slice(1)];

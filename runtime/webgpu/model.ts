@@ -6,7 +6,7 @@
 // `file:` URL, which only Node asks for.
 import type { ProgramManifest, WgslBuild } from "../../backends/wgsl/program.js";
 import { decodeSafetensors, encodeSafetensors } from "../safetensors.js";
-import { decode, samplePrior, type Sampler } from "../sampler.js";
+import { batchFirstCall, sampleCalls, sampleImages, type Sampler } from "../sampler.js";
 import type { HostTensor } from "../session.js";
 import { WebGpuSession } from "./session.js";
 
@@ -175,23 +175,20 @@ export class BoundModel {
     if (!Number.isInteger(n) || n < 1) throw new Error(`sample: n must be a positive integer, got ${n}`);
     const [batch, ...image] = finish.inputs[0]!.shape as [number, ...number[]];
     const steps = options.steps ?? 50;
-    const perBatch = 2 * steps + 1;
+    const perBatch = sampleCalls(steps);
     const batches = Math.ceil(n / batch);
     const size = image.reduce((a, b) => a * b, 1);
     const data = new Float32Array(n * size);
+    const sampling = {
+      steps,
+      sampler: options.sampler ?? "ddpm",
+      seed: options.seed ?? 0,
+      // Calls are numbered across batches, so `done` is already the overall count.
+      onProgress: (done: number) => options.onProgress?.(done, batches * perBatch),
+    };
     for (let k = 0; k < batches; k++) {
-      const first = k * perBatch;
-      // Each batch gets its own starting noise (a Weyl step away in seed space, so the streams of nearby seeds
-      // do not overlap) and its own entry calls, so their fresh noise differs too.
-      const batchOptions = {
-        steps,
-        sampler: options.sampler ?? "ddpm",
-        seed: ((options.seed ?? 0) + k * 0x9e3779b9) >>> 0,
-        // Calls are numbered across batches (they key the entries' noise), so `done` is already the overall count.
-        onProgress: (done: number) => options.onProgress?.(done, batches * perBatch),
-      };
-      const z0 = await samplePrior(this.session, entries, batchOptions, "prior", first + 1, perBatch);
-      const images = await decode(this.session, entries, z0, batchOptions, first + steps + 1, perBatch);
+      // Each batch's calls follow the batch before, so its starting and fresh noise are its own.
+      const { images } = await sampleImages(this.session, entries, sampling, batchFirstCall(k, perBatch), perBatch);
       const take = Math.min(batch, n - k * batch);
       data.set(images.data.subarray(0, take * size), k * batch * size);
     }

@@ -186,6 +186,11 @@ def elbo_term(eps, eps_hat, neg_dlambda_dt):
     return 0.5 * neg_dlambda_dt * (err * err).sum(1)
 
 
+def elbo_term_x(x, x_hat, l, neg_dlambda_dt):
+    """elbo_term for an x-prediction, written in x: ½·(−dλ/dt)·e^λ·‖x − x̂‖²."""
+    return elbo_term(x, x_hat, neg_dlambda_dt * torch.exp(l))
+
+
 def terminal_kl(z, l1):
     a2 = torch.sigmoid(torch.tensor(l1, device=z.device))
     return 0.5 * (a2 * (z * z - 1.0) + F.softplus(torch.tensor(l1, device=z.device))).flatten(1).sum(1)
@@ -201,11 +206,14 @@ def prior_loss(net, z_clean, u, eps):
     return elbo_term(eps, eps_from_v(z_t, net(z_t, l), l), torch.full_like(t, LAMBDA0 - LAMBDA_MIN))
 
 
-def decoder_loss(net, x, z0, u, eps):
+def decoder_loss(net, predicts, x, z0, u, eps):
+    """The sigmoid-weighted decoder ELBO of a network that predicts x (ul_tiny) or v (ul_small)."""
     t = low_discrepancy_times(u, x.shape[0])
     l, neg_dlambda_dt = cosine_lambda(t, LAMBDA_MAX, LAMBDA_MIN)
     x_t = noise(x, l, eps)
-    return torch.sigmoid(SIGMOID_BIAS - l) * elbo_term(eps, eps_from_v(x_t, net(x_t, z0, l), l), neg_dlambda_dt)
+    out = net(x_t, z0, l)
+    term = elbo_term_x(x, out, l, neg_dlambda_dt) if predicts == "x" else elbo_term(eps, eps_from_v(x_t, out, l), neg_dlambda_dt)
+    return torch.sigmoid(SIGMOID_BIAS - l) * term
 
 
 # ---------------------------------------------------------------------------------------- the models
@@ -242,9 +250,9 @@ class PixelDenoiser(nn.Module):
 
 class UlTiny(nn.Module):
     """models/ul_tiny.ul: MLP encoder (784 → 512 → 512 → 16), residual-MLP prior (width 256, 3 blocks) and
-    decoder (width 512, 2 blocks)."""
+    decoder (width 512, 2 blocks) that predicts x."""
 
-    latent_shape, image_shape, pixels = (16,), (1, 28, 28), 28 * 28
+    latent_shape, image_shape, pixels, decoder_predicts = (16,), (1, 28, 28), 28 * 28, "x"
 
     def __init__(self):
         super().__init__()
@@ -307,7 +315,7 @@ class UlSmall(nn.Module):
     """models/ul_small.ul: conv encoder to 4×8×8 latents, conv prior (64 channels, 4 ResBlocks), U-Net decoder
     on 32×32 conditioned on the upsampled z0."""
 
-    latent_shape, image_shape, pixels = (4, 8, 8), (1, 32, 32), 28 * 28
+    latent_shape, image_shape, pixels, decoder_predicts = (4, 8, 8), (1, 32, 32), 28 * 28, "v"
 
     def __init__(self):
         super().__init__()
@@ -330,7 +338,7 @@ def fit_loss(model, x):
     z0 = noise(z_clean, torch.full((b,), LAMBDA0, device=x.device), randn(*model.latent_shape))
     prior_elbo = prior_loss(model.prior, z_clean, torch.rand(1, device=x.device), randn(*model.latent_shape))
     kl = terminal_kl(z_clean, LAMBDA_MIN)
-    decoder_elbo = decoder_loss(model.decoder, x, z0, torch.rand(1, device=x.device), randn(*model.image_shape))
+    decoder_elbo = decoder_loss(model.decoder, model.decoder_predicts, x, z0, torch.rand(1, device=x.device), randn(*model.image_shape))
     prior = (prior_elbo + kl).mean()
     return prior + LOSS_FACTOR * decoder_elbo.mean(), prior / (math.log(2.0) * model.pixels)
 

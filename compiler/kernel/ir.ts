@@ -27,12 +27,57 @@ export function ixConst(v: number): Ix {
   return { k: "const", v };
 }
 
-/** Constructors that fold constants and drop identities, so rendered indices stay short. */
+function ixEqual(a: Ix, b: Ix): boolean {
+  if (a.k !== b.k) return false;
+  switch (a.k) {
+    case "gid":
+    case "r":
+      return true;
+    case "const":
+      return a.v === (b as typeof a).v;
+    case "add":
+      return ixEqual(a.a, (b as typeof a).a) && ixEqual(a.b, (b as typeof a).b);
+    default:
+      return a.c === (b as typeof a).c && ixEqual(a.a, (b as typeof a).a);
+  }
+}
+
+function terms(x: Ix): Ix[] {
+  return x.k === "add" ? [...terms(x.a), ...terms(x.b)] : [x];
+}
+
+/**
+ * Two terms of a sum as one, for a ≥ 0: `(a / c % d)·c + a % c = a % (c·d)` and `(a / c)·c + a % c = a`. A view
+ * that unravels an index and ravels it again with the same strides (a reshape, a broadcast of size-1 axes) so
+ * collapses back to the index, and a loop over it reads memory contiguously.
+ */
+function mergeTerms(hi: Ix, lo: Ix): Ix | undefined {
+  if (hi.k !== "mul" || lo.k !== "mod" || hi.c !== lo.c) return undefined;
+  const q = hi.a;
+  if (q.k === "div" && q.c === lo.c && ixEqual(q.a, lo.a)) return lo.a;
+  if (q.k === "mod" && q.a.k === "div" && q.a.c === lo.c && ixEqual(q.a.a, lo.a)) return ixMod(lo.a, lo.c * q.c);
+  return undefined;
+}
+
+/** Constructors that fold constants, drop identities and merge unravelled terms, so rendered indices stay short. */
 export function ixAdd(a: Ix, b: Ix): Ix {
   if (a.k === "const" && b.k === "const") return ixConst(a.v + b.v);
   if (a.k === "const" && a.v === 0) return b;
   if (b.k === "const" && b.v === 0) return a;
-  return { k: "add", a, b };
+  const all = [...terms(a), ...terms(b)];
+  let merged = false;
+  for (let i = 0; i < all.length; i++)
+    for (let j = 0; j < all.length; j++) {
+      const m = i === j ? undefined : mergeTerms(all[i]!, all[j]!);
+      if (!m) continue;
+      all.splice(Math.max(i, j), 1);
+      all.splice(Math.min(i, j), 1, m);
+      merged = true;
+      i = -1;
+      break;
+    }
+  if (!merged) return { k: "add", a, b };
+  return all.reduce((x, y) => ixAdd(x, y));
 }
 
 export function ixMul(a: Ix, c: number): Ix {

@@ -3,7 +3,7 @@
 // each binds (its inputs, then its output), and the graph's outputs. A target supplies only how one fused kernel
 // becomes a dispatch (its source file or function, and its launch size): backends/wgsl/program.ts and
 // backends/cuda/program.ts.
-import type { DType, Graph } from "../compiler/ir.js";
+import type { DType, Graph, Node } from "../compiler/ir.js";
 import { fuse, type FuseOptions } from "../compiler/kernel/fuse.js";
 import type { Kernel } from "../compiler/kernel/ir.js";
 import type { Program, ProgramEntry } from "../compiler/lower.js";
@@ -44,7 +44,14 @@ export interface ProgramManifest<T extends string = string, D extends Dispatch =
   readonly entries: readonly EntryManifest<D>[];
 }
 
-export interface EmitOptions extends Pick<FuseOptions, "maxInputs" | "tile"> {}
+export interface EmitOptions extends Pick<FuseOptions, "maxInputs" | "tile" | "library"> {}
+
+/** How a target makes a dispatch of a fused kernel and, for the ops it runs as library calls, of such a call. */
+export interface Renderer<D extends Dispatch> {
+  kernel(k: Kernel): D;
+  /** A library call computing `node` of `graph` from its inputs' buffers (the ops of EmitOptions.library). */
+  library?(node: Node, graph: Graph): D;
+}
 
 /** Collects kernels by their source, so identical ones share one name; `name(i)` names the i-th distinct one. */
 export class KernelFiles {
@@ -64,13 +71,18 @@ export class KernelFiles {
   }
 }
 
+/** The buffers a library call binds: its inputs, then its output. */
+export function libraryBuffers(n: Node): number[] {
+  return [...n.inputs, n.id];
+}
+
 /** The buffers a kernel binds: its inputs, then its output. */
 export function kernelBuffers(k: Kernel): number[] {
   return [...k.inputs.map((i) => i.node), k.node];
 }
 
 /** One graph fused into kernels, each made a dispatch by `render`. */
-export function emitGraph<D extends Dispatch>(g: Graph, render: (k: Kernel) => D, options: EmitOptions = {}): GraphManifest<D> {
+export function emitGraph<D extends Dispatch>(g: Graph, render: Renderer<D>, options: EmitOptions = {}): GraphManifest<D> {
   const schedule = fuse(g, options);
   const outputs = new Map(g.outputs.map((o) => [o.node, o.name]));
   const buffers: BufferEntry[] = schedule.buffers.map((id) => {
@@ -80,15 +92,16 @@ export function emitGraph<D extends Dispatch>(g: Graph, render: (k: Kernel) => D
     return { id, dtype: n.dtype, shape: n.shape, role, ...(name !== undefined && { name }) };
   });
   const dispatches = schedule.steps.map((step) => {
-    if (step.kind !== "kernel") throw new Error(`%${step.call.node} needs a library kernel, which this target does not emit`);
-    return render(step.kernel);
+    if (step.kind === "kernel") return render.kernel(step.kernel);
+    if (!render.library) throw new Error(`%${step.call.node} needs a library kernel, which this target does not emit`);
+    return render.library(g.nodes[step.call.node]!, g);
   });
   const mem = memoryStats(g);
   return { buffers, dispatches, outputs: g.outputs.map((o) => ({ name: o.name, buffer: o.node })), memory: { intermediates: mem.intermediates, arena: mem.arena } };
 }
 
 /** Every graph of a Program fused and rendered. */
-export function emitProgram<T extends string, D extends Dispatch>(program: Program, target: T, render: (k: Kernel) => D, options: EmitOptions = {}): ProgramManifest<T, D> {
+export function emitProgram<T extends string, D extends Dispatch>(program: Program, target: T, render: Renderer<D>, options: EmitOptions = {}): ProgramManifest<T, D> {
   return {
     format: MANIFEST_FORMAT,
     target,

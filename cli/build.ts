@@ -1,9 +1,10 @@
 // `ulc build FILE`: check, lower with every dim bound, then print the graphs (`--emit ir`) or write a WGSL
 // Program (`--target wgsl -o DIR`: manifest.json and kernels/*.wgsl; with `--emit ts`, instead the Program in
-// one file and a typed TypeScript module for it, backends/ts/bindings.ts), or a CUDA one (`--target cuda -o
-// DIR`: backends/cuda/program.ts).
+// one file and a typed TypeScript module for it, backends/ts/bindings.ts), a CUDA one (`--target cuda -o DIR`:
+// backends/cuda/program.ts) or a CPU one (`--target cpu -o DIR`: backends/cpu/program.ts).
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import { emitCpu } from "../backends/cpu/program.js";
 import { emitCuda } from "../backends/cuda/program.js";
 import { archNumber } from "../backends/cuda/toolchain.js";
 import { emitWgsl, TILINGS, type WgslBuild } from "../backends/wgsl/program.js";
@@ -12,7 +13,7 @@ import { renderDiagnostic } from "../dsl/diagnostics.js";
 import { printGraph } from "../compiler/ir.js";
 import { fuse } from "../compiler/kernel/fuse.js";
 import { lowerProgram, type Program, type ProgramEntry } from "../compiler/lower.js";
-import { writeCudaBuild } from "../runtime/cuda/compile.js";
+import { writeNativeBuild } from "../runtime/native/compile.js";
 import { encodeProgramFile } from "../runtime/webgpu/model.js";
 import { EXIT, resolveColor } from "./args.js";
 import type { CliIo } from "./io.js";
@@ -20,7 +21,7 @@ import { packageInfo } from "./package.js";
 
 export interface BuildCommandOptions {
   readonly emit?: "ir" | "ts";
-  readonly target?: "wgsl" | "cuda";
+  readonly target?: "wgsl" | "cuda" | "cpu";
   /** --target cuda: the architecture of the Makefile's nvcc commands. */
   readonly arch?: string;
   /** --target wgsl: the matmul and convolution tiling (backends/wgsl/program.ts, TILINGS); default gpu. */
@@ -85,13 +86,15 @@ async function writeBindings(build: WgslBuild, file: string, dir: string): Promi
   return written;
 }
 
-/** `--target cuda -o DIR`: the directory of backends/cuda/program.ts, ready for `make`. */
-function buildCuda(program: Program, options: BuildCommandOptions, io: CliIo): number {
-  const build = emitCuda(program, { ...(options.arch !== undefined && { arch: options.arch }) });
+/** `--target cuda|cpu -o DIR`: the directory of backends/cuda/program.ts or backends/cpu/program.ts, ready for `make`. */
+function buildNative(program: Program, options: BuildCommandOptions, io: CliIo): number {
+  const cuda = options.target === "cuda";
+  const build = cuda ? emitCuda(program, { ...(options.arch !== undefined && { arch: options.arch }) }) : emitCpu(program);
   const dir = options.output!;
-  writeCudaBuild(build, dir);
+  writeNativeBuild(build, dir);
   if (options.stats) io.stderr.write(statsTable(program.entries, (e) => build.manifest.entries.find((m) => m.name === e.name)!.dispatches.length));
-  io.stderr.write(`wrote ${dir} for ${program.model} (${program.entries.length} entries): \`make -C ${dir}\` builds it with nvcc, \`make -C ${dir} emulate\` on the CPU\n`);
+  const make = cuda ? `\`make -C ${dir}\` builds it with nvcc, \`make -C ${dir} emulate\` on the CPU` : `\`make -C ${dir}\` builds it with g++ (OpenMP, OpenBLAS)`;
+  io.stderr.write(`wrote ${dir} for ${program.model} (${program.entries.length} entries): ${make}\n`);
   return EXIT.ok;
 }
 
@@ -104,7 +107,7 @@ export async function runBuild(file: string, options: BuildCommandOptions, io: C
     io.stderr.write(`ulc build: --target ${options.target} writes a directory: give it with -o DIR\n`);
     return EXIT.usage;
   }
-  if (options.emit === "ts" && options.target === "cuda") {
+  if (options.emit === "ts" && options.target !== "wgsl") {
     io.stderr.write("ulc build: --emit ts (TypeScript bindings) goes with --target wgsl\n");
     return EXIT.usage;
   }
@@ -126,7 +129,7 @@ export async function runBuild(file: string, options: BuildCommandOptions, io: C
   }
   const program = checkAndLower(file, options.bind ?? {}, options.model, io, "build");
   if (typeof program === "number") return program;
-  if (options.target === "cuda") return buildCuda(program, options, io);
+  if (options.target === "cuda" || options.target === "cpu") return buildNative(program, options, io);
   if (options.target) {
     // Built ahead of time for browsers, which run on GPUs; the runtime's own choice needs the device.
     const build = emitWgsl(program, TILINGS[options.tile ?? "gpu"]);

@@ -9,7 +9,7 @@ import { batchOf, inputLayout } from "../train/batches.js";
 import { DataError, loadImages, type ImageSet } from "../train/data.js";
 import { entryOutputs, featureDistance, meanMetrics, meanPsnr, reconstructions, samples } from "../train/evaluate.js";
 import { writeLossCurve } from "../train/plot.js";
-import { readMetrics, readRunConfig, RunError } from "../train/run.js";
+import { readMetrics, readRunConfig, RunError, type TargetChoice } from "../train/run.js";
 import { sampleCalls, type Sampler } from "../runtime/sampler.js";
 import { EXIT } from "./args.js";
 import type { CliIo } from "./io.js";
@@ -26,6 +26,7 @@ export interface EvalCommandOptions {
   readonly batch: number;
   readonly seed: number;
   readonly ema: boolean;
+  readonly target?: TargetChoice;
 }
 
 /** Test loss and accuracy of a classifier run. */
@@ -67,7 +68,7 @@ async function reconstructionReport(run: LoadedRun, set: ImageSet, options: Eval
 
 /** The Fréchet distance between test images and samples on the classifier's features; a grid of the samples. */
 async function frechetReport(run: LoadedRun, set: ImageSet, options: EvalCommandOptions, dir: string, io: CliIo): Promise<Record<string, unknown> | number> {
-  const classifier = await loadRun(options.classifier!, options.batch, options.seed, true, io, "eval");
+  const classifier = await loadRun(options.classifier!, { batch: options.batch, seed: options.seed, ema: true, ...(options.target && { target: options.target }) }, io, "eval");
   if (typeof classifier === "number") return classifier;
   const sampler = await imageSampler(run, options.batch, options, io, "eval");
   try {
@@ -100,7 +101,7 @@ async function frechetReport(run: LoadedRun, set: ImageSet, options: EvalCommand
 }
 
 export async function runEval(dir: string, options: EvalCommandOptions, io: CliIo): Promise<number> {
-  const run = await loadRun(dir, options.batch, options.seed, options.ema, io, "eval");
+  const run = await loadRun(dir, { batch: options.batch, seed: options.seed, ema: options.ema, ...(options.target && { target: options.target }) }, io, "eval");
   if (typeof run === "number") return run;
   try {
     const set = loadImages(run.config.latentsFrom ? readRunConfig(run.config.latentsFrom).data : run.config.data, "test");

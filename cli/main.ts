@@ -13,6 +13,9 @@ import type { TrainCommandOptions } from "./train.js";
 import { processIo, type CliIo } from "./io.js";
 import { packageInfo } from "./package.js";
 
+/** The targets that train, sample and evaluate (train/run.ts, TargetChoice). */
+const TARGETS = ["auto", "cpu", "cuda", "webgpu"];
+
 /** Builds the commander program; `finish` records a subcommand's exit code. */
 export function buildProgram(io: CliIo, finish: (code: number) => void): Command {
   const program = new Command("ulc");
@@ -67,15 +70,15 @@ export function buildProgram(io: CliIo, finish: (code: number) => void): Command
 
   program
     .command("build")
-    .summary("compile a model: its graphs (--emit ir) or a Program (--target wgsl|cuda -o DIR)")
+    .summary("compile a model: its graphs (--emit ir) or a Program (--target wgsl|cuda|cpu -o DIR)")
     .description("Check a model, bind its dims, and lower every entry to the graph IR (forward, and for train entries backward and the optimizer update); print the graphs, or fuse them into kernels and write a Program: for WGSL manifest.json and kernels/*.wgsl, for CUDA the .cu kernels, a C++ host runtime and a Makefile.")
     .argument("<file>", "the .ul file declaring the model")
     .option("--emit <what>", "ir: print the graphs; ts (with --target wgsl): write typed TypeScript bindings beside the Program", (v: string) => {
       if (v !== "ir" && v !== "ts") throw new InvalidArgumentError(`'${v}' cannot be emitted; the choices are ir and ts`);
       return v;
     })
-    .option("--target <target>", "write a runnable Program to -o DIR: wgsl (WebGPU), or cuda (.cu kernels, a C++ host runtime and a Makefile for nvcc)", (v: string) => {
-      if (v !== "wgsl" && v !== "cuda") throw new InvalidArgumentError(`'${v}' is not a target; the choices are wgsl and cuda`);
+    .option("--target <target>", "write a runnable Program to -o DIR: wgsl (WebGPU), cuda (.cu kernels, a C++ host runtime and a Makefile for nvcc) or cpu (C++ kernels, a host runtime and a Makefile for g++)", (v: string) => {
+      if (v !== "wgsl" && v !== "cuda" && v !== "cpu") throw new InvalidArgumentError(`'${v}' is not a target; the choices are wgsl, cuda and cpu`);
       return v;
     })
     .option("--tile <kind>", "with --target wgsl: tile matmuls and convolutions for a gpu (default), a cpu (a software adapter such as lavapipe) or none", (v: string) => {
@@ -89,7 +92,7 @@ export function buildProgram(io: CliIo, finish: (code: number) => void): Command
     .option("--stats", "also print, per entry, the op counts, fused kernels, library calls and planned memory (stderr)")
     .option("-o, --output <path>", "--emit: write to a file instead of stdout; --target: the directory to write")
     .showHelpAfterError("(run 'ulc build --help' for usage)")
-    .addHelpText("after", "\nExamples:\n  ulc build models/ul_tiny.ul --emit ir --bind B=8 --entry fit\n  ulc build models/ul_small.ul --target wgsl --bind B=64 -o build/ul_small --stats\n  ulc build models/ul_small.ul --target cuda --bind B=64 -o build/ul_small_cuda && make -C build/ul_small_cuda\n  ulc build models/ul_tiny.ul --target wgsl --emit ts --bind B=8 -o web/model")
+    .addHelpText("after", "\nExamples:\n  ulc build models/ul_tiny.ul --emit ir --bind B=8 --entry fit\n  ulc build models/ul_small.ul --target wgsl --bind B=64 -o build/ul_small --stats\n  ulc build models/ul_small.ul --target cuda --bind B=64 -o build/ul_small_cuda && make -C build/ul_small_cuda\n  ulc build models/ul_small.ul --target cpu --bind B=8 -o build/ul_small_cpu && make -C build/ul_small_cpu\n  ulc build models/ul_tiny.ul --target wgsl --emit ts --bind B=8 -o web/model")
     .action(async function (this: Command, path: string, options: BuildCommandOptions) {
       const file = sourceFile(this, path);
       const { runBuild } = await import("./build.js");
@@ -129,7 +132,7 @@ export function buildProgram(io: CliIo, finish: (code: number) => void): Command
     .option("--lr <x>", "the optimizer's learning rate (default: the model's)", positiveFloat("--lr"))
     .option("--seed <s>", "keys the batch order, the initial parameters and every random draw", nonNegativeInt("--seed"), 0)
     .option("--set <NAME=X>", "override a hyperparameter, e.g. --set loss_factor=2 (repeatable)", collectSetting)
-    .option("--target <target>", "webgpu (a real GPU if there is one, else software Vulkan) or cuda", choice("--target", ["webgpu", "cuda"]), "webgpu")
+    .option("--target <target>", "auto (a real GPU if there is one: CUDA, else WebGPU; the CPU otherwise), cpu, cuda, or webgpu (a GPU adapter, else software Vulkan)", choice("--target", TARGETS), "auto")
     .option("--out <dir>", "the run directory (default runs/MODEL)")
     .option("--resume", "continue the run in --out from its checkpoint, exactly as if it had not stopped")
     .option("--ema-decay <d>", "decay of the parameters' moving average, used for sampling and eval (warmed up: min(d, (1+step)/(10+step)))", fraction("--ema-decay"), 0.999)
@@ -157,6 +160,7 @@ export function buildProgram(io: CliIo, finish: (code: number) => void): Command
     .option("--sampler <s>", "ddpm (ancestral) or ddim (deterministic)", choice("--sampler", ["ddpm", "ddim"]), "ddpm")
     .option("--seed <s>", "keys the starting noise and every step's noise", nonNegativeInt("--seed"), 0)
     .option("--no-ema", "use the raw parameters instead of their moving average")
+    .option("--target <target>", "where to sample (default: the target the run trained on; checkpoints are the same on every target)", choice("--target", TARGETS))
     .requiredOption("-o, --output <png>", "the PNG file to write")
     .showHelpAfterError("(run 'ulc sample --help' for usage)")
     .addHelpText("after", "\nExample:\n  ulc sample runs/tiny --n 64 --steps 100 -o runs/tiny/samples.png")
@@ -181,6 +185,7 @@ export function buildProgram(io: CliIo, finish: (code: number) => void): Command
     .option("--batch <b>", "examples per call", positiveInt("--batch"), 64)
     .option("--seed <s>", "keys the sampling noise", nonNegativeInt("--seed"), 0)
     .option("--no-ema", "use the raw parameters instead of their moving average")
+    .option("--target <target>", "where to evaluate (default: the target the run trained on)", choice("--target", TARGETS))
     .showHelpAfterError("(run 'ulc eval --help' for usage)")
     .addHelpText("after", "\nExample:\n  ulc eval runs/tiny --classifier runs/classifier")
     .action(async function (this: Command, dir: string, options: EvalCommandOptions) {

@@ -9,7 +9,7 @@ import { decode, sampleCalls, sampleImages, samplePrior, type Sampler } from "..
 import type { HostTensor } from "../runtime/session.js";
 import { CheckpointError, readCheckpoint } from "../train/checkpoint.js";
 import { DeviceUnavailableError, openSession, type OpenedSession } from "../train/open-session.js";
-import { readRunConfig, RunError, type RunConfig } from "../train/run.js";
+import { readRunConfig, RunError, type RunConfig, type TargetChoice } from "../train/run.js";
 import { EXIT } from "./args.js";
 import { checkAndLower } from "./build.js";
 import type { CliIo } from "./io.js";
@@ -21,6 +21,7 @@ export interface SampleCommandOptions {
   readonly sampler: Sampler;
   readonly seed: number;
   readonly ema: boolean;
+  readonly target?: TargetChoice;
   readonly output: string;
 }
 
@@ -32,11 +33,21 @@ export interface LoadedRun {
   readonly usesEma: boolean;
 }
 
+export interface LoadOptions {
+  readonly batch: number;
+  /** Keys the entries' noise. */
+  readonly seed: number;
+  /** Load the parameters' moving average, when the checkpoint has one. */
+  readonly ema: boolean;
+  /** The target to run on (default: the one the run trained on); checkpoints are the same on every target. */
+  readonly target?: TargetChoice;
+}
+
 /**
- * A run's model rebuilt at `batch` with its checkpoint loaded, ready for plain entries; `seed` keys the
- * entries' noise. Returns an exit code when the run cannot be loaded (the reason is printed).
+ * A run's model rebuilt at `batch` with its checkpoint loaded, ready for plain entries. Returns an exit code
+ * when the run cannot be loaded (the reason is printed).
  */
-export async function loadRun(dir: string, batch: number, seed: number, ema: boolean, io: CliIo, command: string): Promise<LoadedRun | number> {
+export async function loadRun(dir: string, { batch, seed, ema, target }: LoadOptions, io: CliIo, command: string): Promise<LoadedRun | number> {
   let config: RunConfig, checkpoint: ReturnType<typeof readCheckpoint>;
   try {
     config = readRunConfig(dir);
@@ -52,7 +63,7 @@ export async function loadRun(dir: string, batch: number, seed: number, ema: boo
   if (typeof program === "number") return program;
   let opened: OpenedSession;
   try {
-    opened = await openSession(program, config.target, { seed, hypers: config.hypers });
+    opened = await openSession(program, target ?? config.target, { seed, hypers: config.hypers });
   } catch (e) {
     if (!(e instanceof DeviceUnavailableError)) throw e;
     io.stderr.write(`ulc ${command}: ${e.message}\n`);
@@ -85,7 +96,7 @@ export interface ImageSampler {
   close(): void;
 }
 
-export async function imageSampler(run: LoadedRun, batch: number, options: Pick<SampleCommandOptions, "steps" | "sampler" | "seed" | "ema">, io: CliIo, command: string): Promise<ImageSampler | number> {
+export async function imageSampler(run: LoadedRun, batch: number, options: Pick<SampleCommandOptions, "steps" | "sampler" | "seed" | "ema" | "target">, io: CliIo, command: string): Promise<ImageSampler | number> {
   const base = { steps: options.steps, sampler: options.sampler };
   const step = options.sampler === "ddpm" ? "prior_step" : "prior_ddim_step";
   if (!run.program.entries.some((e) => e.name === step)) {
@@ -99,7 +110,7 @@ export async function imageSampler(run: LoadedRun, batch: number, options: Pick<
       close: () => {},
     };
   }
-  const stage1 = await loadRun(run.config.latentsFrom, batch, options.seed, options.ema, io, command);
+  const stage1 = await loadRun(run.config.latentsFrom, { batch, seed: options.seed, ema: options.ema, ...(options.target && { target: options.target }) }, io, command);
   if (typeof stage1 === "number") return stage1;
   return {
     describe: `stage 2 over ${run.config.latentsFrom}'s decoder`,
@@ -114,7 +125,7 @@ export async function imageSampler(run: LoadedRun, batch: number, options: Pick<
 }
 
 export async function runSample(dir: string, options: SampleCommandOptions, io: CliIo): Promise<number> {
-  const run = await loadRun(dir, options.n, options.seed, options.ema, io, "sample");
+  const run = await loadRun(dir, { batch: options.n, seed: options.seed, ema: options.ema, ...(options.target && { target: options.target }) }, io, "sample");
   if (typeof run === "number") return run;
   const sampler = await imageSampler(run, options.n, options, io, "sample");
   try {

@@ -10,9 +10,9 @@ import { CheckpointError, writeFileAtomic } from "../train/checkpoint.js";
 import { DataError, loadImages } from "../train/data.js";
 import { entryOutputs } from "../train/evaluate.js";
 import { DivergedError, trainLoop } from "../train/loop.js";
-import { DeviceUnavailableError, openSession, type OpenedSession } from "../train/open-session.js";
+import { DeviceUnavailableError, openSession, resolveTarget, type OpenedSession } from "../train/open-session.js";
 import { writeLossCurve } from "../train/plot.js";
-import { readMetrics, readRunConfig, resolveData, RUN_FILE, RUN_FORMAT, RunError, writeRunConfig, type RunConfig, type Target } from "../train/run.js";
+import { readMetrics, readRunConfig, resolveData, RUN_FILE, RUN_FORMAT, RunError, writeRunConfig, type RunConfig, type TargetChoice } from "../train/run.js";
 import { EXIT } from "./args.js";
 import { checkAndLower } from "./build.js";
 import type { CliIo } from "./io.js";
@@ -25,7 +25,7 @@ export interface TrainCommandOptions {
   readonly lr?: number;
   readonly seed: number;
   readonly set?: Record<string, number>;
-  readonly target: Target;
+  readonly target: TargetChoice;
   readonly out?: string;
   readonly resume?: boolean;
   readonly emaDecay: number;
@@ -41,8 +41,8 @@ const RECORDED: readonly (keyof TrainCommandOptions)[] = ["data", "batch", "seed
 
 class UsageError extends Error {}
 
-/** The run to train: a new one from the flags, or the recorded one when resuming. */
-function runConfig(file: string, options: TrainCommandOptions, given: ReadonlySet<string>, dir: string): RunConfig {
+/** The run to train: a new one from the flags (`--target auto` resolved), or the recorded one when resuming. */
+async function runConfig(file: string, options: TrainCommandOptions, given: ReadonlySet<string>, dir: string): Promise<RunConfig> {
   if (options.resume) {
     if (!existsSync(join(dir, RUN_FILE))) throw new UsageError(`--resume: ${dir} holds no run to resume (no ${RUN_FILE})`);
     const config = readRunConfig(dir);
@@ -64,7 +64,7 @@ function runConfig(file: string, options: TrainCommandOptions, given: ReadonlySe
     hypers: options.set ?? {},
     optimizer: options.lr === undefined ? {} : { lr: options.lr },
     emaDecay: options.emaDecay,
-    target: options.target,
+    target: await resolveTarget(options.target),
     ...(options.latentsFrom && { latentsFrom: resolve(options.latentsFrom) }),
   };
 }
@@ -85,7 +85,7 @@ async function stage1Latents(config: RunConfig, dir: string, entry: Program["ent
     return tensorData(source, rows.data as Float32Array, rows.shape[0]!, entry);
   }
   const { loadRun } = await import("./sample.js");
-  const stage1 = await loadRun(config.latentsFrom!, config.batch, config.seed, true, io, "train");
+  const stage1 = await loadRun(config.latentsFrom!, { batch: config.batch, seed: config.seed, ema: true, target: config.target }, io, "train");
   if (typeof stage1 === "number") throw new UsageError(`--latents-from ${config.latentsFrom}: the stage-1 run cannot be loaded (above)`);
   try {
     const encode = stage1.program.entries.find((e) => e.name === "encode");
@@ -124,7 +124,7 @@ export async function runTrain(file: string, options: TrainCommandOptions, given
   const dir = resolve(options.out ?? join("runs", file.replace(/^.*\//, "").replace(/\.ul$/, "")));
   let config: RunConfig, data: TrainingData, program: Program | number;
   try {
-    config = runConfig(file, options, given, dir);
+    config = await runConfig(file, options, given, dir);
     if (config.bindings.B !== undefined) throw new UsageError("the batch is --batch, not --bind B=...");
     program = checkAndLower(file, { ...config.bindings, B: config.batch }, config.modelName, io, "train");
     if (typeof program === "number") return program;

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // Embeds source files the compiler emits into TypeScript modules, so the renderers work wherever the compiled
 // JavaScript runs (dist/, a browser bundle) without reading files: the WGSL kernel templates
-// (backends/wgsl/templates/*.hbs -> templates.generated.ts) and the CUDA target's C++ sources
-// (backends/cuda/cpp/* -> sources.generated.ts). `npm run build` runs it first (the `prebuild` script); a test
+// (backends/wgsl/templates/*.hbs -> templates.generated.ts) and the native targets' C++ sources
+// (backends/{native,cuda,cpu}/cpp/* -> sources.generated.ts). `npm run build` runs it first (the `prebuild` script); a test
 // checks that the generated files are current.
 //
 //   node scripts/embed-templates.mjs          # (re)write the generated files
@@ -15,7 +15,9 @@ const root = dirname(dirname(fileURLToPath(import.meta.url)));
 
 const SETS = [
   { dir: "backends/wgsl/templates", pattern: /\.hbs$/, out: "backends/wgsl/templates.generated.ts", name: "TEMPLATES", what: "the templates" },
+  { dir: "backends/native/cpp", pattern: /\.h$/, out: "backends/native/sources.generated.ts", name: "SOURCES", what: "the sources" },
   { dir: "backends/cuda/cpp", pattern: /\.(cu|cuh|h)$/, out: "backends/cuda/sources.generated.ts", name: "SOURCES", what: "the sources" },
+  { dir: "backends/cpu/cpp", pattern: /\.(cpp|h)$/, out: "backends/cpu/sources.generated.ts", name: "SOURCES", what: "the sources" },
 ];
 
 export function generated(set) {

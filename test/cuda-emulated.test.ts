@@ -1,14 +1,15 @@
 // The CUDA target without a GPU: the generated .cu files and the C++ host runtime, compiled by g++ with
 // backends/cuda/cpp/ulc_emulate.h (blocks, threads, warp shuffles and __syncthreads on the CPU), driven through
-// the same CudaSession as on a GPU (the suites: test/support/cuda.ts), against the reference interpreter.
+// the same native session as on a GPU (the suites: test/support/native.ts), against the reference interpreter.
 import { spawnSync } from "node:child_process";
 import { describe, expect, test } from "vitest";
 import { lowerProgram } from "../compiler/lower.js";
-import { CudaSession } from "../runtime/cuda/session.js";
+import { NativeSession } from "../runtime/native/session.js";
 import { ReferenceSession } from "../runtime/reference.js";
-import { asF64, cudaSuites, entryInputs, near } from "./support/cuda.js";
+import { cudaTarget } from "./support/cuda.js";
+import { asF64, entryInputs, near, nativeSuites } from "./support/native.js";
 
-cudaSuites("emulated");
+nativeSuites(cudaTarget("emulated"));
 
 describe("ulc build --target cuda", () => {
   test("writes a directory whose Makefile builds the emulated program, which computes what the reference does", async () => {
@@ -25,7 +26,7 @@ describe("ulc build --target cuda", () => {
       const make = spawnSync("make", ["-C", dir, "-j2", "emulate"], { encoding: "utf8" });
       expect(make.status, make.stderr).toBe(0);
       const manifest = JSON.parse(readFileSync(path.join(dir, "manifest.json"), "utf8"));
-      const session = await CudaSession.start(path.join(dir, "ulc_program_emulated"), dir, manifest, { seed: 6 });
+      const session = await NativeSession.start(path.join(dir, "ulc_program_emulated"), dir, manifest, { seed: 6 });
       try {
         const program = lowerProgram("models/classifier.ul", { bindings: { B: 1 } });
         const x = entryInputs(program, "logits");

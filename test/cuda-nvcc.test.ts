@@ -6,7 +6,7 @@ import { describe, expect, test } from "vitest";
 import { emitCuda } from "../backends/cuda/program.js";
 import { lowerProgram } from "../compiler/lower.js";
 import { compileCuda, CudaError, detectArch, pruneCache, type Compiled } from "../runtime/cuda/compile.js";
-import { CudaSession } from "../runtime/cuda/session.js";
+import { NativeSession } from "../runtime/native/session.js";
 
 const nvcc = process.env.ULC_NVCC ?? "nvcc";
 const hasNvcc = spawnSync(nvcc, ["--version"]).status === 0;
@@ -28,7 +28,7 @@ describe.skipIf(!hasNvcc)("nvcc builds the CUDA target", () => {
   test.skipIf(detectArch() !== undefined)("without a GPU the program says so", async () => {
     const { binary, dir } = await build("ul_tiny");
     const manifest = emitCuda(lowerProgram("models/ul_tiny.ul", { bindings: { B: 8 } })).manifest;
-    await expect(CudaSession.start(binary, dir, manifest, { seed: 1 })).rejects.toThrow(/no CUDA GPU is usable here/);
+    await expect(NativeSession.start(binary, dir, manifest, { seed: 1 })).rejects.toThrow(/no CUDA GPU is usable here/);
   }, 600_000);
 
   test("an architecture nvcc does not know, a malformed one, and a missing nvcc are plain errors", async () => {

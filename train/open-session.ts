@@ -1,12 +1,14 @@
-// A Session for a lowered Program on the chosen target. WebGPU opens the best adapter: a real GPU when there is
-// one, Mesa's software Vulkan (lavapipe) otherwise. CUDA builds the program with nvcc (cached) and drives its
-// host runtime; its errors (no nvcc, no GPU, out of memory) say so in words. CUDA builds the program with nvcc for the GPU it finds
-// (runtime/cuda); ULC_CUDA=emulated builds it with g++ and runs it on the CPU instead (slow: for tests).
+// A Session for a lowered Program on the chosen target:
+//  - cpu: the program built with g++ for this machine's processor (runtime/cpu; cached by content);
+//  - cuda: built with nvcc for the GPU it finds (runtime/cuda); ULC_CUDA=emulated builds it with g++ and runs it
+//    on the CPU instead (slow: for tests);
+//  - webgpu: the best adapter, a real GPU when there is one, Mesa's software Vulkan (lavapipe) otherwise;
+//  - auto: a real GPU when there is one (CUDA, else a WebGPU adapter that is not a software one), the CPU
+//    otherwise.
+// Their errors (no compiler, no GPU, out of memory) say so in words.
 import type { Program } from "../compiler/lower.js";
 import type { Session } from "../runtime/session.js";
-import { openDevice } from "../runtime/webgpu/device.js";
-import { WebGpuSession } from "../runtime/webgpu/session.js";
-import type { Target } from "./run.js";
+import type { Target, TargetChoice } from "./run.js";
 
 export interface OpenOptions {
   readonly seed: number;
@@ -16,6 +18,8 @@ export interface OpenOptions {
 
 export interface OpenedSession {
   readonly session: Session;
+  /** The target it runs on (`auto` resolved). */
+  readonly target: Target;
   /** The device in words, for the log. */
   readonly device: string;
   close(): void;
@@ -27,12 +31,30 @@ export class DeviceUnavailableError extends Error {}
 /** Error classes whose message already says what the device lacks. */
 async function isDeviceError(e: unknown): Promise<boolean> {
   const { WebGpuUnavailableError, WebGpuRequirementError } = await import("../runtime/webgpu/device.js");
-  const { CudaError } = await import("../runtime/cuda/compile.js");
-  return e instanceof WebGpuUnavailableError || e instanceof WebGpuRequirementError || e instanceof CudaError;
+  const { NativeError } = await import("../runtime/native/compile.js");
+  return e instanceof WebGpuUnavailableError || e instanceof WebGpuRequirementError || e instanceof NativeError;
+}
+
+/** `auto` as a target: CUDA where an NVIDIA GPU and nvcc are, else WebGPU on a hardware adapter, else the CPU. */
+export async function resolveTarget(choice: TargetChoice): Promise<Target> {
+  if (choice !== "auto") return choice;
+  const { spawnSync } = await import("node:child_process");
+  const { nvidiaGpuVisible } = await import("../runtime/cuda/compile.js");
+  if (nvidiaGpuVisible() && spawnSync(process.env.ULC_NVCC ?? "nvcc", ["--version"]).status === 0) return "cuda";
+  const { openDevice } = await import("../runtime/webgpu/device.js");
+  try {
+    const gpu = await openDevice({ label: "ulc probe" });
+    gpu.device.destroy();
+    if (!gpu.adapterInfo.isFallbackAdapter) return "webgpu";
+  } catch {
+    // No WebGPU here at all: the CPU it is.
+  }
+  return "cpu";
 }
 
 /** A device that cannot run the target is reported as a DeviceUnavailableError. */
-export async function openSession(program: Program, target: Target, options: OpenOptions): Promise<OpenedSession> {
+export async function openSession(program: Program, choice: TargetChoice, options: OpenOptions): Promise<OpenedSession> {
+  const target = await resolveTarget(choice);
   try {
     return await openTarget(program, target, options);
   } catch (e) {
@@ -42,15 +64,20 @@ export async function openSession(program: Program, target: Target, options: Ope
 }
 
 async function openTarget(program: Program, target: Target, options: OpenOptions): Promise<OpenedSession> {
-  if (target === "cuda") {
-    const { CudaSession } = await import("../runtime/cuda/session.js");
-    const session = await CudaSession.fromProgram(program, { ...options, flavour: process.env.ULC_CUDA === "emulated" ? "emulated" : "cuda" });
-    return { session, device: `CUDA: ${session.device.device}`, close: () => session.dispose() };
+  if (target === "cpu" || target === "cuda") {
+    const session =
+      target === "cpu"
+        ? await (await import("../runtime/cpu/session.js")).openCpuSession(program, options)
+        : await (await import("../runtime/cuda/session.js")).openCudaSession(program, { ...options, flavour: process.env.ULC_CUDA === "emulated" ? "emulated" : "cuda" });
+    return { session, target, device: `${target === "cpu" ? "" : "CUDA: "}${session.device.device}`, close: () => session.dispose() };
   }
+  const { openDevice } = await import("../runtime/webgpu/device.js");
+  const { WebGpuSession } = await import("../runtime/webgpu/session.js");
   const gpu = await openDevice({ label: `ulc ${program.model}` });
   const session = await WebGpuSession.fromProgram(gpu.device, program, options);
   return {
     session,
+    target,
     device: `WebGPU: ${gpu.adapterInfo.name}${gpu.adapterInfo.isFallbackAdapter ? " (software)" : ""}`,
     close: () => {
       session.dispose();

@@ -6,7 +6,9 @@ import { join, resolve } from "node:path";
 import { writeFileAtomic } from "./checkpoint.js";
 
 export const RUN_FORMAT = "ulc-run/1";
-export type Target = "webgpu" | "cuda";
+export type Target = "webgpu" | "cuda" | "cpu";
+/** A target, or `auto`: a real GPU when there is one (CUDA, else WebGPU on a GPU adapter), the CPU otherwise. */
+export type TargetChoice = Target | "auto";
 
 export interface RunConfig {
   readonly format: typeof RUN_FORMAT;
@@ -27,6 +29,7 @@ export interface RunConfig {
   /** Optimizer argument overrides (`--lr`). */
   readonly optimizer: Readonly<Record<string, number>>;
   readonly emaDecay: number;
+  /** The target it trained on (`auto` resolved), which `--resume` keeps so that it continues bit for bit. */
   readonly target: Target;
   /** Stage 2: the stage-1 run whose frozen encoder makes the latents this model trains on. */
   readonly latentsFrom?: string;

@@ -1,5 +1,6 @@
 // A fused kernel (compiler/kernel/ir.ts) as a CUDA `__global__` function. Expressions come from the shared
-// C-like renderer (backends/c-like/expr.ts); what is CUDA's own is how a reduction is spread over threads:
+// C-like renderer (backends/c-like/expr.ts) in the C++ dialect the CPU target shares (backends/native/dialect.ts);
+// what is CUDA's own is how a reduction is spread over threads:
 //  - "thread": one thread per output element (element-wise kernels, short reductions, and reductions with
 //    enough outputs to fill the GPU);
 //  - "warp": a warp per output element, its 32 lanes striding over the terms, combined by shuffles
@@ -10,9 +11,9 @@
 // Warps and blocks sum in another order than the interpreter, within float32 rounding. Buffers hold float
 // (f32, f16, and bools as 0/1) or int (i32); index arithmetic is int, as in WGSL. Random streams read the
 // launch's {seed, step} from device memory, so a captured CUDA Graph replays with new values.
-import type { DType } from "../../compiler/ir.js";
-import type { Kernel, Sx } from "../../compiler/kernel/ir.js";
-import { C_BINARY, C_UNARY, call, calls, literal, renderSx, type Dialect } from "../c-like/expr.js";
+import type { Kernel } from "../../compiler/kernel/ir.js";
+import { literal, renderSx } from "../c-like/expr.js";
+import { CPP as CUDA, drawsRandom, STORAGE } from "../native/dialect.js";
 
 export const BLOCK_SIZE = 256;
 const WARP = 32;
@@ -30,44 +31,6 @@ export function strategy(k: Kernel): Strategy {
   const r = k.reduce;
   if (!r || r.count < 64 || k.size >= 65536) return "thread";
   return r.count >= 4096 && k.size <= 2048 ? "block" : "warp";
-}
-
-const STORAGE: Record<DType, "float" | "int"> = { f32: "float", f16: "float", bool: "float", i32: "int" };
-
-const CUDA: Dialect = {
-  // INT_MIN has no literal: -2147483648 is the negation of a long.
-  int: (v) => (v === -2147483648 ? "(-2147483647 - 1)" : String(v)),
-  float: (s) => `${s}f`,
-  bits: (b) => `__uint_as_float(0x${b.toString(16)}u)`,
-  unary: { ...C_UNARY, ...calls({ exp: "expf", log: "logf", sqrt: "sqrtf", rsqrt: "rsqrtf", sin: "sinf", cos: "cosf", tanh: "tanhf", abs: "fabsf", floor: "floorf" }) },
-  // fmaxf drops a NaN operand; the interpreter's Math.max propagates it (ulc_max, overloaded for int).
-  binary: { ...C_BINARY, maximum: call("ulc_max"), minimum: call("ulc_min") },
-  // Signed overflow and x / 0 are undefined in C++ (x / 0 traps on a CPU): wrap as the interpreter does,
-  // and x / 0 = x as in WGSL.
-  intBinary: { add: call("ulc_iadd"), sub: call("ulc_isub"), mul: call("ulc_imul"), div: call("ulc_idiv") },
-  absInt: call("abs"),
-  select: (c, a, b) => `(${c} ? ${a} : ${b})`,
-  toInt: (x) => `ulc_to_i32(${x})`,
-  toFloat: (x) => `(float)(${x})`,
-  toU32: (x) => `(unsigned)(${x})`,
-  random: (dist, key, at) => `ulc_${dist}(seed, step, ${key}u, ${at})`,
-};
-
-function usesRandom(x: Sx): boolean {
-  switch (x.k) {
-    case "random":
-      return true;
-    case "unary":
-    case "cast":
-      return usesRandom(x.x);
-    case "binary":
-    case "compare":
-      return usesRandom(x.a) || usesRandom(x.b);
-    case "select":
-      return usesRandom(x.c) || usesRandom(x.a) || usesRandom(x.b);
-    default:
-      return false;
-  }
 }
 
 export interface CudaKernel {
@@ -88,7 +51,7 @@ export const KERNEL_NAME = "NAME";
 export function renderKernelCuda(k: Kernel): CudaKernel {
   if (k.size > 2147483647) throw new Error(`${k.name} has ${k.size} elements: CUDA kernels index with int (at most 2^31 - 1)`);
   const inputs = k.inputs.map((i) => i.dtype);
-  const draws = usesRandom(k.body) || (k.reduce !== undefined && usesRandom(k.reduce.body));
+  const draws = drawsRandom(k);
   const buffers = [...k.inputs.map((i) => `const ${STORAGE[i.dtype]}*`), `${STORAGE[k.dtype]}*`];
   const params = [...buffers, ...(draws ? ["const unsigned*"] : [])];
   const names = [...k.inputs.map((_, i) => `in${i}`), "out", ...(draws ? ["rng"] : [])];

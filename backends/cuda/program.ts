@@ -1,14 +1,14 @@
 // `ulc build --target cuda`: a Program as a self-contained directory that nvcc turns into a runnable program.
 //   manifest.json   the Program's kernels per graph (backends/program.ts), which runtime/cuda reads
 //   program.cu      every distinct kernel, its launcher, and the table the host runtime looks kernels up in
-//   schedule.txt    what the host runtime loads: per graph its buffers (scratch offsets planned here with
-//                   compiler/memory.ts, or "pinned": placed by the driver) and its launches
-//   ulc_cuda.cuh, ulc_host.cu, ulc_emulate.h   device helpers, the host runtime, CUDA emulated on the CPU
+//   schedule.txt    what the host runtime loads (backends/native/schedule.ts)
+//   ulc_cuda.cuh, ulc_host.cu, ulc_emulate.h   device helpers, the host runtime's device, CUDA emulated on the CPU
+//   ulc_scalar.h, ulc_serve.h                  shared with the CPU target (backends/native/cpp)
 //   Makefile        `make` (ARCH=sm_XX) or `make emulate`, the commands of ./toolchain.ts
-import { size } from "../../compiler/ir.js";
 import type { Kernel } from "../../compiler/kernel/ir.js";
 import type { Program } from "../../compiler/lower.js";
-import { planMemory } from "../../compiler/memory.js";
+import { SOURCES as NATIVE_SOURCES } from "../native/sources.generated.js";
+import { scheduleTxt } from "../native/schedule.js";
 import { emitProgram, kernelBuffers, type Dispatch, type EmitOptions, type GraphManifest, type ProgramManifest } from "../program.js";
 import { KERNEL_NAME, renderKernelCuda, type CudaKernel } from "./kernel.js";
 import { SOURCES } from "./sources.generated.js";
@@ -28,11 +28,6 @@ export interface CudaBuild {
   /** Every file of the directory but manifest.json, by name. */
   readonly files: ReadonlyMap<string, string>;
 }
-
-/** Bytes per element on the device: every dtype is stored in 4 bytes (f32, i32; bools as 0/1 floats). */
-export const ELEMENT_BYTES = 4;
-/** Buffer offsets are multiples of this (CUDA's allocation granularity for coalesced access). */
-export const ALIGNMENT = 256;
 
 /** Identical kernels (same code and launch shape) across every graph become one function. */
 class Functions {
@@ -74,32 +69,6 @@ function programCu(model: string, functions: Functions): string {
   return parts.join("\n");
 }
 
-/** Scratch offsets of a graph's intermediates: liveness over its launches, greedy best fit (compiler/memory.ts). */
-export function planScratch(g: GraphManifest): { offsets: Map<number, number>; bytes: number } {
-  const bytes = new Map(g.buffers.map((b) => [b.id, size(b.shape) * ELEMENT_BYTES]));
-  const pinned = new Set(g.buffers.filter((b) => b.role !== "intermediate").map((b) => b.id));
-  const steps = g.dispatches.map((d) => {
-    const out = d.buffers.at(-1)!;
-    return { produces: [{ id: out, bytes: bytes.get(out)! }], reads: d.buffers.slice(0, -1) };
-  });
-  const plan = planMemory(steps, { pinned, alignment: ALIGNMENT });
-  return { offsets: plan.offsets, bytes: plan.arenaBytes };
-}
-
-/** The host runtime's schedule: graphs in manifest order (init, ema, then the entries). */
-function scheduleTxt(manifest: CudaManifest): string {
-  const graphs: [string, CudaGraphManifest][] = [["init", manifest.init], ["ema", manifest.ema], ...manifest.entries.map((e): [string, CudaGraphManifest] => [e.name, e])];
-  const plans = graphs.map(([, g]) => planScratch(g));
-  const lines = ["ulc-cuda-schedule 1", `scratch ${Math.max(0, ...plans.map((p) => p.bytes))}`, `graphs ${graphs.length}`];
-  graphs.forEach(([name, g], i) => {
-    const index = new Map(g.buffers.map((b, j) => [b.id, j]));
-    lines.push(`graph ${name} ${g.buffers.length} ${g.dispatches.length}`);
-    lines.push(g.buffers.map((b) => (b.role === "intermediate" ? plans[i]!.offsets.get(b.id)! : -1)).join(" "));
-    for (const d of g.dispatches) lines.push(`launch ${d.kernel} ${d.buffers.length} ${d.buffers.map((b) => index.get(b)!).join(" ")}`);
-  });
-  return lines.join("\n") + "\n";
-}
-
 /**
  * CUDA has no limit like WebGPU's 8 storage buffers per stage: a kernel may read this many buffers before
  * fusion splits it, which keeps its parameter list (and the registers its loads need) modest.
@@ -109,11 +78,12 @@ export const MAX_INPUTS = 32;
 /** A Program as a CUDA build directory. Kernels are never tiled: CUDA renders every kernel a thread (or warp, or block) per output. */
 export function emitCuda(program: Program, options: Pick<EmitOptions, "maxInputs"> & { arch?: string } = {}): CudaBuild {
   const functions = new Functions();
-  const manifest = emitProgram(program, "cuda", (k) => functions.add(k), { maxInputs: options.maxInputs ?? MAX_INPUTS });
+  const manifest = emitProgram(program, "cuda", { kernel: (k) => functions.add(k) }, { maxInputs: options.maxInputs ?? MAX_INPUTS });
   const files = new Map<string, string>([
     ["program.cu", programCu(program.model, functions)],
     ["schedule.txt", scheduleTxt(manifest)],
     ["Makefile", makefile(options.arch ?? DEFAULT_ARCH)],
+    ...Object.entries(NATIVE_SOURCES),
     ...Object.entries(SOURCES),
   ]);
   return { manifest, files };

@@ -2,7 +2,6 @@
 // buffers exist and which kernels run in which order with which buffers bound (backends/program.ts);
 // kernels/*.wgsl hold the shaders. The WebGPU runtime needs nothing else, in Node or in a browser.
 import type { Graph } from "../../compiler/ir.js";
-import type { Kernel } from "../../compiler/kernel/ir.js";
 import type { Program } from "../../compiler/lower.js";
 import * as P from "../program.js";
 import { renderKernelWgsl, type WgslKernelOptions } from "./kernel.js";
@@ -55,10 +54,12 @@ export const TILINGS: Readonly<Record<"gpu" | "cpu" | "none", WgslTiling>> = {
   none: {},
 };
 
-function dispatcher(files: KernelFiles, options: WgslKernelOptions): (k: Kernel) => DispatchEntry {
-  return (k) => {
-    const { code, workgroups } = renderKernelWgsl(k, options);
-    return { kernel: files.add(code), workgroups, buffers: P.kernelBuffers(k) };
+function dispatcher(files: KernelFiles, options: WgslKernelOptions): P.Renderer<DispatchEntry> {
+  return {
+    kernel: (k) => {
+      const { code, workgroups } = renderKernelWgsl(k, options);
+      return { kernel: files.add(code), workgroups, buffers: P.kernelBuffers(k) };
+    },
   };
 }
 

@@ -1,6 +1,6 @@
 // ulc's CUDA train steps against PyTorch's on the same GPU: the `fit` step of ul_tiny and ul_small (forward,
 // backward, Adam) at one batch size. Ours is timed two ways: device time per replay of the step's CUDA Graph
-// (CUDA events around many replays, CudaSession.timeTrainStep) and the wall time of CudaSession.trainStep as
+// (CUDA events around many replays, NativeSession.timeTrainStep) and the wall time of NativeSession.trainStep as
 // the training loop sees it (upload of the batch, the replay, the metrics read back). The peer
 // (bench/gpu/peer.py, the same models in PyTorch with the same parameter count) runs eager and under
 // torch.compile(mode="reduce-overhead"). Memory: our whole device arena against torch.cuda.max_memory_allocated.
@@ -26,7 +26,7 @@ const python = process.env.ULC_PYTHON ?? "python3";
 const dist = (p) => pathToFileURL(join(ROOT, "dist", p)).href;
 
 const { lowerProgram } = await import(dist("compiler/lower.js"));
-const { CudaSession } = await import(dist("runtime/cuda/session.js"));
+const { openCudaSession } = await import(dist("runtime/cuda/session.js"));
 const { randomUniform } = await import(dist("runtime/random.js"));
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -46,7 +46,7 @@ let device = "";
 for (const model of ["ul_tiny", "ul_small"]) {
   const program = lowerProgram(join(ROOT, "models", `${model}.ul`), { bindings: { B: batch } });
   const started = performance.now();
-  const session = await CudaSession.fromProgram(program, { seed: 0, flavour: emulated ? "emulated" : "cuda" });
+  const session = await openCudaSession(program, { seed: 0, flavour: emulated ? "emulated" : "cuda" });
   const setup = performance.now() - started;
   device = session.device.device;
   try {
@@ -81,7 +81,7 @@ const lines = [
   "## CUDA train steps: ulc vs PyTorch",
   "",
   `GPU: ${device}. Batch ${batch}; median of ${steps} steps after 5 (ours) or 10 (PyTorch) warm-up steps. Measured ${new Date().toISOString().slice(0, 10)} on ${machine()}.`,
-  "`ours replay` is device time per replay of the step's CUDA Graph (CUDA events); `ours step` is `CudaSession.trainStep` wall time (batch upload, replay, metrics read back). PyTorch times are wall time per synchronised step (bench/gpu/peer.py: the same models, parameter for parameter). `÷` is PyTorch's time over our replay. Memory: our whole arena (parameters, Adam state, EMA, two slots each, inputs and planned intermediates) against PyTorch's peak allocated.",
+  "`ours replay` is device time per replay of the step's CUDA Graph (CUDA events); `ours step` is `NativeSession.trainStep` wall time (batch upload, replay, metrics read back). PyTorch times are wall time per synchronised step (bench/gpu/peer.py: the same models, parameter for parameter). `÷` is PyTorch's time over our replay. Memory: our whole arena (parameters, Adam state, EMA, two slots each, inputs and planned intermediates) against PyTorch's peak allocated.",
   "",
   "| model | params | ours replay ms | ours step ms | PyTorch eager ms | ÷ | PyTorch compiled ms | ÷ | ours arena MiB | PyTorch peak MiB |",
   "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",

@@ -1,9 +1,10 @@
-// The driver's end of the host runtime's protocol (backends/cuda/cpp/ulc_host.cu, `serve` mode): requests are
+// The driver's end of the native host runtimes' protocol (backends/native/cpp/ulc_serve.h, `serve` mode): requests are
 // written to the program's stdin, replies read from its stdout, one request at a time. When the program dies
 // (a crash, or a device it could not open) the next reply fails with what it wrote on stderr.
 import { spawn, type ChildProcessByStdio } from "node:child_process";
+import { readFileSync } from "node:fs";
 import type { Readable, Writable } from "node:stream";
-import { CudaError } from "./compile.js";
+import { NativeError } from "./compile.js";
 
 const enum Op {
   INFO = 1,
@@ -67,7 +68,10 @@ export class HostProcess {
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(binary: string, dir: string) {
-    this.child = spawn(binary, ["serve", dir], { stdio: ["pipe", "pipe", "pipe"] });
+    // OpenMP threads that spin between parallel loops starve every other thread of a busy machine (measured:
+    // a ul_tiny step 5x slower beside one other process on 2 cores): they sleep unless the user says otherwise.
+    const env = { OMP_WAIT_POLICY: "PASSIVE", ...process.env };
+    this.child = spawn(binary, ["serve", dir], { stdio: ["pipe", "pipe", "pipe"], env });
     this.child.stdout.on("data", (d: Buffer) => {
       this.chunks.push(d);
       this.buffered += d.length;
@@ -75,10 +79,10 @@ export class HostProcess {
     });
     this.child.stderr.on("data", (d: Buffer) => (this.stderr += d.toString()));
     this.child.stdin.on("error", () => {}); // a dead program: reported by the pending read
-    this.child.on("error", (e) => this.end(new CudaError(`cannot start ${binary}: ${e.message}`)));
+    this.child.on("error", (e) => this.end(new NativeError(`cannot start ${binary}: ${e.message}`)));
     this.child.on("close", (code, signal) => {
       const why = this.stderr.trim() || `it exited with ${signal ?? `code ${code}`}`;
-      this.end(new CudaError(`the CUDA runtime (${binary}) stopped: ${why}`));
+      this.end(new NativeError(`the host runtime (${binary}) stopped: ${why}`));
     });
   }
 
@@ -115,7 +119,7 @@ export class HostProcess {
       if (this.ended) throw this.ended;
       this.child.stdin.write(m.toBuffer());
       const status = (await this.take(4)).readUInt32LE();
-      if (status !== 0) throw new CudaError(await this.string());
+      if (status !== 0) throw new NativeError(await this.string());
       return reply();
     });
     this.queue = next.catch(() => {});
@@ -170,10 +174,20 @@ export class HostProcess {
     });
   }
 
-  /** Milliseconds per replay of the graph's CUDA Graph, over `repeats` replays (device time). */
+  /** Milliseconds per run of the graph over `repeats` runs, timed by the device (a CUDA Graph's replays, a CPU's clock). */
   time(graph: number, seed: number, step: number, pinned: readonly number[], repeats: number): Promise<number> {
     const m = this.graphFields(new Message().u32(Op.TIME), graph, seed, step, pinned).u32(repeats);
     return this.request(m, async () => (await this.take(8)).readDoubleLE());
+  }
+
+  /** The process's peak resident memory in bytes (Linux: VmHWM in /proc), or undefined where it cannot be read. */
+  peakResidentBytes(): number | undefined {
+    try {
+      const kib = /VmHWM:\s*(\d+) kB/.exec(readFileSync(`/proc/${this.child.pid}/status`, "utf8"))?.[1];
+      return kib === undefined ? undefined : Number(kib) * 1024;
+    } catch {
+      return undefined;
+    }
   }
 
   /** Asks the program to exit; the process is killed if it does not. */

@@ -1,36 +1,25 @@
-// CudaSession: a Program on the CUDA host runtime (backends/cuda/cpp/ulc_host.cu), which this class starts and
-// drives (./host.ts). The same class runs the program built by nvcc on a GPU or built by g++ on the CPU with
-// CUDA emulated, which is how the tests check the CUDA kernels and runtime against the reference interpreter.
+// NativeSession: a Program on a native host runtime (backends/native/cpp/ulc_serve.h with the CUDA device or the
+// CPU one), which this class starts and drives (./host.ts). runtime/cuda and runtime/cpu build the program and
+// start a session on it; everything after the build is the same for both targets.
 //
 // The arena's fixed part, laid out here: two slots for every piece of training state (each parameter, its
 // optimizer state and its moving average), and an I/O region where each graph finds its other inputs (data,
 // hypers, optimizer arguments) and its other outputs. A graph reads state from the current slots and writes
 // its new values to the other ones, which then become current: no copies, and a step's CUDA Graph is
-// captured once per placement (two, alternating). Parameters and the protocol of graph inputs and outputs
+// captured once per placement (two, alternating) on a GPU. Parameters and the protocol of graph inputs and outputs
 // are those of the reference session (runtime/reference.ts, compiler/names.ts).
-import { ALIGNMENT, ELEMENT_BYTES, emitCuda, planScratch, type CudaGraphManifest, type CudaManifest } from "../../backends/cuda/program.js";
-import { DEFAULT_ARCH, type Flavour } from "../../backends/cuda/toolchain.js";
-import type { BufferEntry } from "../../backends/program.js";
+import { ALIGNMENT, ELEMENT_BYTES, planScratch } from "../../backends/native/schedule.js";
+import type { BufferEntry, GraphManifest, ProgramManifest } from "../../backends/program.js";
 import { size, type DType } from "../../compiler/ir.js";
-import type { Program } from "../../compiler/lower.js";
 import { NAMES } from "../../compiler/names.js";
 import type { HostTensor, InputTensor, Session, TrainingState } from "../session.js";
 import { checkState } from "../training-state.js";
-import { compileCuda, CudaError, detectArch, nvidiaGpuVisible } from "./compile.js";
 import { HostProcess, type DeviceInfo } from "./host.js";
 
-export { CudaError } from "./compile.js";
-
-export interface CudaSessionOptions {
+export interface NativeSessionOptions {
   readonly seed: number;
   readonly hypers?: Readonly<Record<string, number>>;
   readonly optimizer?: Readonly<Record<string, number>>;
-  /** "cuda": nvcc and a GPU (the default); "emulated": g++ and the CPU. */
-  readonly flavour?: Flavour;
-  /** The GPU architecture to build for (default: GPU 0's, else sm_90). */
-  readonly arch?: string;
-  /** Where built programs are cached. */
-  readonly cacheDir?: string;
 }
 
 function align(x: number): number {
@@ -44,13 +33,13 @@ interface Slot {
   current: 0 | 1;
 }
 
-type EntryManifest = CudaManifest["entries"][number];
+type EntryManifest = ProgramManifest["entries"][number];
 
 /** A graph as the session runs it. */
 interface Plan {
   /** Its index in the host runtime's schedule. */
   readonly index: number;
-  readonly graph: CudaGraphManifest;
+  readonly graph: GraphManifest;
   /** Set for an entry's graph. */
   readonly entry?: EntryManifest;
   /** The graph's pinned buffers (all but intermediates), in schedule order. */
@@ -71,7 +60,7 @@ function decode(dtype: DType, bytes: Buffer): Float32Array | Int32Array {
   return dtype === "i32" ? new Int32Array(copy) : new Float32Array(copy);
 }
 
-export class CudaSession implements Session {
+export class NativeSession implements Session {
   step = 0;
   private readonly slots = new Map<string, Slot>();
   /** Optimizer state that exists (zeros until a train step or an import makes it). */
@@ -89,9 +78,9 @@ export class CudaSession implements Session {
     /** The program and its build directory. */
     readonly binary: string,
     readonly dir: string,
-    readonly manifest: CudaManifest,
+    readonly manifest: ProgramManifest,
     readonly device: DeviceInfo,
-    readonly options: CudaSessionOptions,
+    readonly options: NativeSessionOptions,
   ) {
     for (const name of Object.keys(options.hypers ?? {}))
       if (!manifest.hypers.some((h) => h.name === name)) throw new Error(`model ${manifest.model} has no hyper '${name}' (it has ${manifest.hypers.map((h) => h.name).join(", ") || "none"})`);
@@ -114,7 +103,7 @@ export class CudaSession implements Session {
     // The I/O region is shared: graphs run one at a time.
     const ioBase = end;
     let ioEnd = ioBase;
-    type Graph = [string, CudaGraphManifest, Map<string, string>, EntryManifest?];
+    type Graph = [string, GraphManifest, Map<string, string>, EntryManifest?];
     const graphs: Graph[] = [
       ["init", manifest.init, new Map(manifest.params.map((p) => [p.name, NAMES.newParam(p.name)]))],
       ["ema", manifest.ema, new Map(manifest.params.map((p) => [NAMES.ema(p.name), NAMES.ema(p.name)]))],
@@ -144,24 +133,12 @@ export class CudaSession implements Session {
     this.arenaBytes = ioEnd + ALIGNMENT + scratch;
   }
 
-  /** Builds the program (cached), starts it, and initialises the parameters with the init graph. */
-  static async fromProgram(program: Program, options: CudaSessionOptions): Promise<CudaSession> {
-    const flavour = options.flavour ?? "cuda";
-    const detected = flavour === "cuda" ? detectArch() : undefined;
-    if (flavour === "cuda" && !nvidiaGpuVisible(detected))
-      throw new CudaError("no NVIDIA GPU here (nvidia-smi lists none, and the driver shows none in /proc/driver/nvidia/gpus): use --target webgpu, or ULC_CUDA=emulated to run the CUDA build on the CPU");
-    const arch = options.arch ?? detected ?? DEFAULT_ARCH;
-    const build = emitCuda(program, { arch });
-    const compiled = await compileCuda(build, { flavour, arch, ...(options.cacheDir !== undefined && { cacheDir: options.cacheDir }) });
-    return CudaSession.start(compiled.binary, compiled.dir, build.manifest, options);
-  }
-
   /** Starts a built program (`binary` serving the build directory `dir`) and initialises its parameters. */
-  static async start(binary: string, dir: string, manifest: CudaManifest, options: CudaSessionOptions): Promise<CudaSession> {
+  static async start(binary: string, dir: string, manifest: ProgramManifest, options: NativeSessionOptions): Promise<NativeSession> {
     const host = new HostProcess(binary, dir);
     try {
       const device = await host.info();
-      const s = new CudaSession(host, binary, dir, manifest, device, options);
+      const s = new NativeSession(host, binary, dir, manifest, device, options);
       await host.alloc(s.fixedBytes);
       await s.execute(s.plans.get("init")!, new Map(), 0, []);
       return s;
@@ -320,12 +297,27 @@ export class CudaSession implements Session {
     this.step = state.step;
   }
 
-  /** Device milliseconds per replay of a train entry's CUDA Graph with these inputs; the state is unchanged. */
+  /** Milliseconds per run of a train entry with these inputs, timed by the device (HostProcess.time); the state is unchanged. */
   async timeTrainStep(name: string, data: ReadonlyMap<string, InputTensor>, repeats: number): Promise<number> {
     const { plan, values, training } = this.trainInputs(name, data, this.step + 1);
     await this.startStates(training);
+    return this.timeGraph(plan, values, this.step + 1, repeats);
+  }
+
+  /** Milliseconds per run of a plain entry with these inputs, timed by the device. */
+  async timeRun(name: string, data: ReadonlyMap<string, InputTensor>, repeats: number): Promise<number> {
+    const plan = this.entry(name);
+    return this.timeGraph(plan, this.inputsFor(plan.entry, data), this.step, repeats);
+  }
+
+  private async timeGraph(plan: Plan, values: ReadonlyMap<string, Uint8Array>, step: number, repeats: number): Promise<number> {
     for (const b of plan.pinned) if (b.role === "input" && plan.io.has(b.id)) await this.host.write(plan.io.get(b.id)!, values.get(b.name!)!);
-    return this.host.time(plan.index, this.options.seed, this.step + 1, plan.pinned.map((b) => this.where(plan, b)), repeats);
+    return this.host.time(plan.index, this.options.seed, step, plan.pinned.map((b) => this.where(plan, b)), repeats);
+  }
+
+  /** The host process's peak resident memory in bytes (Linux: VmHWM), or undefined where it cannot be read. */
+  peakResidentBytes(): number | undefined {
+    return this.host.peakResidentBytes();
   }
 
   dispose(): void {

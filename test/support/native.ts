@@ -1,14 +1,14 @@
-// The CUDA target's test suites, run on the CPU emulation (test/cuda-emulated.test.ts) and on a GPU
-// (test/cuda-gpu.test.ts, by `npm run test:gpu`): fused graphs and every kernel of the models, through the same
-// CudaSession and host runtime, against the reference interpreter in float32.
+// The native targets' test suites: the CPU target (test/cpu.test.ts), and the CUDA target on its CPU emulation
+// (test/cuda-emulated.test.ts) and on a GPU (test/cuda-gpu.test.ts, by `npm run test:gpu`): fused graphs and
+// every kernel of the models, through the native session and host runtime, against the reference interpreter in
+// float32.
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import type { Flavour } from "../../backends/cuda/toolchain.js";
 import { GraphBuilder, type Graph } from "../../compiler/ir.js";
 import { lowerProgram, type Program } from "../../compiler/lower.js";
 import { memoryStats } from "../../compiler/memory.js";
-import { HostProcess } from "../../runtime/cuda/host.js";
-import { CudaSession } from "../../runtime/cuda/session.js";
+import { HostProcess } from "../../runtime/native/host.js";
+import type { NativeSession } from "../../runtime/native/session.js";
 import { interpret } from "../../runtime/interpreter.js";
 import { randomNormal, randomUniform } from "../../runtime/random.js";
 import { ReferenceSession } from "../../runtime/reference.js";
@@ -77,7 +77,7 @@ export function asF64(inputs: ReadonlyMap<string, InputTensor>) {
  * Plain entries that, with the train entries and the init and ema graphs, launch every distinct kernel of
  * the program: entries that add kernels, the most first (sampler steps share most of their network).
  */
-function covering(session: CudaSession): string[] {
+function covering(session: NativeSession): string[] {
   const m = session.manifest;
   const seen = new Set([m.init, m.ema, ...m.entries.filter((e) => e.kind === "train")].flatMap((g) => g.dispatches.map((d) => d.kernel)));
   const chosen: string[] = [];
@@ -91,17 +91,19 @@ function covering(session: CudaSession): string[] {
 }
 
 /**
- * Every distinct kernel once: the initial parameters, the plain entries that cover the rest (covering), a
+ * Every distinct kernel once: the initial parameters, the plain entries that cover the rest (covering; or every
+ * plain entry), a
  * train step, and the moving average, against the reference session. f32 on both sides, sums of up to ~10^3
  * terms in another order (warps and blocks), ulp-level differences in exp, log and tanh: 1e-4 relative to the
  * tensor's largest magnitude (at least 1) for outputs, 1e-4 relative plus 1e-6 absolute for metrics (the
  * terminal KL at λ = -10 is a near-cancelling sum of ~1e-4 terms).
  */
-async function everyKernel(session: CudaSession, ref: ReferenceSession, program: Program): Promise<void> {
+export async function everyKernel(session: NativeSession, ref: ReferenceSession, program: Program, entries: "covering" | "all" = "covering"): Promise<void> {
   const init = await session.exportState();
   // The initial parameters: the same Philox draws, scaled in f32 on both sides.
   for (const p of program.params) near(init.tensors.get(`param:${p.name}`)!.data, ref.params.get(p.name)!.data, (v) => 1e-6 * Math.max(1, Math.abs(v)), p.name);
-  for (const name of covering(session)) {
+  const plain = entries === "all" ? program.entries.filter((e) => e.kind === "plain").map((e) => e.name) : covering(session);
+  for (const name of plain) {
     const data = entryInputs(program, name);
     const got = await session.run(name, data);
     for (const [output, want] of ref.run(name, asF64(data))) {
@@ -124,9 +126,18 @@ async function everyKernel(session: CudaSession, ref: ReferenceSession, program:
   }
 }
 
-/** The suites on the emulation or on a GPU. */
-export function cudaSuites(flavour: Flavour): void {
-  describe(`fused kernels on ${flavour} CUDA`, () => {
+/** A native target as the suites use it. */
+export interface NativeTarget {
+  /** In the suites' names: "the CPU", "emulated CUDA", ... */
+  readonly name: string;
+  open(program: Program, seed: number): Promise<NativeSession>;
+  /** What the host runtime says when the arena does not fit. */
+  readonly outOfMemory: RegExp;
+}
+
+export function nativeSuites(target: NativeTarget): void {
+  const { name: on, open } = target;
+  describe(`fused kernels on ${on}`, () => {
     const graphs = new Map<string, Graph>();
     const inputs = new Map<string, Map<string, InputTensor>>();
     const add = (name: string, g: Graph, x: InputTensor) => {
@@ -139,7 +150,8 @@ export function cudaSuites(flavour: Flavour): void {
       const n = shape.reduce((a, b) => a * b, 1);
       add(`random${i}`, randomElementwiseGraph(shape, steps), { dtype: "f32", shape, data: randomNormal(1, 0, i, n) });
     });
-    // Reductions a warp and a block of threads share, with NaN in one row of the max. Multiples of 1/16 below
+    // Long reductions (CUDA shares them among a warp or a block of threads, a CPU among its threads or vector
+    // lanes), with NaN in one row of the max. Multiples of 1/16 below
     // 2^9 add exactly in float32 in any order, so the sums must equal the interpreter's to the bit.
     const sixteenths = (n: number) => Float64Array.from(randomUniform(2, 0, n, n), (u) => Math.round(32 * u - 16) / 16);
     for (const [name, fn, rows, cols] of [
@@ -177,9 +189,9 @@ export function cudaSuites(flavour: Flavour): void {
       inputs.set(dist, new Map());
     }
 
-    let session: CudaSession;
+    let session: NativeSession;
     beforeAll(async () => {
-      session = await CudaSession.fromProgram(programOf(graphs), { seed: 12345, flavour });
+      session = await open(programOf(graphs), 12345);
     }, 180_000);
     afterAll(() => session?.dispose());
 
@@ -195,7 +207,7 @@ export function cudaSuites(flavour: Flavour): void {
       }
     });
 
-    test("warp and block reductions are exact where the sum is, and max propagates NaN", async () => {
+    test("long reductions are exact where the sum is, and max propagates NaN", async () => {
       for (const name of ["sum_block", "max_block", "sum_warp", "max_warp"]) sameF32((await session.run(name, inputs.get(name)!)).get("y")!.data, reference(name, 0).get("y")!.data, name);
     });
 
@@ -209,7 +221,7 @@ export function cudaSuites(flavour: Flavour): void {
     test("an arena larger than the device's memory is a plain error, and the runtime lives on", async () => {
       const host = new HostProcess(session.binary, session.dir);
       try {
-        await expect(host.alloc(2 ** 50)).rejects.toThrow(/out of device memory: the arena needs 1073741824\.\d MiB .* the GPU has [\d.]+ MiB free of [\d.]+ MiB: try a smaller batch/);
+        await expect(host.alloc(2 ** 50)).rejects.toThrow(target.outOfMemory);
         await host.alloc(1024);
         await host.write(0, Uint8Array.of(1, 2, 3));
         expect([...(await host.read({ offset: 0, bytes: 3 }))]).toEqual([1, 2, 3]);
@@ -227,10 +239,10 @@ export function cudaSuites(flavour: Flavour): void {
     });
   });
 
-  describe(`models on ${flavour} CUDA through the host runtime`, () => {
+  describe(`models on ${on} through the host runtime`, () => {
     test("ul_tiny: every kernel, 3 Adam steps, the moving average, and the state round trip", async () => {
       const program = lowerProgram("models/ul_tiny.ul", { bindings: { B: 2 } });
-      const session = await CudaSession.fromProgram(program, { seed: 21, flavour });
+      const session = await open(program, 21);
       try {
         const ref = new ReferenceSession(program, { precision: "f32", seed: 21 });
         await everyKernel(session, ref, program);
@@ -285,7 +297,7 @@ export function cudaSuites(flavour: Flavour): void {
       ["ul_small", 1],
     ] as const)("%s: every kernel (its init, ema and train graphs, and the plain entries that cover the rest), B = %i", async (model, B) => {
       const program = lowerProgram(`models/${model}.ul`, { bindings: { B } });
-      const session = await CudaSession.fromProgram(program, { seed: 5, flavour });
+      const session = await open(program, 5);
       try {
         await everyKernel(session, new ReferenceSession(program, { precision: "f32", seed: 5 }), program);
       } finally {

@@ -1,0 +1,49 @@
+// The C++ spelling of kernel expressions, shared by the CUDA and CPU targets: both compile with a C++ compiler
+// (nvcc, g++) against the same scalar helpers (backends/native/cpp/ulc_scalar.h).
+import type { DType } from "../../compiler/ir.js";
+import type { Kernel, Sx } from "../../compiler/kernel/ir.js";
+import { C_BINARY, C_UNARY, call, calls, type Dialect } from "../c-like/expr.js";
+
+/** Buffers hold float (f32, f16, and bools as 0/1) or int (i32). */
+export const STORAGE: Record<DType, "float" | "int"> = { f32: "float", f16: "float", bool: "float", i32: "int" };
+
+export const CPP: Dialect = {
+  // INT_MIN has no literal: -2147483648 is the negation of a long.
+  int: (v) => (v === -2147483648 ? "(-2147483647 - 1)" : String(v)),
+  float: (s) => `${s}f`,
+  bits: (b) => `ulc_as_float(0x${b.toString(16)}u)`,
+  unary: { ...C_UNARY, ...calls({ exp: "expf", log: "logf", sqrt: "sqrtf", rsqrt: "ulc_rsqrt", sin: "sinf", cos: "cosf", tanh: "tanhf", abs: "fabsf", floor: "floorf" }) },
+  // fmaxf drops a NaN operand; the interpreter's Math.max propagates it (ulc_max, overloaded for int).
+  binary: { ...C_BINARY, maximum: call("ulc_max"), minimum: call("ulc_min") },
+  // Signed overflow and x / 0 are undefined in C++ (x / 0 traps on a CPU): wrap as the interpreter does,
+  // and x / 0 = x as in WGSL.
+  intBinary: { add: call("ulc_iadd"), sub: call("ulc_isub"), mul: call("ulc_imul"), div: call("ulc_idiv") },
+  absInt: call("abs"),
+  select: (c, a, b) => `(${c} ? ${a} : ${b})`,
+  toInt: (x) => `ulc_to_i32(${x})`,
+  toFloat: (x) => `(float)(${x})`,
+  toU32: (x) => `(unsigned)(${x})`,
+  random: (dist, key, at) => `ulc_${dist}(seed, step, ${key}u, ${at})`,
+};
+
+function usesRandom(x: Sx): boolean {
+  switch (x.k) {
+    case "random":
+      return true;
+    case "unary":
+    case "cast":
+      return usesRandom(x.x);
+    case "binary":
+    case "compare":
+      return usesRandom(x.a) || usesRandom(x.b);
+    case "select":
+      return usesRandom(x.c) || usesRandom(x.a) || usesRandom(x.b);
+    default:
+      return false;
+  }
+}
+
+/** Whether a kernel draws random numbers (and so reads the launch's {seed, step}). */
+export function drawsRandom(k: Kernel): boolean {
+  return usesRandom(k.body) || (k.reduce !== undefined && usesRandom(k.reduce.body));
+}

@@ -1,0 +1,126 @@
+// Turns a native build (a directory of C++ or CUDA sources: backends/cuda/program.ts, backends/cpu/program.ts)
+// into a program on disk: writes the directory, runs its compiler commands (the translation units in parallel,
+// then the link), and caches the result by content, so a second session of the same program starts at once.
+// A missing compiler is reported in plain words; each target adds its own readings of its compiler's refusals.
+import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import type { BuildCommands, Command } from "../../backends/native/toolchain.js";
+import type { ProgramManifest } from "../../backends/program.js";
+
+/** A failure the user can act on: no compiler, no device, out of memory, an unsupported architecture. */
+export class NativeError extends Error {}
+
+export interface NativeBuild {
+  readonly manifest: ProgramManifest;
+  /** Every file of the directory but manifest.json, by name. */
+  readonly files: ReadonlyMap<string, string>;
+}
+
+export interface Compiled {
+  /** The build directory, which holds the program's files and the binary. */
+  readonly dir: string;
+  readonly binary: string;
+}
+
+export interface NativeCompileOptions {
+  readonly commands: BuildCommands;
+  /** Where built programs are cached. */
+  readonly cacheDir: string;
+  /** What a user without the compiler `tool` should do. */
+  readonly missing: (tool: string) => string;
+  /** The output of the compiler `tool` read as a plain refusal, or undefined to report its tail. */
+  readonly refusal?: (output: string, tool: string) => string | undefined;
+  /** The class of the errors thrown (the target's own, a NativeError). */
+  readonly error?: new (message: string) => NativeError;
+  /** Distinguishes builds of one model in the cache's directory names ("cpu", "emulated", ...). */
+  readonly flavour: string;
+}
+
+function run(c: Command, cwd: string, options: NativeCompileOptions): Promise<void> {
+  const tool = c.argv[0]!;
+  const Failure = options.error ?? NativeError;
+  return new Promise((resolve, reject) => {
+    const child = spawn(tool, c.argv.slice(1), { cwd, stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    child.stdout.on("data", (d: Buffer) => (output += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (output += d.toString()));
+    child.on("error", (e: NodeJS.ErrnoException) => {
+      if (e.code !== "ENOENT") return reject(e);
+      reject(new Failure(`${tool} was not found: ${options.missing(tool)}`));
+    });
+    child.on("close", (code) => {
+      if (code === 0) return resolve();
+      const refusal = options.refusal?.(output, tool);
+      if (refusal) return reject(new Failure(refusal));
+      const tail = output.trim().split("\n").slice(-40).join("\n");
+      reject(new Failure(`${path.basename(tool)} failed building ${c.output} in ${cwd} (exit ${code}):\n${tail}`));
+    });
+  });
+}
+
+/** Writes a build's directory: its files and manifest.json. */
+export function writeNativeBuild(build: NativeBuild, dir: string): void {
+  mkdirSync(dir, { recursive: true });
+  for (const [name, text] of build.files) writeFileSync(path.join(dir, name), text);
+  writeFileSync(path.join(dir, "manifest.json"), JSON.stringify(build.manifest, null, 1) + "\n");
+}
+
+/** Builds (or finds in the cache) the program of `build`. */
+export async function compileNative(build: NativeBuild, options: NativeCompileOptions): Promise<Compiled> {
+  const { commands, cacheDir: cache } = options;
+  const hash = createHash("sha256");
+  hash.update(JSON.stringify(commands));
+  for (const [name, text] of [...build.files].sort(([a], [b]) => (a < b ? -1 : 1))) hash.update(`${name}\0${text}\0`);
+  const dir = path.join(cache, `${build.manifest.model}-${options.flavour}-${hash.digest("hex").slice(0, 16)}`);
+  const binary = path.join(dir, commands.binary);
+  if (existsSync(binary)) {
+    markUsed(dir);
+    return { dir, binary };
+  }
+  // Built aside, then renamed into place: concurrent builds of one program never see each other's halves.
+  mkdirSync(cache, { recursive: true });
+  const work = mkdtempSync(path.join(cache, "build-"));
+  try {
+    writeNativeBuild(build, work);
+    await Promise.all(commands.compile.map((c) => run(c, work, options)));
+    await run(commands.link, work, options);
+    try {
+      renameSync(work, dir);
+    } catch (e) {
+      if (!existsSync(binary)) throw e; // another process built the same program meanwhile
+    }
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+  markUsed(dir);
+  pruneCache(cache, CACHE_KEEP);
+  return { dir, binary };
+}
+
+/** Built programs kept in a cache: a few models × flavours × bindings; each is a few MiB. */
+const CACHE_KEEP = 16;
+
+function markUsed(dir: string): void {
+  const now = new Date();
+  utimesSync(dir, now, now);
+}
+
+/**
+ * Removes all but the `keep` most recently used programs of a cache directory. Builds under way (`build-*`)
+ * are not programs and stay.
+ */
+export function pruneCache(cache: string, keep: number): void {
+  const programs = readdirSync(cache, { withFileTypes: true })
+    .filter((e) => e.isDirectory() && !e.name.startsWith("build-"))
+    .map((e) => ({ dir: path.join(cache, e.name), used: statSync(path.join(cache, e.name)).mtimeMs }))
+    .sort((a, b) => b.used - a.used);
+  for (const p of programs.slice(keep)) rmSync(p.dir, { recursive: true, force: true });
+}
+
+/** The default cache of a target's programs: $TMPDIR/ulc-NAME. */
+export function defaultCache(name: string): string {
+  return path.join(tmpdir(), `ulc-${name}`);
+}

@@ -3,9 +3,9 @@
 // each binds (its inputs, then its output), and the graph's outputs. A target supplies only how one fused kernel
 // becomes a dispatch (its source file or function, and its launch size): backends/wgsl/program.ts and
 // backends/cuda/program.ts.
-import type { DType, Graph, Node } from "../compiler/ir.js";
+import type { DType, Graph } from "../compiler/ir.js";
 import { fuse, type FuseOptions } from "../compiler/kernel/fuse.js";
-import type { Kernel } from "../compiler/kernel/ir.js";
+import type { Kernel, LibraryCall } from "../compiler/kernel/ir.js";
 import type { Program, ProgramEntry } from "../compiler/lower.js";
 import { memoryStats } from "../compiler/memory.js";
 
@@ -49,8 +49,8 @@ export interface EmitOptions extends Pick<FuseOptions, "maxInputs" | "tile" | "l
 /** How a target makes a dispatch of a fused kernel and, for the ops it runs as library calls, of such a call. */
 export interface Renderer<D extends Dispatch> {
   kernel(k: Kernel): D;
-  /** A library call computing `node` of `graph` from its inputs' buffers (the ops of EmitOptions.library). */
-  library?(node: Node, graph: Graph): D;
+  /** A library call computing a node of `graph` from its operands' buffers (the ops of EmitOptions.library). */
+  library?(call: LibraryCall, graph: Graph): D;
 }
 
 /** Collects kernels by their source, so identical ones share one name; `name(i)` names the i-th distinct one. */
@@ -71,9 +71,9 @@ export class KernelFiles {
   }
 }
 
-/** The buffers a library call binds: its inputs, then its output. */
-export function libraryBuffers(n: Node): number[] {
-  return [...n.inputs, n.id];
+/** The buffers a library call binds: its operands, then its output. */
+export function libraryBuffers(call: LibraryCall): number[] {
+  return [...call.operands.map((o) => o.node), call.node];
 }
 
 /** The buffers a kernel binds: its inputs, then its output. */
@@ -94,7 +94,7 @@ export function emitGraph<D extends Dispatch>(g: Graph, render: Renderer<D>, opt
   const dispatches = schedule.steps.map((step) => {
     if (step.kind === "kernel") return render.kernel(step.kernel);
     if (!render.library) throw new Error(`%${step.call.node} needs a library kernel, which this target does not emit`);
-    return render.library(g.nodes[step.call.node]!, g);
+    return render.library(step.call, g);
   });
   const mem = memoryStats(g);
   return { buffers, dispatches, outputs: g.outputs.map((o) => ({ name: o.name, buffer: o.node })), memory: { intermediates: mem.intermediates, arena: mem.arena } };

@@ -50,6 +50,19 @@ describe("fused schedules of the models", () => {
     }, 120_000);
   }
 
+  test("ul_tiny's train step with matmuls as library calls (as the CPU target runs it): transposed operands read in place, outputs equal", () => {
+    const program = lowerProgram("models/ul_tiny.ul", { bindings: { B: 2 } });
+    const fit = program.entries.find((e) => e.name === "fit")!;
+    const params = interpret(program.init, {}, { precision: "f64", seed: 4, step: 0 });
+    const library = new Set(["matmul"]);
+    const calls = fuse(fit.graph, { library }).steps.flatMap((s) => (s.kind === "library" ? [s.call] : []));
+    // The backward pass multiplies by Wᵀ and xᵀ: those operands are the parameters and activations themselves.
+    const transposed = calls.flatMap((c) => c.operands.filter((o) => o.transposed));
+    expect(transposed.length).toBeGreaterThan(0);
+    for (const o of transposed) expect(fit.graph.nodes[o.node]!.op.kind).not.toBe("transpose");
+    expectSameOutputs(fit.graph, params, 9, { library });
+  }, 120_000);
+
   test("ul_small's train step runs in fewer kernels than half its primitive ops", () => {
     const program = lowerProgram("models/ul_small.ul", { bindings: { B: 2 } });
     const fit = program.entries.find((e) => e.name === "fit")!;

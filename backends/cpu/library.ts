@@ -1,13 +1,15 @@
 // The contractions the CPU target leaves to a BLAS (OpenBLAS's sgemm, through backends/cpu/cpp/ulc_cpu.h):
 // matmul, and conv2d and its two gradients as im2col or col2im around sgemm. Each call is a generated function
 // with the op's shapes as constants, so the host runtime launches it like any kernel.
-import type { Graph, Node } from "../../compiler/ir.js";
+import type { Graph } from "../../compiler/ir.js";
+import type { LibraryCall } from "../../compiler/kernel/ir.js";
 
 /** The ops a CPU build runs as library calls (compiler/kernel/fuse.ts materialises their inputs). */
 export const CPU_LIBRARY: ReadonlySet<string> = new Set(["matmul", "conv2d", "conv2d_grad_input", "conv2d_grad_weight"]);
 
-/** The function `name(buffers, rng)` computing `n` from its inputs' buffers. */
-export function renderLibraryCpu(n: Node, g: Graph, name: string): string {
+/** The function `name(buffers, rng)` computing the call's node from its operands' buffers. */
+export function renderLibraryCpu(call: LibraryCall, g: Graph, name: string): string {
+  const n = g.nodes[call.node]!;
   const shape = (i: number) => g.nodes[n.inputs[i]!]!.shape;
   const op = n.op;
   if (n.dtype !== "f32") throw new Error(`%${n.id} (${op.kind}) is ${n.dtype}: the CPU's BLAS calls take f32`);
@@ -18,7 +20,8 @@ export function renderLibraryCpu(n: Node, g: Graph, name: string): string {
       const a = shape(0);
       const rank = a.length;
       const batch = a.slice(0, rank - 2).reduce((x, y) => x * y, 1);
-      lines.push(`  ulc_matmul(${buffers}, ${batch}, ${a[rank - 2]}, ${n.shape[rank - 1]}, ${a[rank - 1]});`);
+      const [ta, tb] = call.operands.map((o) => o.transposed);
+      lines.push(`  ulc_matmul(${buffers}, ${batch}, ${a[rank - 2]}, ${n.shape[rank - 1]}, ${a[rank - 1]}, ${ta}, ${tb});`);
       break;
     }
     case "conv2d":

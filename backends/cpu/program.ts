@@ -5,8 +5,8 @@
 //   ulc_cpu.h, ulc_host.cpp    the kernels' helpers (BLAS calls, im2col) and the host runtime's device
 //   ulc_scalar.h, ulc_serve.h  shared with the CUDA target (backends/native/cpp)
 //   Makefile        `make`, the commands of ./toolchain.ts
-import type { Graph, Node } from "../../compiler/ir.js";
-import type { Kernel } from "../../compiler/kernel/ir.js";
+import type { Graph } from "../../compiler/ir.js";
+import type { Kernel, LibraryCall } from "../../compiler/kernel/ir.js";
 import type { Program } from "../../compiler/lower.js";
 import { SOURCES as NATIVE_SOURCES } from "../native/sources.generated.js";
 import { scheduleTxt } from "../native/schedule.js";
@@ -76,7 +76,7 @@ export function emitCpu(program: Program): CpuBuild {
     "cpu",
     {
       kernel: (k: Kernel) => functions.add(renderKernelCpu(k, NAME), kernelBuffers(k)),
-      library: (n: Node, g: Graph) => functions.add(renderLibraryCpu(n, g, NAME), libraryBuffers(n)),
+      library: (call: LibraryCall, g: Graph) => functions.add(renderLibraryCpu(call, g, NAME), libraryBuffers(call)),
     },
     { maxInputs: MAX_INPUTS, library: CPU_LIBRARY },
   );

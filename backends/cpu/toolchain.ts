@@ -12,7 +12,9 @@ const UNITS = ["program.cpp", "ulc_host.cpp"];
 
 export function cpuCommands(cxx = "g++"): BuildCommands {
   const object = (unit: string) => unit.replace(/\.cpp$/, ".o");
-  const flags = ["-std=c++17", "-O3", "-march=native", "-fopenmp", "-Wall", "-Werror"];
+  // -fno-math-errno: no kernel reads errno, and without it sqrtf and the like are calls that keep a loop from
+  // being vectorised (measured: an Adam update 4x slower).
+  const flags = ["-std=c++17", "-O3", "-march=native", "-fno-math-errno", "-fopenmp", "-Wall", "-Werror"];
   return {
     compile: UNITS.map((u) => ({ argv: [cxx, ...flags, "-c", u, "-o", object(u)], output: object(u) })),
     link: { argv: [cxx, "-fopenmp", ...UNITS.map(object), BLAS, "-o", BINARY], output: BINARY },

@@ -7,7 +7,7 @@
 // output is such a sum computes a register tile of outputs per invocation (kernel/ir.ts, Tile). Library calls
 // (tuned templates such as a register-blocked matmul) replace the ops named in `library`.
 import { strides, type Graph, type Node } from "../ir.js";
-import { GID, R, ixAdd, ixConst, ixDiv, ixMod, ixMul, type Ix, type Kernel, type KernelInput, type Schedule, type Step, type Sx, type Tile } from "./ir.js";
+import { GID, R, ixAdd, ixConst, ixDiv, ixMod, ixMul, type Ix, type Kernel, type KernelInput, type LibraryOperand, type Schedule, type Step, type Sx, type Tile } from "./ir.js";
 
 const ELEMENTWISE = new Set(["unary", "binary", "compare", "select", "cast", "stop_gradient"]);
 /** Ops computed by a reduction loop: each is its own kernel unless it fuses into its consumer. */
@@ -26,7 +26,7 @@ function ravel(idx: readonly Ix[], shape: readonly number[]): Ix {
 }
 
 export interface FuseOptions {
-  /** Ops run as library calls on materialised inputs (default none). */
+  /** Ops run as library calls on materialised inputs, matmul's possibly transposed (default none). */
   readonly library?: ReadonlySet<string>;
   /**
    * The most buffers a kernel may read: a device's maxStorageBuffersPerShaderStage minus the output. The
@@ -58,7 +58,7 @@ export function fuse(g: Graph, options: FuseOptions = {}): Schedule {
   for (const n of g.nodes) {
     const kind = n.op.kind;
     if (outputs.has(n.id) || kind === "input" || kind === "param" || library.has(kind)) materialized.add(n.id);
-    if (library.has(kind)) for (const x of n.inputs) if (g.nodes[x]!.op.kind !== "constant") materialized.add(x);
+    if (library.has(kind)) for (const operand of libraryOperands(g, n)) materialized.add(operand.node);
     if ((ELEMENTWISE.has(kind) || kind === "random" || kind === "iota") && reads[n.id]! > 1) materialized.add(n.id);
     if (CONTRACTIONS.has(kind) && !fusableReduce(g, n, consumers)) materialized.add(n.id);
   }
@@ -70,6 +70,16 @@ export function fuse(g: Graph, options: FuseOptions = {}): Schedule {
     if (typeof retry !== "number") return retry;
     materialized.add(retry);
   }
+}
+
+/** A matmul reads an operand transposed in its last two axes as the transpose's input (a GEMM's flag, not a copy). */
+function libraryOperands(g: Graph, n: Node): LibraryOperand[] {
+  return n.inputs.map((x) => {
+    const op = g.nodes[x]!.op;
+    const r = n.shape.length;
+    const swapsLastTwo = op.kind === "transpose" && op.perm.every((p, i) => p === (i === r - 2 ? r - 1 : i === r - 1 ? r - 2 : i));
+    return n.op.kind === "matmul" && swapsLastTwo ? { node: g.nodes[x]!.inputs[0]!, transposed: true } : { node: x, transposed: false };
+  });
 }
 
 /** The distinct materialised nodes that computing `id` inline reads. */
@@ -118,7 +128,7 @@ function buildSchedule(g: Graph, materialized: ReadonlySet<number>, library: Rea
   for (const n of g.nodes) {
     if (!materialized.has(n.id) || n.op.kind === "input" || n.op.kind === "param") continue;
     if (library.has(n.op.kind)) {
-      steps.push({ kind: "library", call: { node: n.id } });
+      steps.push({ kind: "library", call: { node: n.id, operands: libraryOperands(g, n) } });
       continue;
     }
     const k = new KernelBuilder(g, materialized, n, tile);

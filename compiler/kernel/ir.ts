@@ -174,9 +174,20 @@ export function tileFactors(k: Kernel): { lhs: Sx; rhs: Sx } {
   return { lhs: body.a, rhs: body.b };
 }
 
+/**
+ * What a library call reads: a materialised node, possibly through a transpose of its last two axes, which a
+ * GEMM reads as a flag instead of a copy.
+ */
+export interface LibraryOperand {
+  readonly node: number;
+  readonly transposed: boolean;
+}
+
 /** A graph op that runs as a library kernel (a template such as tiled matmul), not as a fused expression. */
 export interface LibraryCall {
   readonly node: number;
+  /** The op's inputs as the call reads them. */
+  readonly operands: readonly LibraryOperand[];
 }
 
 export type Step = { readonly kind: "kernel"; readonly kernel: Kernel } | { readonly kind: "library"; readonly call: LibraryCall };

@@ -48,20 +48,17 @@ export function runSchedule(g: Graph, schedule: Schedule, env: InterpretEnv, opt
       buffers.set(k.node, out);
       continue;
     }
-    // A library op: the interpreter runs it alone, on its materialised inputs.
+    // A library op: the interpreter runs it alone, on its materialised operands (transposed where it reads them so).
     const n = g.nodes[step.call.node]!;
     const b = new GraphBuilder();
-    const ins = n.inputs.map((x, i) => b.add({ kind: "input", name: `x${i}` }, [], g.nodes[x]!.shape, g.nodes[x]!.dtype));
+    const ins = step.call.operands.map(({ node, transposed }, i) => {
+      const x = b.add({ kind: "input", name: `x${i}` }, [], g.nodes[node]!.shape, g.nodes[node]!.dtype);
+      const r = g.nodes[node]!.shape.length;
+      return transposed ? b.add({ kind: "transpose", perm: [...Array(r - 2).keys(), r - 1, r - 2] }, [x]) : x;
+    });
     const y = b.add(n.op, ins, n.shape, n.dtype);
-    const inputs = new Map(n.inputs.map((x, i) => [`x${i}`, { dtype: g.nodes[x]!.dtype, shape: g.nodes[x]!.shape, data: buffers.get(x) ?? constantData(g, x) }]));
+    const inputs = new Map(step.call.operands.map(({ node }, i) => [`x${i}`, { dtype: g.nodes[node]!.dtype, shape: g.nodes[node]!.shape, data: buffers.get(node)! }]));
     buffers.set(n.id, Float64Array.from(interpret(b.build([{ name: "y", node: y }]), { inputs }, { precision: "f64", ...options }).get("y")!.data));
   }
   return new Map(g.outputs.map((o) => [o.name, { dtype: g.nodes[o.node]!.dtype, shape: g.nodes[o.node]!.shape, data: buffers.get(o.node)! }]));
-}
-
-/** A constant read by a library op (constants are inlined into kernels and have no buffer). */
-function constantData(g: Graph, id: number): Float64Array {
-  const n = g.nodes[id]!;
-  if (n.op.kind !== "constant") throw new Error(`%${id} has no buffer`);
-  return new Float64Array(n.shape.reduce((a, b) => a * b, 1)).fill(n.op.value);
 }

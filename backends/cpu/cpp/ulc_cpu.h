@@ -37,9 +37,9 @@ static inline void ulc_gemm(bool ta, bool tb, int m, int n, int k, const float* 
   cblas_sgemm(ulc_row_major, ta ? ulc_trans : ulc_no_trans, tb ? ulc_trans : ulc_no_trans, m, n, k, 1.0f, a, ta ? m : k, b, tb ? k : n, beta, c, n);
 }
 
-/** A batch of matrix products: C[i] = A[i]·B[i], A [m, k], B [k, n]. */
-static inline void ulc_matmul(const float* a, const float* b, float* c, int batch, int m, int n, int k) {
-  for (int i = 0; i < batch; ++i) ulc_gemm(false, false, m, n, k, a + (int64_t)i * m * k, b + (int64_t)i * k * n, 0.0f, c + (int64_t)i * m * n);
+/** A batch of matrix products: C[i] = A[i]·B[i], A [m, k], B [k, n], either stored transposed. */
+static inline void ulc_matmul(const float* a, const float* b, float* c, int batch, int m, int n, int k, bool ta, bool tb) {
+  for (int i = 0; i < batch; ++i) ulc_gemm(ta, tb, m, n, k, a + (int64_t)i * m * k, b + (int64_t)i * k * n, 0.0f, c + (int64_t)i * m * n);
 }
 
 /** A convolution's geometry: x [N, C, H, W], w [O, C/G, KH, KW], y [N, O, OH, OW]. */

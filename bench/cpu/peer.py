@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""PyTorch on the CPU, step by step: the peer of ulc's CPU target in bench/cpu/bench.mjs, which runs it beside
+ulc and takes turns with it step by step. The models are bench/gpu/peer.py's (models/ul_tiny.ul and
+models/ul_small.ul in PyTorch, layer for layer).
+
+    python3 bench/cpu/peer.py --threads 2 --model ul_tiny --batch 64      # a fit step per request
+    python3 bench/cpu/peer.py --threads 2 --conv 8,64,32,32,32,3,3,1,1    # conv2d forward and both gradients
+    python3 bench/cpu/peer.py --threads 2 --sgemm 2048                    # the machine's float32 ceiling
+
+The first line printed is a JSON object describing the peer (parameter count, versions, the BLAS library
+that is loaded, threads). Then each line read on stdin is a request: `step` runs one step and prints
+{"ms": wall milliseconds}; `quit` prints {"peak_rss": bytes} and exits. --sgemm prints one object and exits.
+"""
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "gpu"))
+from peer import MODELS, fit_loss  # noqa: E402  (bench/gpu/peer.py)
+
+
+def loaded_blas():
+    """The BLAS libraries this process has mapped (torch links the generic libblas.so.3: which one is it?)."""
+    with open("/proc/self/maps") as maps:
+        paths = {line.split()[-1] for line in maps if "blas" in line.split()[-1]}
+    return sorted(os.path.realpath(p) for p in paths)
+
+
+def fit_step(model_name, batch):
+    """One fit step of the model (forward, the ELBO terms, backward, Adam), and its parameter count."""
+    torch.manual_seed(0)
+    cls, lr = MODELS[model_name]
+    model = cls()
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8)
+    x = torch.rand(batch, *cls.image_shape) * 2 - 1
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        loss, _ = fit_loss(model, x)
+        loss.backward()
+        optimizer.step()
+
+    return step, sum(p.numel() for p in model.parameters())
+
+
+def conv_step(spec):
+    """conv2d forward and both gradients at one shape: N,C,H,W,O,KH,KW,stride,padding."""
+    n, c, h, w, o, kh, kw, stride, padding = (int(v) for v in spec.split(","))
+    x = torch.rand(n, c, h, w, requires_grad=True)
+    weight = torch.rand(o, c, kh, kw, requires_grad=True)
+    dy = torch.rand_like(F.conv2d(x, weight, stride=stride, padding=padding))
+
+    def step():
+        x.grad = weight.grad = None
+        F.conv2d(x, weight, stride=stride, padding=padding).backward(dy)
+
+    return step, 0
+
+
+def sgemm_gflops(size, repeats=10):
+    a, b = torch.rand(size, size), torch.rand(size, size)
+    torch.mm(a, b)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        torch.mm(a, b)
+    return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, required=True)
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--model", choices=sorted(MODELS))
+    what.add_argument("--conv")
+    what.add_argument("--sgemm", type=int)
+    parser.add_argument("--batch", type=int, default=64)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    about = {"torch": torch.__version__, "blas": loaded_blas(), "threads": torch.get_num_threads()}
+    if args.sgemm:
+        print(json.dumps({**about, "gflops": sgemm_gflops(args.sgemm)}), flush=True)
+        return
+    step, params = fit_step(args.model, args.batch) if args.model else conv_step(args.conv)
+    step()  # warm-up: allocations, thread pools
+    print(json.dumps({**about, "params": params}), flush=True)
+    for request in sys.stdin:
+        if request.strip() == "quit":
+            break
+        start = time.perf_counter()
+        step()
+        print(json.dumps({"ms": (time.perf_counter() - start) * 1e3}), flush=True)
+    print(json.dumps({"peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,6 +1,7 @@
-// `ulc train` and `ulc sample` for real, on WebGPU (lavapipe in CI) and Fashion-MNIST, with UlTiny built
-// small (--bind Width=32 PriorWidth=16): exact resume, a kill at any moment of a checkpoint write, the stop on a
-// non-finite loss, bad data and bad flags, and sampling to a PNG grid.
+// `ulc train` and `ulc sample` for real, on the CPU target (the default here, `auto`) and on WebGPU (lavapipe
+// in CI), with Fashion-MNIST and UlTiny built small (--bind Width=32 PriorWidth=16): exact resume on both, a
+// kill at any moment of a checkpoint write, the stop on a non-finite loss, bad data and bad flags, sampling to
+// a PNG grid, and checkpoints that move between targets.
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -41,10 +42,21 @@ function expectSameState(a: string, b: string): void {
   for (const [name, t] of x.tensors) expect(Buffer.from(y.tensors.get(name)!.data.buffer).equals(Buffer.from(t.data.buffer)), name).toBe(true);
 }
 
-describe.skipIf(skip !== undefined)("ulc train on WebGPU", () => {
+describe.skipIf(skip !== undefined)("ulc train", () => {
+  test("on WebGPU too, a resumed run equals an uninterrupted one, bit for bit", async () => {
+    const gpu = ["--target", "webgpu", ...SMALL, "--steps", "3"];
+    expect((await ulc(["train", "models/ul_tiny.ul", ...gpu, "--out", out("gpu-whole")])).code).toBe(0);
+    expect((await ulc(["train", "models/ul_tiny.ul", ...gpu.slice(0, -1), "2", "--out", out("gpu-split")])).code).toBe(0);
+    expect((await ulc(["train", "models/ul_tiny.ul", "--steps", "3", "--out", out("gpu-split"), "--resume"])).code).toBe(0);
+    expectSameState(out("gpu-whole"), out("gpu-split"));
+    expect(JSON.parse(readFileSync(join(out("gpu-whole"), "run.json"), "utf8")).target).toBe("webgpu");
+  }, 300_000);
+
   test("a resumed run equals an uninterrupted one, bit for bit (parameters, Adam state, moving average, metrics)", async () => {
     const whole = await ulc(["train", "models/ul_tiny.ul", ...SMALL, "--steps", "4", "--checkpoint-every", "2", "--out", out("whole")]);
     expect(whole.code, whole.stderr).toBe(0);
+    // `auto` on a machine without a GPU is the CPU, and run.json records it so that --resume stays there.
+    expect(JSON.parse(readFileSync(join(out("whole"), "run.json"), "utf8")).target).toBe(nvidiaGpuVisible() ? expect.any(String) : "cpu");
     const first = await ulc(["train", "models/ul_tiny.ul", ...SMALL, "--steps", "2", "--out", out("split")]);
     expect(first.code, first.stderr).toBe(0);
     // --resume takes the run's settings from run.json: giving them again is refused.
@@ -68,6 +80,16 @@ describe.skipIf(skip !== undefined)("ulc train on WebGPU", () => {
     const r = await ulc(["train", "models/ul_tiny.ul", ...SMALL, "--target", "cuda", "--steps", "1", "--out", out("no-gpu")]);
     expect([r.code, r.stderr]).toEqual([5, expect.stringMatching(/the cuda target cannot run here: no NVIDIA GPU here .*ULC_CUDA=emulated/)]);
   });
+
+  test("--target cpu without a C++ compiler stops with exit 5, naming the package to install", async () => {
+    process.env.ULC_CXX = "/nonexistent/g++";
+    try {
+      const r = await ulc(["train", "models/ul_tiny.ul", ...SMALL, "--target", "cpu", "--steps", "1", "--out", out("no-cxx")]);
+      expect([r.code, r.stderr]).toEqual([5, expect.stringMatching(/the cpu target cannot run here: \/nonexistent\/g\+\+ was not found: install Debian's g\+\+/)]);
+    } finally {
+      delete process.env.ULC_CXX;
+    }
+  }, 120_000);
 
   test("a non-finite loss stops the run with exit 4 and keeps the last good checkpoint", async () => {
     const r = await ulc(["train", "models/ul_tiny.ul", ...SMALL, "--lr", "1e30", "--steps", "20", "--checkpoint-every", "1", "--out", out("nan")]);
@@ -115,16 +137,29 @@ describe.skipIf(skip !== undefined)("ulc train on WebGPU", () => {
     expect(readCheckpoint(run).state.step).toBe(state.step + 1);
   }, 300_000);
 
-  test("ulc sample writes a PNG grid; the same seed gives the same images, another seed others", async () => {
-    const png = (name: string, seed: string) => ulc(["sample", out("whole"), "--n", "4", "--steps", "3", "--seed", seed, "-o", join(dir, name)]);
-    for (const [name, seed] of [["a.png", "1"], ["b.png", "1"], ["c.png", "2"]] as const) {
-      const r = await png(name, seed);
+  test("ulc sample writes a PNG grid; the same seed gives the same images, another seed others, another target the same", async () => {
+    const png = async (file: string, seed: string, run = "whole", target?: string) => {
+      const r = await ulc(["sample", out(run), "--n", "4", "--steps", "3", "--seed", seed, ...(target ? ["--target", target] : []), "-o", join(dir, file)]);
       expect(r.code, r.stderr).toBe(0);
-    }
+      return { file };
+    };
+    for (const [name, seed] of [["a.png", "1"], ["b.png", "1"], ["c.png", "2"]] as const) await png(name, seed);
     const [a, b, c] = ["a.png", "b.png", "c.png"].map((n) => decodePng(readFileSync(join(dir, n))));
     expect([a!.width, a!.height, a!.channels]).toEqual([2 * 30 + 2, 2 * 30 + 2, 1]);
     expect(b).toEqual(a);
     expect(c!.pixels).not.toEqual(a!.pixels);
+    // The CPU run's checkpoint sampled on WebGPU, and the WebGPU run's on the CPU: the same random draws, f32
+    // arithmetic in another order, so the same images up to a level of quantisation in a few pixels.
+    for (const [run, other] of [
+      ["whole", "webgpu"],
+      ["gpu-whole", "cpu"],
+    ] as const) {
+      const here = decodePng(readFileSync(join(dir, (await png(`${run}-here.png`, "1", run)).file)))!;
+      const there = decodePng(readFileSync(join(dir, (await png(`${run}-there.png`, "1", run, other)).file)))!;
+      const off = here.pixels.map((p, i) => Math.abs(p - there.pixels[i]!));
+      expect(Math.max(...off), `${run} sampled on ${other}`).toBeLessThanOrEqual(1);
+      expect(off.filter((d) => d > 0).length).toBeLessThanOrEqual(0.02 * off.length);
+    }
     const none = await ulc(["sample", join(dir, "nothing-here"), "-o", join(dir, "x.png")]);
     expect([none.code, none.stderr]).toEqual([2, expect.stringMatching(/is not a run directory \(no run\.json\)/)]);
   }, 300_000);

@@ -1,7 +1,7 @@
 // What every runtime offers the training loop, the sampler and the bindings: run an entry, take an optimizer
 // step, and move the whole training state (parameters, optimizer state, the parameters' moving average, the
 // step) in and out as named host tensors, which is what a checkpoint holds. The reference interpreter, WebGPU
-// (Node or a browser) and CUDA sessions implement it, so `ulc train`, `ulc sample` and the web page are written
+// (Node or a browser) and native (CPU, CUDA) sessions implement it, so `ulc train`, `ulc sample` and the web page are written
 // once. Nothing here needs Node.
 import type { DType } from "../compiler/ir.js";
 

@@ -1,8 +1,8 @@
 // What every runtime offers the training loop, the sampler and the bindings: run an entry, take an optimizer
 // step, and move the whole training state (parameters, optimizer state, the parameters' moving average, the
 // step) in and out as named host tensors, which is what a checkpoint holds. The reference interpreter, WebGPU
-// (Node or a browser) and native (CPU, CUDA) sessions implement it, so `ulc train`, `ulc sample` and the web page are written
-// once. Nothing here needs Node.
+// (Node or a browser) and native (CPU, CUDA) sessions implement it, so `ulc train`, `ulc sample` and the web
+// page are written once. Nothing here needs Node.
 import type { DType } from "../compiler/ir.js";
 
 /** A host tensor as a runtime hands it over: f32 (bools as 0/1) or i32 storage. */

@@ -2,7 +2,7 @@
 // and for runtime/cpu, which runs them itself. Two translation units, compiled in parallel: program.cpp (the
 // model's kernels) and ulc_host.cpp (the host runtime). -O3 -march=native: the kernels are built on the machine
 // that runs them, for its vector units; OpenMP for parallel loops; OpenBLAS (Debian's libopenblas0) for sgemm,
-// linked by its soname so that no -dev package is needed.
+// linked by its soname so that no -dev package is needed; glibc's libmvec for vectorised exp, log and the like.
 import { makeRules, type BuildCommands } from "../native/toolchain.js";
 
 export const BINARY = "ulc_program_cpu";
@@ -17,7 +17,7 @@ export function cpuCommands(cxx = "g++"): BuildCommands {
   const flags = ["-std=c++17", "-O3", "-march=native", "-fno-math-errno", "-fopenmp", "-Wall", "-Werror"];
   return {
     compile: UNITS.map((u) => ({ argv: [cxx, ...flags, "-c", u, "-o", object(u)], output: object(u) })),
-    link: { argv: [cxx, "-fopenmp", ...UNITS.map(object), BLAS, "-o", BINARY], output: BINARY },
+    link: { argv: [cxx, "-fopenmp", ...UNITS.map(object), BLAS, "-lmvec", "-o", BINARY], output: BINARY },
     binary: BINARY,
   };
 }

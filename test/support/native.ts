@@ -182,6 +182,33 @@ export function nativeSuites(target: NativeTarget): void {
       const data = [-3.7, 0, 2.5, 3e9, -3e9, NaN, 1, -1, 2, 0, -1.5, 2e9, 2e9, 1, Infinity, NaN];
       inputs.set("scalars", new Map([["x", { dtype: "f32", shape: [2, 8], data }]]));
     }
+    // Convolutions and both gradients on random shapes: strides, paddings past the kernel, groups.
+    const convs = fc.sample(
+      fc.record({ n: fc.integer({ min: 1, max: 3 }), groups: fc.integer({ min: 1, max: 2 }), cinG: fc.integer({ min: 1, max: 4 }), coutG: fc.integer({ min: 1, max: 3 }), h: fc.integer({ min: 1, max: 9 }), w: fc.integer({ min: 1, max: 9 }), k: fc.integer({ min: 1, max: 4 }), stride: fc.integer({ min: 1, max: 3 }), padding: fc.integer({ min: 0, max: 2 }) }),
+      { numRuns: 60, seed: 13 },
+    ).filter((c) => c.h + 2 * c.padding >= c.k && c.w + 2 * c.padding >= c.k);
+    convs.forEach((c, i) => {
+      const attrs = { stride: c.stride, padding: c.padding, groups: c.groups };
+      const b = new GraphBuilder();
+      const xShape = [c.n, c.cinG * c.groups, c.h, c.w];
+      const wShape = [c.coutG * c.groups, c.cinG, c.k, c.k];
+      const x = b.add({ kind: "input", name: "x" }, [], xShape);
+      const weights = b.add({ kind: "input", name: "w" }, [], wShape);
+      const y = b.add({ kind: "conv2d", ...attrs }, [x, weights]);
+      const dy = b.add({ kind: "unary", fn: "sin" }, [y]);
+      const dx = b.add({ kind: "conv2d_grad_input", ...attrs }, [dy, weights], xShape);
+      const dw = b.add({ kind: "conv2d_grad_weight", ...attrs }, [x, dy], wShape);
+      graphs.set(`conv${i}`, b.build([
+        { name: "y", node: y },
+        { name: "dx", node: dx },
+        { name: "dw", node: dw },
+      ]));
+      const size = (s: readonly number[]) => s.reduce((a, d) => a * d, 1);
+      inputs.set(`conv${i}`, new Map([
+        ["x", { dtype: "f32", shape: xShape, data: randomNormal(3, 0, i, size(xShape)) }],
+        ["w", { dtype: "f32", shape: wShape, data: randomNormal(4, 0, i, size(wShape)) }],
+      ]));
+    });
     for (const dist of ["uniform", "normal"] as const) {
       const b = new GraphBuilder();
       const r = b.add({ kind: "random", dist, key: 7 }, [], [3000]);
@@ -204,6 +231,19 @@ export function nativeSuites(target: NativeTarget): void {
         // float32 on both sides; glibc's expf, sinf, tanhf and the interpreter's rounded float64 differ by an
         // ulp or so, and sums of up to 5 such terms add a few more: 1e-5 relative, with a floor near 0.
         near(got, want, (w) => 1e-5 * Math.abs(w) + 1e-6, `random${i}`);
+      }
+    });
+
+    test("convolutions and both their gradients on random shapes (strides, paddings past the kernel, groups) match the f32 interpreter", async () => {
+      expect(convs.length).toBeGreaterThan(40);
+      for (let i = 0; i < convs.length; i++) {
+        const got = await session.run(`conv${i}`, inputs.get(`conv${i}`)!);
+        for (const [name, want] of reference(`conv${i}`, 0)) {
+          // Sums of up to 36 products of unit normals (and sines) in another order: 1e-5 of the largest magnitude.
+          let scale = 1;
+          for (const v of want.data) scale = Math.max(scale, Math.abs(v));
+          near(got.get(name)!.data, want.data, () => 1e-5 * scale, `conv${i}.${name} (${JSON.stringify(convs[i])})`);
+        }
       }
     });
 

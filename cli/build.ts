@@ -93,7 +93,7 @@ function buildNative(program: Program, options: BuildCommandOptions, io: CliIo):
   const dir = options.output!;
   writeNativeBuild(build, dir);
   if (options.stats) io.stderr.write(statsTable(program.entries, (e) => build.manifest.entries.find((m) => m.name === e.name)!.dispatches.length));
-  const make = cuda ? `\`make -C ${dir}\` builds it with nvcc, \`make -C ${dir} emulate\` on the CPU` : `\`make -C ${dir}\` builds it with g++ (OpenMP, OpenBLAS)`;
+  const make = cuda ? `\`make -C ${dir}\` builds it with nvcc, \`make -C ${dir} emulate\` on the CPU` : `\`make -C ${dir}\` builds it with g++ (OpenMP, oneDNN)`;
   io.stderr.write(`wrote ${dir} for ${program.model} (${program.entries.length} entries): ${make}\n`);
   return EXIT.ok;
 }

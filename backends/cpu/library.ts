@@ -1,6 +1,6 @@
-// The contractions the CPU target leaves to a BLAS (OpenBLAS's sgemm, through backends/cpu/cpp/ulc_cpu.h):
-// matmul, and conv2d and its two gradients as im2col or col2im around sgemm. Each call is a generated function
-// with the op's shapes as constants, so the host runtime launches it like any kernel.
+// The contractions the CPU target leaves to oneDNN (through backends/cpu/cpp/ulc_cpu.h): matmul as its sgemm,
+// conv2d and its two gradients as its convolution primitives, each created on its first call. Each call is a
+// generated function with the op's shapes as constants, so the host runtime launches it like any kernel.
 import type { Graph } from "../../compiler/ir.js";
 import type { LibraryCall } from "../../compiler/kernel/ir.js";
 
@@ -30,7 +30,8 @@ export function renderLibraryCpu(call: LibraryCall, g: Graph, name: string): str
       // The geometry from x, w and y, whichever of them are the op's inputs and output.
       const [x, w, y] = { conv2d: [shape(0), shape(1), n.shape], conv2d_grad_input: [n.shape, shape(1), shape(0)], conv2d_grad_weight: [shape(0), n.shape, shape(1)] }[op.kind];
       const geometry = [x[0], x[1], x[2], x[3], w[0], w[2], w[3], y[2], y[3], op.stride, op.padding, op.groups];
-      lines.push(`  static const ulc_conv geometry = {${geometry.join(", ")}};`, `  ulc_${op.kind}(geometry, ${buffers});`);
+      const pass = { conv2d: "forward", conv2d_grad_input: "backward_data", conv2d_grad_weight: "backward_weights" }[op.kind];
+      lines.push(`  static ulc_dnnl_conv conv({${geometry.join(", ")}}, ulc_conv_${pass});`, `  conv.run(${buffers});`);
       break;
     }
     default:

@@ -1,4 +1,4 @@
-// A Program on the CPU target: built with g++ (OpenMP, OpenBLAS) for this machine's processor, cached by
+// A Program on the CPU target: built with g++ (OpenMP, oneDNN) for this machine's processor, cached by
 // content, and run by the native session (runtime/native/session.ts).
 import { emitCpu } from "../../backends/cpu/program.js";
 import { cpuCommands } from "../../backends/cpu/toolchain.js";
@@ -6,7 +6,7 @@ import type { Program } from "../../compiler/lower.js";
 import { compileNative, defaultCache, NativeError } from "../native/compile.js";
 import { NativeSession, type NativeSessionOptions } from "../native/session.js";
 
-/** A failure of the CPU target the user can act on: no C++ compiler, no BLAS. */
+/** A failure of the CPU target the user can act on: no C++ compiler, no oneDNN. */
 export class CpuError extends NativeError {}
 
 export interface CpuSessionOptions extends NativeSessionOptions {
@@ -25,8 +25,8 @@ export async function openCpuSession(program: Program, options: CpuSessionOption
     commands: cpuCommands(options.cxx ?? process.env.ULC_CXX),
     cacheDir: options.cacheDir ?? defaultCache("cpu"),
     flavour: "cpu",
-    missing: () => `install Debian's g++ (and libopenblas0 for its BLAS; ${SETUP}), or point ULC_CXX at a C++17 compiler`,
-    refusal: (output) => (/cannot find -l:libopenblas/.test(output) ? `OpenBLAS is not installed: install Debian's libopenblas0 (${SETUP})` : undefined),
+    missing: () => `install Debian's g++ (and libdnnl-dev for oneDNN; ${SETUP}), or point ULC_CXX at a C++17 compiler`,
+    refusal: (output) => (/dnnl\.hpp: No such file|cannot find -ldnnl/.test(output) ? `oneDNN is not installed: install Debian's libdnnl-dev (${SETUP})` : undefined),
     error: CpuError,
   });
   return NativeSession.start(compiled.binary, compiled.dir, build.manifest, options);

@@ -4,12 +4,12 @@ ulc and takes turns with it step by step. The models are bench/gpu/peer.py's (mo
 models/ul_small.ul in PyTorch, layer for layer).
 
     python3 bench/cpu/peer.py --threads 2 --model ul_tiny --batch 64      # a fit step per request
-    python3 bench/cpu/peer.py --threads 2 --conv 8,64,32,32,32,3,3,1,1    # conv2d forward and both gradients
+    python3 bench/cpu/peer.py --threads 2 --conv 8,64,32,32,32,3,3,1,1 --repeats 10   # conv2d and both gradients
     python3 bench/cpu/peer.py --threads 2 --sgemm 2048                    # the machine's float32 ceiling
 
 The first line printed is a JSON object describing the peer (parameter count, versions, the BLAS library
 that is loaded, threads). Then each line read on stdin is a request: `step` runs one step and prints
-{"ms": wall milliseconds}; `quit` prints {"peak_rss": bytes} and exits. --sgemm prints one object and exits.
+{"ms": wall milliseconds} (per step, of --repeats back to back); `quit` prints {"peak_rss": bytes} and exits. --sgemm prints one object and exits.
 """
 
 import argparse
@@ -86,6 +86,7 @@ def main():
     what.add_argument("--conv")
     what.add_argument("--sgemm", type=int)
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=1, help="steps per request, timed together")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     about = {"torch": torch.__version__, "blas": loaded_blas(), "threads": torch.get_num_threads()}
@@ -99,8 +100,9 @@ def main():
         if request.strip() == "quit":
             break
         start = time.perf_counter()
-        step()
-        print(json.dumps({"ms": (time.perf_counter() - start) * 1e3}), flush=True)
+        for _ in range(args.repeats):
+            step()
+        print(json.dumps({"ms": (time.perf_counter() - start) * 1e3 / args.repeats}), flush=True)
     print(json.dumps({"peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}), flush=True)
 
 

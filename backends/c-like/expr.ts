@@ -60,6 +60,8 @@ export function renderIx(x: Ix, d: Dialect): string {
       return "gid";
     case "r":
       return "r";
+    case "var":
+      return x.name;
     case "const":
       return d.int(x.v);
     case "add":

@@ -9,6 +9,8 @@ export function renderIx(ix: Ix): string {
       return "gid";
     case "r":
       return "r";
+    case "var":
+      return ix.name;
     case "const":
       return String(ix.v);
     case "add":

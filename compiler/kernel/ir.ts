@@ -14,6 +14,8 @@ import type { BinaryFn, CompareFn, DType, UnaryFn } from "../ir.js";
 export type Ix =
   | { readonly k: "gid" }
   | { readonly k: "r" }
+  /** A loop variable of a renderer's loop nest (kernel/split.ts: the outer and inner parts of gid or r). */
+  | { readonly k: "var"; readonly name: string }
   | { readonly k: "const"; readonly v: number }
   | { readonly k: "add"; readonly a: Ix; readonly b: Ix }
   | { readonly k: "mul"; readonly a: Ix; readonly c: number }
@@ -33,6 +35,8 @@ function ixEqual(a: Ix, b: Ix): boolean {
     case "gid":
     case "r":
       return true;
+    case "var":
+      return a.name === (b as typeof a).name;
     case "const":
       return a.v === (b as typeof a).v;
     case "add":

@@ -1,0 +1,121 @@
+// Loop splitting: a kernel's output index gid (or its reduction counter r) as outer·L + inner, so that a
+// renderer can run it as two nested loops. L is the largest block that every `counter / c` and `counter % c`
+// of the kernel respects (the gcd of those c and the counter's extent): then `counter / c` is `outer / (c/L)`,
+// constant across the inner loop, and `counter % c` is `(outer % (c/L))·L + inner`, so the inner loop reads
+// memory contiguously or not at all, where the flat loop divided every index by constants. A broadcast of a
+// per-channel value over an image, or a reduction over a batch of images, becomes a loop a compiler vectorises.
+import { ixAdd, ixDiv, ixMod, ixMul, type Ix, type Kernel, type Sx } from "./ir.js";
+
+export type Counter = "gid" | "r";
+
+/** The inner block below which splitting is not worth a second loop. */
+const MIN_INNER = 8;
+
+function gcd(a: number, b: number): number {
+  return b === 0 ? a : gcd(b, a % b);
+}
+
+function ixOf(x: Sx): Ix[] {
+  switch (x.k) {
+    case "load":
+    case "index":
+    case "random":
+    case "inrange":
+      return [x.at];
+    case "unary":
+    case "cast":
+      return ixOf(x.x);
+    case "binary":
+    case "compare":
+      return [...ixOf(x.a), ...ixOf(x.b)];
+    case "select":
+      return [...ixOf(x.c), ...ixOf(x.a), ...ixOf(x.b)];
+    default:
+      return [];
+  }
+}
+
+/** The c of every `counter / c` and `counter % c` in x. */
+function divisors(x: Ix, counter: Counter, out: number[]): void {
+  switch (x.k) {
+    case "add":
+      divisors(x.a, counter, out);
+      divisors(x.b, counter, out);
+      return;
+    case "mul":
+      divisors(x.a, counter, out);
+      return;
+    case "div":
+    case "mod":
+      if (x.a.k === counter) out.push(x.c);
+      else divisors(x.a, counter, out);
+      return;
+    default:
+      return;
+  }
+}
+
+/** The expressions in which `counter` varies: the output value for gid, the reduction's term for r. */
+function scope(k: Kernel, counter: Counter): Sx[] {
+  return counter === "r" ? [k.reduce!.body] : [k.body, ...(k.reduce ? [k.reduce.body] : [])];
+}
+
+/** L, the inner block of `counter` in kernel k, or undefined where the kernel is better run as one flat loop. */
+export function innerBlock(k: Kernel, counter: Counter): number | undefined {
+  const extent = counter === "r" ? k.reduce!.count : k.size;
+  const found: number[] = [];
+  for (const x of scope(k, counter)) for (const ix of ixOf(x)) divisors(ix, counter, found);
+  if (found.length === 0) return undefined;
+  const block = found.reduce(gcd, extent);
+  return block >= MIN_INNER && block < extent ? block : undefined;
+}
+
+/** The loop variables of a split counter, as renderers name them. */
+export function splitNames(counter: Counter): { outer: string; inner: string } {
+  return { outer: `${counter}_outer`, inner: `${counter}_inner` };
+}
+
+function splitIx(x: Ix, counter: Counter, block: number): Ix {
+  const { outer, inner } = splitNames(counter);
+  const [o, i]: Ix[] = [
+    { k: "var", name: outer },
+    { k: "var", name: inner },
+  ];
+  const walk = (y: Ix): Ix => {
+    switch (y.k) {
+      case "add":
+        return ixAdd(walk(y.a), walk(y.b));
+      case "mul":
+        return ixMul(walk(y.a), y.c);
+      case "div":
+        return y.a.k === counter ? ixDiv(o, y.c / block) : ixDiv(walk(y.a), y.c);
+      case "mod":
+        return y.a.k === counter ? ixAdd(ixMul(ixMod(o, y.c / block), block), i) : ixMod(walk(y.a), y.c);
+      default:
+        return y.k === counter ? ixAdd(ixMul(o, block), i) : y;
+    }
+  };
+  return walk(x);
+}
+
+/** x with `counter` written as outer·block + inner (block from innerBlock). */
+export function splitCounter(x: Sx, counter: Counter, block: number): Sx {
+  const sub = (y: Sx) => splitCounter(y, counter, block);
+  switch (x.k) {
+    case "load":
+    case "index":
+    case "random":
+    case "inrange":
+      return { ...x, at: splitIx(x.at, counter, block) };
+    case "unary":
+    case "cast":
+      return { ...x, x: sub(x.x) };
+    case "binary":
+    case "compare":
+      return { ...x, a: sub(x.a), b: sub(x.b) };
+    case "select":
+      return { ...x, c: sub(x.c), a: sub(x.a), b: sub(x.b) };
+    default:
+      return x;
+  }
+}

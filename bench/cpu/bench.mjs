@@ -110,7 +110,7 @@ function plainProgram(model, entries) {
 // ---------------------------------------------------------------------------------------------- the ceiling
 // sgemm 2048² through PyTorch's BLAS and through ulc's (oneDNN's sgemm); the faster is the machine's ceiling.
 const sgemm = await startPeer(["--sgemm", "2048"]);
-const blas = sgemm.about.blas.filter((p) => /openblas|libblas/.test(p)).join(", ") || "none found";
+const blas = sgemm.about.blas.find((p) => /libopenblas/.test(p)) ?? sgemm.about.blas.join(", ") ?? "none found";
 const square = [2048, 2048];
 const gemm = plainProgram("sgemm", [["mm", (b) => b.add({ kind: "matmul" }, [b.add({ kind: "input", name: "a" }, [], square), b.add({ kind: "input", name: "b" }, [], square)])]]);
 const gemmSession = await openCpuSession(gemm, { seed: 0 });
@@ -209,9 +209,9 @@ try {
   }
   const gflop = flops(convs.entries[0].graph) / 1e9;
   const rate = (ms, n) => `${((n * gflop) / (ms / 1000)).toFixed(1)} (**${((100 * n * gflop) / (ms / 1000) / ceiling).toFixed(0)}%**)`;
-  for (const e of convs.entries) convRows.push(`| ulc: ${e.name} | ${median(times.get(e.name)).toFixed(2)} | ${rate(median(times.get(e.name)), 1)} |`);
+  for (const e of convs.entries) convRows.push(`| ulc: ${e.name} | ${median(times.get(e.name)).toFixed(2)} (${spread(times.get(e.name))}) | ${rate(median(times.get(e.name)), 1)} |`);
   const all = median(times.get("forward").map((t, i) => t + times.get("grad_input")[i] + times.get("grad_weight")[i]));
-  convRows.push(`| ulc: all three | ${all.toFixed(2)} | ${rate(all, 3)} |`, `| PyTorch: forward + backward | ${median(tPeer).toFixed(2)} | ${rate(median(tPeer), 3)} |`);
+  convRows.push(`| ulc: all three | ${all.toFixed(2)} | ${rate(all, 3)} |`, `| PyTorch: forward + backward | ${median(tPeer).toFixed(2)} (${spread(tPeer)}) | ${rate(median(tPeer), 3)} |`);
   await convPeer.quit();
 } finally {
   convSession.dispose();
@@ -230,7 +230,7 @@ const lines = [
   "",
   `ul_small's largest convolution (B=8): x [${x.join(", ")}], w [${w.join(", ")}], stride ${stride}, padding ${padding}; ${(flops(convs.entries[0].graph) / 1e9).toFixed(3)} GFLOP each pass. Each turn runs a pass ${REPEATS} times back to back (ms per pass). Ours: each library call timed in the host program (\`NativeSession.timeRun\`); PyTorch: \`conv2d\` forward and backward (both gradients) timed in its process.`,
   "",
-  "| contender | ms (median) | GFLOP/s (% of the ceiling) |",
+  "| contender | ms (median, 10th–90th percentile) | GFLOP/s (% of the ceiling) |",
   "| --- | ---: | ---: |",
   ...convRows,
   "",

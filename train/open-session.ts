@@ -35,12 +35,27 @@ async function isDeviceError(e: unknown): Promise<boolean> {
   return e instanceof WebGpuUnavailableError || e instanceof WebGpuRequirementError || e instanceof NativeError;
 }
 
+/**
+ * Whether WebGPU could find a hardware adapter here. On Linux a GPU has a render node (/dev/dri/renderD*); without
+ * one, opening Dawn would find at best a software adapter, after a second of start-up and its warnings.
+ */
+async function mayHaveGpu(): Promise<boolean> {
+  if (process.platform !== "linux") return true;
+  const { readdirSync } = await import("node:fs");
+  try {
+    return readdirSync("/dev/dri").some((f) => f.startsWith("renderD"));
+  } catch {
+    return false;
+  }
+}
+
 /** `auto` as a target: CUDA where an NVIDIA GPU and nvcc are, else WebGPU on a hardware adapter, else the CPU. */
 export async function resolveTarget(choice: TargetChoice): Promise<Target> {
   if (choice !== "auto") return choice;
   const { spawnSync } = await import("node:child_process");
   const { nvidiaGpuVisible } = await import("../runtime/cuda/compile.js");
   if (nvidiaGpuVisible() && spawnSync(process.env.ULC_NVCC ?? "nvcc", ["--version"]).status === 0) return "cuda";
+  if (!(await mayHaveGpu())) return "cpu";
   const { openDevice } = await import("../runtime/webgpu/device.js");
   try {
     const gpu = await openDevice({ label: "ulc probe" });

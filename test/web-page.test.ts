@@ -153,9 +153,10 @@ describe.skipIf(td.skip !== undefined)("the web page in headless Chromium", () =
     const same = differing(SAMPLE.seed);
     expect(same.far).toBe(0);
     expect(same.off).toBeLessThan(0.02);
-    // And the comparison can fail: another seed's grid differs almost everywhere (measured 66%; the grid's white
-    // border, 18% of it, is the same in both).
-    expect(differing(SAMPLE.seed + 1).off).toBeGreaterThan(0.5);
+    // And the comparison can fail: another seed's grid differs in 20% of its pixels (measured; ten times the
+    // tolerance above). After two training steps the x-predicting decoder returns nearly the same image for any
+    // noise, so seeds differ less than they did under v-prediction (66%), which left the noise in the images.
+    expect(differing(SAMPLE.seed + 1).off).toBeGreaterThan(0.1);
 
     mkdirSync("test-artifacts", { recursive: true });
     await page.screenshot({ path: path.join("test-artifacts", "web-page.png"), fullPage: true });

@@ -13,9 +13,6 @@
 #include <omp.h>
 #endif
 
-extern const ulc_kernel_entry ulc_kernels[];
-extern const int ulc_kernel_count;
-
 namespace {
 
 using ulc::Failure;
@@ -37,7 +34,7 @@ class CpuDevice {
     return "CPU, " + std::to_string(threads) + (threads == 1 ? " thread, " : " threads, ") + mib(*total);
   }
 
-  explicit CpuDevice(ulc::Schedule<ulc_kernel_entry> s) : schedule_(std::move(s)), profile_(std::getenv("ULC_PROFILE")) {}
+  explicit CpuDevice(ulc::Schedule s) : schedule_(std::move(s)), profile_(std::getenv("ULC_PROFILE")) {}
   ~CpuDevice() {
     std::free(arena_.base());
     if (profile_ != nullptr) report();
@@ -107,7 +104,7 @@ class CpuDevice {
     std::fclose(out);
   }
 
-  ulc::Schedule<ulc_kernel_entry> schedule_;
+  ulc::Schedule schedule_;
   ulc::Arena arena_;
   std::vector<unsigned char> staging_;
   const char* const profile_;
@@ -116,4 +113,4 @@ class CpuDevice {
 
 }  // namespace
 
-int main(int argc, char** argv) { return ulc::main<CpuDevice>(argc, argv, ulc_kernels, ulc_kernel_count); }
+int main(int argc, char** argv) { return ulc::main<CpuDevice>(argc, argv); }

@@ -8,9 +8,6 @@
 #define ULC_ARCH "unknown"
 #endif
 
-extern const ulc_kernel_entry ulc_kernels[];
-extern const int ulc_kernel_count;
-
 namespace {
 
 using ulc::Failure;
@@ -49,7 +46,7 @@ class CudaDevice {
     return device;
   }
 
-  explicit CudaDevice(ulc::Schedule<ulc_kernel_entry> s) : schedule_(std::move(s)) { check(cudaStreamCreate(&stream_), "creating a stream"); }
+  explicit CudaDevice(ulc::Schedule s) : schedule_(std::move(s)) { check(cudaStreamCreate(&stream_), "creating a stream"); }
 
   void alloc(uint64_t fixed) {
     const uint64_t size = arena_.lay_out(fixed, schedule_.scratch);
@@ -134,7 +131,7 @@ class CudaDevice {
     return exec;
   }
 
-  ulc::Schedule<ulc_kernel_entry> schedule_;
+  ulc::Schedule schedule_;
   cudaStream_t stream_ = nullptr;
   ulc::Arena arena_;
   unsigned char* staging_ = nullptr;
@@ -144,4 +141,4 @@ class CudaDevice {
 
 }  // namespace
 
-int main(int argc, char** argv) { return ulc::main<CudaDevice>(argc, argv, ulc_kernels, ulc_kernel_count); }
+int main(int argc, char** argv) { return ulc::main<CudaDevice>(argc, argv); }

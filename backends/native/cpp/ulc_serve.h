@@ -24,10 +24,11 @@
 //   TIME  (RUN's fields up to the pinned offsets), u32 repeats -> f64 milliseconds per run
 //   QUIT
 //
-// A Device type provides:
+// The includer first defines `ulc_kernel_entry` (a kernel of the program: its `name` and how to launch it); the
+// program's table of them is ulc_kernels. A Device type provides:
 //   static std::string open(uint64_t* total)   the device in words (and its memory), or a Failure saying why not
 //   static constexpr bool emulated
-//   explicit Device(Schedule<Entry>)
+//   explicit Device(Schedule)
 //   void alloc(uint64_t fixed); unsigned char* staging(uint64_t n)   (host memory for n bytes, valid until the
 //   next call); write, read, copy (enqueued); sync(); launch(graph, seed, step, pinned); time(..., repeats)
 #pragma once
@@ -41,6 +42,10 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+/** The program's kernels (program.cu or program.cpp, generated). */
+extern const ulc_kernel_entry ulc_kernels[];
+extern const int ulc_kernel_count;
 
 namespace ulc {
 
@@ -59,36 +64,36 @@ inline std::string mib(uint64_t bytes) {
 
 inline uint64_t align(uint64_t x) { return (x + kAlign - 1) / kAlign * kAlign; }
 
-template <class Entry> struct Launch {
-  const Entry* kernel;
+struct Launch {
+  const ulc_kernel_entry* kernel;
   std::vector<int> buffers;  // indices into the graph's buffers
 };
 
-template <class Entry> struct Graph {
+struct Graph {
   std::string name;
   std::vector<int64_t> offsets;  // a scratch offset, or kPinned: given with each run
-  std::vector<Launch<Entry>> launches;
+  std::vector<Launch> launches;
 };
 
-template <class Entry> struct Schedule {
+struct Schedule {
   uint64_t scratch = 0;
-  std::vector<Graph<Entry>> graphs;
+  std::vector<Graph> graphs;
 };
 
 /** schedule.txt (backends/native/schedule.ts), its kernels looked up in the program's table. */
-template <class Entry> Schedule<Entry> load_schedule(const std::string& path, const Entry* table, int count) {
+inline Schedule load_schedule(const std::string& path) {
   std::ifstream in(path);
   if (!in) throw Failure("cannot read " + path);
-  std::map<std::string, const Entry*> kernels;
-  for (int i = 0; i < count; ++i) kernels[table[i].name] = &table[i];
+  std::map<std::string, const ulc_kernel_entry*> kernels;
+  for (int i = 0; i < ulc_kernel_count; ++i) kernels[ulc_kernels[i].name] = &ulc_kernels[i];
   std::string word, format;
   int version = 0;
   size_t graphs = 0;
-  Schedule<Entry> s;
+  Schedule s;
   in >> format >> version >> word >> s.scratch >> word >> graphs;
   if (format != "ulc-schedule" || version != 1) throw Failure(path + " is not a ulc-schedule 1 file");
   for (size_t g = 0; g < graphs && in; ++g) {
-    Graph<Entry> graph;
+    Graph graph;
     size_t buffers = 0, launches = 0;
     in >> word >> graph.name >> buffers >> launches;
     graph.offsets.resize(buffers);
@@ -99,7 +104,7 @@ template <class Entry> Schedule<Entry> load_schedule(const std::string& path, co
       in >> word >> kernel >> n;
       auto k = kernels.find(kernel);
       if (k == kernels.end()) throw Failure(path + ": graph " + graph.name + " launches " + kernel + ", which this program lacks");
-      Launch<Entry> launch{k->second, std::vector<int>(n)};
+      Launch launch{k->second, std::vector<int>(n)};
       for (auto& b : launch.buffers) {
         in >> b;
         if (b < 0 || (size_t)b >= buffers) throw Failure(path + ": graph " + graph.name + " binds a buffer out of range");
@@ -133,7 +138,7 @@ class Arena {
   }
 
   /** Every buffer's address in a run of `g`: scratch at its planned offset, pinned ones where the driver says. */
-  template <class Entry> std::vector<void*> addresses(const Graph<Entry>& g, const std::vector<uint64_t>& pinned) const {
+  std::vector<void*> addresses(const Graph& g, const std::vector<uint64_t>& pinned) const {
     std::vector<void*> address(g.offsets.size());
     size_t next = 0;
     for (size_t b = 0; b < g.offsets.size(); ++b) {
@@ -180,13 +185,13 @@ inline std::vector<uint64_t> get_offsets() {
   return v;
 }
 
-template <class Device, class Entry> int serve(const std::string& dir, const Entry* table, int count) {
+template <class Device> int serve(const std::string& dir) {
   uint64_t total = 0;
   std::string device;
-  Schedule<Entry> schedule;
+  Schedule schedule;
   try {
     device = Device::open(&total);
-    schedule = load_schedule(dir + "/schedule.txt", table, count);
+    schedule = load_schedule(dir + "/schedule.txt");
   } catch (const Failure& f) {
     std::fprintf(stderr, "%s\n", f.what());
     return 1;
@@ -288,7 +293,7 @@ template <class Device, class Entry> int serve(const std::string& dir, const Ent
 }
 
 /** The program's `main`: `info` or `serve DIR`. */
-template <class Device, class Entry> int main(int argc, char** argv, const Entry* table, int count) {
+template <class Device> int main(int argc, char** argv) {
   const std::string command = argc > 1 ? argv[1] : "";
   if (command == "info" && argc == 2) {
     try {
@@ -302,7 +307,7 @@ template <class Device, class Entry> int main(int argc, char** argv, const Entry
   }
   if (command == "serve" && argc == 3) {
     try {
-      return serve<Device>(argv[2], table, count);
+      return serve<Device>(argv[2]);
     } catch (const Failure& f) {
       std::fprintf(stderr, "%s\n", f.what());  // the pipe closed
       return 1;

@@ -32,6 +32,8 @@ export const ERROR_CODES = {
   E0501: "import not found",
   E0502: "imported name not declared",
   E0503: "import cycle",
+  E0504: "import outside the project",
+  E0505: "import of a file that is not .ul source",
   E0601: "malformed model or entry",
   E0602: "malformed optimizer",
   E0603: "train_step() outside a train entry",

@@ -1,5 +1,8 @@
 // Loads a set of .ul files and everything they import: std.NAME from the standard library folder, strings
 // relative to the importing file. Reports missing files and import cycles at the import that causes them.
+// Imports stay inside the project: the standard library and the folders of the files named on the command line
+// (and below them); a file elsewhere, or one that is not .ul source, is refused before it is read, so a
+// diagnostic never echoes another file's contents.
 import { readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -61,6 +64,11 @@ export function loadProgram(paths: readonly string[], host: SourceHost, stdRoot:
   const files = new Map<string, LoadedFile>();
   const diagnostics: Diagnostic[] = [];
   const roots = paths.map((p) => path.resolve(p));
+  const project = [stdRoot, ...roots.map((r) => path.dirname(r))].map((d) => path.resolve(d));
+  const inProject = (p: string) => project.some((dir) => {
+    const rel = path.relative(dir, p);
+    return rel !== "" && !rel.startsWith("..") && !path.isAbsolute(rel);
+  });
 
   const load = (p: string): LoadedFile | undefined => {
     const existing = files.get(p);
@@ -75,6 +83,15 @@ export function loadProgram(paths: readonly string[], host: SourceHost, stdRoot:
     for (const d of parsed.ast?.decls ?? []) {
       if (d.kind !== "import") continue;
       const target = resolveImport(d, p, stdRoot);
+      if (!target.endsWith(".ul")) {
+        diagnostics.push(diagnostic("E0505", d.source.span, `imports name .ul source files: ${displayPath(target)} is not one`));
+        continue;
+      }
+      if (!inProject(target)) {
+        const where = project.slice(1).map(displayPath).join(", ");
+        diagnostics.push(diagnostic("E0504", d.source.span, `${displayPath(target)} is outside the project: imports stay in the standard library and in ${where} (the folder of the file being compiled) and below`));
+        continue;
+      }
       if (load(target)) file.imports.set(d, target);
       else {
         const what = d.source.kind === "std" ? `${d.source.path.join(".")} (looked for ${displayPath(target)})` : displayPath(target);

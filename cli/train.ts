@@ -12,7 +12,7 @@ import { entryOutputs } from "../train/evaluate.js";
 import { DivergedError, trainLoop } from "../train/loop.js";
 import { DeviceUnavailableError, openSession, resolveTarget, type OpenedSession } from "../train/open-session.js";
 import { writeLossCurve } from "../train/plot.js";
-import { readMetrics, readRunConfig, resolveData, RUN_FILE, RUN_FORMAT, RunError, writeRunConfig, type RunConfig, type TargetChoice } from "../train/run.js";
+import { lockRun, readMetrics, readRunConfig, resolveData, RUN_FILE, RUN_FORMAT, RunError, writeRunConfig, type RunConfig, type TargetChoice } from "../train/run.js";
 import { EXIT } from "./args.js";
 import { checkAndLower } from "./build.js";
 import type { CliIo } from "./io.js";
@@ -122,6 +122,23 @@ function describeMetrics(metrics: ReadonlyMap<string, number>): string {
 
 export async function runTrain(file: string, options: TrainCommandOptions, given: ReadonlySet<string>, io: CliIo): Promise<number> {
   const dir = resolve(options.out ?? join("runs", file.replace(/^.*\//, "").replace(/\.ul$/, "")));
+  let release: () => void;
+  try {
+    release = lockRun(dir);
+  } catch (e) {
+    if (!(e instanceof RunError)) throw e;
+    io.stderr.write(`ulc train: ${e.message}\n`);
+    return EXIT.usage;
+  }
+  try {
+    return await trainLocked(file, dir, options, given, io);
+  } finally {
+    release();
+  }
+}
+
+/** The run in `dir`, which this process holds. */
+async function trainLocked(file: string, dir: string, options: TrainCommandOptions, given: ReadonlySet<string>, io: CliIo): Promise<number> {
   let config: RunConfig, data: TrainingData, program: Program | number;
   try {
     config = await runConfig(file, options, given, dir);

@@ -1,7 +1,8 @@
 // A run directory: what `ulc train` was asked to do (run.json), the last good checkpoint, the metrics of every
 // step (metrics.jsonl) and the pictures. `ulc sample`, `ulc eval` and `--resume` start from run.json, so a run
 // is reproducible from its directory alone.
-import { existsSync, mkdirSync, readFileSync, readdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import { writeFileAtomic } from "./checkpoint.js";
 
@@ -51,6 +52,66 @@ export function readRunConfig(dir: string): RunConfig {
   }
   if (config.format !== RUN_FORMAT) throw new RunError(`${path} is not a ulc run record (format ${String(config.format)}, expected ${RUN_FORMAT})`);
   return config;
+}
+
+/** The lock of a run directory being trained: one `ulc train` writes a run at a time. */
+export const LOCK_FILE = "train.lock";
+
+interface LockOwner {
+  readonly pid: number;
+  readonly host: string;
+  readonly started: string;
+}
+
+function running(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Takes run directory `dir` for this process, before anything in it is read or written, and returns the release
+ * (also run at exit). A lock left by a process that is gone (killed, crashed) on this machine is stale and taken
+ * over; one held by a live process, or by another machine, is refused.
+ */
+export function lockRun(dir: string): () => void {
+  const created = !existsSync(dir);
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, LOCK_FILE);
+  const me: LockOwner = { pid: process.pid, host: hostname(), started: new Date().toISOString() };
+  for (;;) {
+    try {
+      writeFileSync(file, JSON.stringify(me) + "\n", { flag: "wx" });
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    }
+    let owner: Partial<LockOwner> = {};
+    try {
+      owner = JSON.parse(readFileSync(file, "utf8"));
+    } catch {
+      // Unreadable: a writer died between creating and filling it.
+    }
+    const elsewhere = owner.host !== undefined && owner.host !== me.host;
+    if (elsewhere || (typeof owner.pid === "number" && running(owner.pid)))
+      throw new RunError(`${dir} is being trained by another ulc train (pid ${owner.pid} on ${owner.host}, since ${owner.started}); wait for it, or choose another --out${elsewhere ? ` (if no such process runs, remove ${file})` : ""}`);
+    rmSync(file, { force: true });
+  }
+  let held = true;
+  const release = () => {
+    if (!held) return;
+    held = false;
+    rmSync(file, { force: true });
+    if (created && readdirSync(dir).length === 0) rmdirSync(dir);
+  };
+  process.once("exit", release);
+  return () => {
+    process.removeListener("exit", release);
+    release();
+  };
 }
 
 export function writeRunConfig(dir: string, config: RunConfig): void {

@@ -7,6 +7,7 @@ import type { Program } from "../compiler/lower.js";
 import { encodePng, imageGrid } from "../runtime/pictures/png.js";
 import { decode, sampleCalls, sampleImages, samplePrior, type Sampler } from "../runtime/sampler.js";
 import type { HostTensor } from "../runtime/session.js";
+import { StateMismatchError } from "../runtime/training-state.js";
 import { CheckpointError, readCheckpoint } from "../train/checkpoint.js";
 import { DeviceUnavailableError, openSession, type OpenedSession } from "../train/open-session.js";
 import { readRunConfig, RunError, type RunConfig, type TargetChoice } from "../train/run.js";
@@ -59,6 +60,17 @@ export async function loadRun(dir: string, { batch, seed, ema, target }: LoadOpt
     }
     throw e;
   }
+  // The parameters this command reads (their moving average, where kept) must be numbers: NaN parameters would
+  // make NaN images, and NaN features a meaningless distance.
+  const usesEma = ema && [...checkpoint.state.tensors.keys()].some((k) => k.startsWith("ema:"));
+  const read = usesEma ? "ema:" : "param:";
+  for (const [name, t] of checkpoint.state.tensors) {
+    if (!name.startsWith(read)) continue;
+    const bad = t.data.findIndex((v) => !Number.isFinite(v));
+    if (bad < 0) continue;
+    io.stderr.write(`ulc ${command}: ${join(dir, "checkpoint.safetensors")} holds a non-finite value in '${name}' (element ${bad}: ${t.data[bad]}); the run diverged or the file was altered\n`);
+    return EXIT.usage;
+  }
   const program = checkAndLower(config.model, { ...config.bindings, B: batch }, config.modelName, io, command);
   if (typeof program === "number") return program;
   let opened: OpenedSession;
@@ -73,10 +85,10 @@ export async function loadRun(dir: string, { batch, seed, ema, target }: LoadOpt
     await opened.session.importState(checkpoint.state);
   } catch (e) {
     opened.close();
-    io.stderr.write(`ulc ${command}: ${join(dir, "checkpoint.safetensors")} does not fit ${config.model} as it is now: ${(e as Error).message}\n`);
+    if (!(e instanceof StateMismatchError)) throw e;
+    io.stderr.write(`ulc ${command}: ${join(dir, "checkpoint.safetensors")} does not fit ${config.model} as it is now: ${e.message}\n`);
     return EXIT.usage;
   }
-  const usesEma = ema && [...checkpoint.state.tensors.keys()].some((k) => k.startsWith("ema:"));
   opened.session.useEma(usesEma);
   return { config, program, opened, step: checkpoint.state.step, usesEma };
 }

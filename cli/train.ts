@@ -4,6 +4,7 @@
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Program } from "../compiler/lower.js";
+import { NAMES } from "../compiler/names.js";
 import { decodeSafetensors, encodeSafetensors } from "../runtime/safetensors.js";
 import { imageData, inputLayout, tensorData, type TrainingData } from "../train/batches.js";
 import { CheckpointError, writeFileAtomic } from "../train/checkpoint.js";
@@ -115,6 +116,12 @@ function trainEntry(program: Program, config: RunConfig): Program["entries"][num
   return entry;
 }
 
+/** What a checkpoint must hold to resume training `entry`: every parameter and its moving average, and the trained ones' optimizer state. */
+function resumeNeeds(program: Program, entry: string): string[] {
+  const training = program.entries.find((e) => e.name === entry)!.training!;
+  return [...program.params.flatMap((p) => [NAMES.newParam(p.name), NAMES.ema(p.name)]), ...training.params.flatMap((p) => training.states.map((s) => NAMES.state(s, p)))];
+}
+
 function describeMetrics(metrics: ReadonlyMap<string, number>): string {
   const pick = ["loss", "prior_loss", "decoder_loss", "bpp", "accuracy"].filter((k) => metrics.has(k));
   return pick.map((k) => `${k} ${metrics.get(k)!.toPrecision(4)}`).join(" ");
@@ -178,7 +185,7 @@ async function trainLocked(file: string, dir: string, options: TrainCommandOptio
       config,
       data,
       dir,
-      { steps: options.steps, checkpointEvery: options.checkpointEvery, resume: options.resume === true },
+      { steps: options.steps, checkpointEvery: options.checkpointEvery, resume: options.resume === true, resumeNeeds: resumeNeeds(program, config.entry) },
       {
         start(taken) {
           progress = new Progress(io.stderr, "train", options.steps, taken);

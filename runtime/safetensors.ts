@@ -65,13 +65,16 @@ export function decodeSafetensors(bytes: Uint8Array, what = "the safetensors fil
   let metadata: Record<string, string> = {};
   for (const [name, entry] of Object.entries(header)) {
     if (name === "__metadata__") {
+      if (typeof entry !== "object" || entry === null || Array.isArray(entry) || Object.values(entry).some((v) => typeof v !== "string"))
+        fail("its __metadata__ is not an object of strings");
       metadata = entry as Record<string, string>;
       continue;
     }
+    if (typeof entry !== "object" || entry === null || Array.isArray(entry)) fail(`tensor '${name}' is not described by an object (dtype, shape, data_offsets)`);
     const { dtype, shape, data_offsets: offsets } = entry as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     if (dtype !== "F32" && dtype !== "I32") fail(`tensor '${name}' has dtype ${String(dtype)}; ulc stores F32 and I32`);
     if (!Array.isArray(shape) || shape.some((d) => !Number.isInteger(d) || d < 0)) fail(`tensor '${name}' has a malformed shape`);
-    if (!Array.isArray(offsets) || offsets.length !== 2) fail(`tensor '${name}' has malformed data_offsets`);
+    if (!Array.isArray(offsets) || offsets.length !== 2 || offsets.some((o) => !Number.isSafeInteger(o))) fail(`tensor '${name}' has malformed data_offsets`);
     const [begin, end] = offsets as number[];
     const count = (shape as number[]).reduce((a, b) => a * b, 1);
     if (end! - begin! !== count * 4) fail(`tensor '${name}' has ${end! - begin!} bytes for ${count} elements`);

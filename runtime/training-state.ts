@@ -7,7 +7,10 @@ import type { TrainingState } from "./session.js";
 
 type Entries = readonly { readonly training?: { readonly params: readonly string[]; readonly states: readonly string[] } }[];
 
-/** Throws an Error naming the first tensor that does not fit. */
+/** A state that does not fit the program: the message names the first tensor that does not. */
+export class StateMismatchError extends Error {}
+
+/** Throws a StateMismatchError naming the first tensor that does not fit. */
 export function checkState(program: Pick<Program, "model" | "params"> & { readonly entries: Entries }, state: TrainingState): void {
   const spec = new Map(program.params.map((p) => [p.name, p]));
   const owners = new Map<string, string>();
@@ -18,11 +21,11 @@ export function checkState(program: Pick<Program, "model" | "params"> & { readon
   for (const e of program.entries) for (const p of e.training?.params ?? []) for (const s of e.training!.states) owners.set(NAMES.state(s, p), p);
   for (const [key, t] of state.tensors) {
     const owner = owners.get(key);
-    if (owner === undefined) throw new Error(`the state holds '${key}', which model ${program.model} does not have`);
+    if (owner === undefined) throw new StateMismatchError(`the state holds '${key}', which model ${program.model} does not have`);
     const want = spec.get(owner)!;
     if (t.dtype !== want.dtype || t.shape.join(",") !== want.shape.join(","))
-      throw new Error(`'${key}' is ${t.dtype}[${t.shape.join(", ")}], but model ${program.model} declares ${want.dtype}[${want.shape.join(", ")}]`);
+      throw new StateMismatchError(`'${key}' is ${t.dtype}[${t.shape.join(", ")}], but model ${program.model} declares ${want.dtype}[${want.shape.join(", ")}]`);
   }
   const missing = program.params.filter((p) => !state.tensors.has(NAMES.newParam(p.name)));
-  if (missing.length > 0) throw new Error(`the state lacks ${missing.length} parameter(s) of model ${program.model}, first '${missing[0]!.name}'`);
+  if (missing.length > 0) throw new StateMismatchError(`the state lacks ${missing.length} parameter(s) of model ${program.model}, first '${missing[0]!.name}'`);
 }

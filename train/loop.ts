@@ -7,7 +7,8 @@ import { appendFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Session } from "../runtime/session.js";
 import { BatchOrder, type TrainingData } from "./batches.js";
-import { hasCheckpoint, readCheckpoint, removeStaleTemporaries, writeCheckpoint } from "./checkpoint.js";
+import { StateMismatchError } from "../runtime/training-state.js";
+import { CHECKPOINT_FILE, CheckpointError, hasCheckpoint, readCheckpoint, removeStaleTemporaries, writeCheckpoint } from "./checkpoint.js";
 import { listRunFiles, METRICS_FILE, readMetrics, type RunConfig, type MetricsRow } from "./run.js";
 
 export interface LoopOptions {
@@ -15,6 +16,11 @@ export interface LoopOptions {
   readonly steps: number;
   readonly checkpointEvery: number;
   readonly resume: boolean;
+  /**
+   * Tensors a checkpoint must hold for a resume to continue exactly (every parameter, its optimizer state and
+   * moving average): one without them would start those from zero and diverge from the run it claims to continue.
+   */
+  readonly resumeNeeds?: readonly string[];
 }
 
 export interface LoopEvents {
@@ -51,7 +57,15 @@ export async function trainLoop(session: Session, config: RunConfig, data: Train
   let lastCheckpoint: number | undefined;
   if (options.resume && hasCheckpoint(dir)) {
     const { state } = readCheckpoint(dir);
-    await session.importState(state);
+    const lacking = (options.resumeNeeds ?? []).filter((name) => !state.tensors.has(name));
+    if (lacking.length > 0)
+      throw new CheckpointError(`${join(dir, CHECKPOINT_FILE)} cannot resume the run exactly: it lacks ${lacking.length} of the tensors it needs, first '${lacking[0]}'`);
+    try {
+      await session.importState(state);
+    } catch (e) {
+      if (e instanceof StateMismatchError) throw new CheckpointError(`${join(dir, CHECKPOINT_FILE)} is not a checkpoint of this model as it is now: ${e.message}`);
+      throw e;
+    }
     lastCheckpoint = state.step;
     // The log keeps exactly the steps the checkpoint has taken.
     const kept = readMetrics(dir).filter((r) => r.step <= state.step);

@@ -1,0 +1,150 @@
+// Hostile input, as a user (or a damaged disk) would give it: each case is a run directory altered in one way,
+// the command that meets it, and the exit code and message it must get. None may end in exit 3 (an internal
+// error). Beside the cases, a structure-aware fuzz of safetensors headers: whatever the header says, reading it
+// either succeeds or throws a SafetensorsError with a message, never anything else.
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import fc from "fast-check";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { decodeSafetensors, SafetensorsError } from "../runtime/safetensors.js";
+import { FASHION_MNIST_DIR } from "../train/data.js";
+import { ulc } from "./support/cli.js";
+
+const SMALL = ["--bind", "Width=32", "--bind", "PriorWidth=16", "--batch", "4"];
+const CHECKPOINT = "checkpoint.safetensors";
+
+/** A safetensors file from a header object and a data section. */
+function safetensors(header: unknown, data: Uint8Array = new Uint8Array()): Uint8Array {
+  const json = Buffer.from(JSON.stringify(header));
+  const length = Buffer.alloc(8);
+  length.writeBigUInt64LE(BigInt(json.length));
+  return Buffer.concat([length, json, data]);
+}
+
+/** The header and data section of a safetensors file. */
+function parts(bytes: Buffer): { header: Record<string, unknown>; data: Buffer } {
+  const n = Number(bytes.readBigUInt64LE(0));
+  return { header: JSON.parse(bytes.subarray(8, 8 + n).toString()), data: bytes.subarray(8 + n) };
+}
+
+describe.skipIf(!existsSync(FASHION_MNIST_DIR))("a damaged or foreign run directory gets a clean error", () => {
+  let dir: string;
+  let run: string;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "ulc-hostile-"));
+    run = join(dir, "run");
+    const r = await ulc(["train", "models/ul_tiny.ul", ...SMALL, "--steps", "2", "--out", run]);
+    expect(r.code, r.stderr).toBe(0);
+  }, 120_000);
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** A copy of the trained run with its checkpoint rewritten by `alter`. */
+  const altered = (name: string, alter: (bytes: Buffer) => Uint8Array) => {
+    const copy = join(dir, name);
+    cpSync(run, copy, { recursive: true });
+    writeFileSync(join(copy, CHECKPOINT), alter(readFileSync(join(run, CHECKPOINT))));
+    return copy;
+  };
+  const withHeader = (edit: (header: Record<string, unknown>) => void) => (bytes: Buffer) => {
+    const { header, data } = parts(bytes);
+    edit(header);
+    return safetensors(header, data);
+  };
+  const firstTensor = (header: Record<string, unknown>) => Object.keys(header).find((k) => k !== "__metadata__")!;
+  const sample = (copy: string) => ulc(["sample", copy, "--n", "2", "--steps", "2", "-o", join(copy, "s.png")]);
+  const resume = (copy: string) => ulc(["train", "models/ul_tiny.ul", "--steps", "3", "--out", copy, "--resume"]);
+
+  test.each([
+    ["null metadata", withHeader((h) => (h.__metadata__ = null)), /__metadata__ is not an object of strings/],
+    ["a metadata value that is not a string", withHeader((h) => (h.__metadata__ = { step: 2 })), /__metadata__ is not an object of strings/],
+    ["a null tensor entry", withHeader((h) => (h[firstTensor(h)] = null)), /tensor '.*' is not described by an object/],
+    ["fractional data offsets", withHeader((h) => ((h[firstTensor(h)] as { data_offsets: number[] }).data_offsets[0]! += 0.5)), /malformed data_offsets/],
+    ["no step in the metadata", withHeader((h) => (h.__metadata__ = {})), /has no valid step in its metadata/],
+  ] as const)("%s: sample and resume exit 2 naming the file", async (_, alter, message) => {
+    const copy = altered(_.replace(/\W+/g, "-"), alter);
+    for (const r of [await sample(copy), await resume(copy)]) {
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(message);
+    }
+  }, 120_000);
+
+  test("a checkpoint without the optimizer state (or the moving average) does not resume, naming what it lacks", async () => {
+    for (const [name, drop] of [
+      ["no-adam", /^optimizer\./],
+      ["no-ema", /^ema:/],
+    ] as const) {
+      const copy = altered(name, withHeader((h) => Object.keys(h).filter((k) => drop.test(k)).forEach((k) => delete h[k])));
+      const r = await resume(copy);
+      expect([r.code, r.stderr]).toEqual([2, expect.stringMatching(/cannot resume the run exactly: it lacks \d+ of the tensors it needs, first '(optimizer|ema)/)]);
+    }
+  }, 120_000);
+
+  test("another model's checkpoint (another width) does not load: exit 2 naming the tensor and both shapes", async () => {
+    const other = join(dir, "wide");
+    expect((await ulc(["train", "models/ul_tiny.ul", "--bind", "Width=48", "--bind", "PriorWidth=16", "--batch", "4", "--steps", "1", "--out", other])).code).toBe(0);
+    const copy = altered("foreign", () => readFileSync(join(other, CHECKPOINT)));
+    const r = await resume(copy);
+    expect([r.code, r.stderr]).toEqual([2, expect.stringMatching(/is not a checkpoint of this model as it is now: '.*' is f32\[.*48.*\], but model UlTiny declares f32\[.*32.*\]/)]);
+    const s = await sample(copy);
+    expect([s.code, s.stderr]).toEqual([2, expect.stringMatching(/does not fit .* as it is now/)]);
+  }, 120_000);
+
+  test("NaN parameters: sample refuses them, naming the tensor, and writes no picture", async () => {
+    const copy = altered("nan", (bytes) => {
+      const entry = Object.entries(parts(bytes).header).find(([k]) => k.startsWith("ema:"))![1] as { data_offsets: number[] };
+      const out = Buffer.from(bytes);
+      out.writeFloatLE(NaN, 8 + Number(bytes.readBigUInt64LE(0)) + entry.data_offsets[0]! + 4 * 3);
+      return out;
+    });
+    const r = await sample(copy);
+    expect([r.code, r.stderr]).toEqual([2, expect.stringMatching(/holds a non-finite value in 'ema:.*' \(element 3: NaN\)/)]);
+    expect(existsSync(join(copy, "s.png"))).toBe(false);
+  }, 120_000);
+});
+
+describe("safetensors headers, fuzzed", () => {
+  const value = fc.oneof(fc.constant(null), fc.boolean(), fc.integer({ min: -3, max: 1 << 20 }), fc.double(), fc.string({ maxLength: 6 }), fc.array(fc.integer({ min: -2, max: 64 }), { maxLength: 4 }));
+  const entry = fc.oneof(
+    value,
+    fc.record(
+      {
+        dtype: fc.oneof(fc.constantFrom("F32", "I32", "F16", "BF16", ""), value),
+        shape: fc.oneof(fc.array(fc.integer({ min: -1, max: 4 }), { maxLength: 3 }), value),
+        data_offsets: fc.oneof(fc.tuple(fc.integer({ min: -8, max: 256 }), fc.integer({ min: -8, max: 256 })), fc.tuple(fc.double(), fc.double()), value),
+      },
+      { requiredKeys: [] },
+    ),
+  );
+  const header = fc.dictionary(fc.oneof(fc.constantFrom("__metadata__", "param:a", "ema:a"), fc.string({ maxLength: 5 })), entry, { maxKeys: 4 });
+
+  test("1,000 structured headers over random data: read, or refused with a SafetensorsError", () => {
+    fc.assert(
+      fc.property(header, fc.uint8Array({ maxLength: 96 }), (h, data) => {
+        try {
+          decodeSafetensors(safetensors(h, data), "fuzz.safetensors");
+        } catch (e) {
+          if (!(e instanceof SafetensorsError)) throw e;
+          expect(e.message).toMatch(/fuzz\.safetensors/);
+        }
+      }),
+      { numRuns: 1000, seed: 14 },
+    );
+  });
+
+  test("1,000 byte strings (lengths that lie, truncation, bad UTF-8): read, or refused with a SafetensorsError", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), fc.bigInt({ min: 0n, max: 1n << 63n }), (body, length) => {
+        const bytes = Buffer.alloc(8 + body.length);
+        bytes.writeBigUInt64LE(length);
+        bytes.set(body, 8);
+        try {
+          decodeSafetensors(bytes, "fuzz.safetensors");
+        } catch (e) {
+          if (!(e instanceof SafetensorsError)) throw e;
+        }
+      }),
+      { numRuns: 1000, seed: 15 },
+    );
+  });
+});

@@ -1,14 +1,17 @@
 // Hostile input, as a user (or a damaged disk) would give it: each case is a run directory altered in one way,
 // the command that meets it, and the exit code and message it must get. None may end in exit 3 (an internal
-// error). Beside the cases, a structure-aware fuzz of safetensors headers: whatever the header says, reading it
-// either succeeds or throws a SafetensorsError with a message, never anything else.
+// error). Beside the cases, structure-aware fuzzing of safetensors, PNG and IDX headers: whatever a header says,
+// reading it either succeeds or throws the reader's own error with a message, never anything else.
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { deflateSync } from "node:zlib";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { IdxError, parseIdx } from "../runtime/idx.js";
 import { decodeSafetensors, SafetensorsError } from "../runtime/safetensors.js";
 import { FASHION_MNIST_DIR } from "../train/data.js";
+import { decodePng } from "../train/png-decode.js";
 import { ulc } from "./support/cli.js";
 
 const SMALL = ["--bind", "Width=32", "--bind", "PriorWidth=16", "--batch", "4"];
@@ -145,6 +148,65 @@ describe("safetensors headers, fuzzed", () => {
         }
       }),
       { numRuns: 1000, seed: 15 },
+    );
+  });
+});
+
+describe("image files, hostile and fuzzed", () => {
+  /** A PNG from its IHDR fields and the bytes its IDAT inflates to (CRCs are not checked by the reader). */
+  const png = (width: number, height: number, depth: number, colour: number, raw: Uint8Array) => {
+    const chunk = (type: string, data: Uint8Array) => {
+      const head = Buffer.alloc(8);
+      head.writeUInt32BE(data.length);
+      head.write(type, 4, "latin1");
+      return Buffer.concat([head, data, Buffer.alloc(4)]);
+    };
+    const ihdr = Buffer.alloc(13);
+    ihdr.writeUInt32BE(width, 0);
+    ihdr.writeUInt32BE(height, 4);
+    ihdr[8] = depth;
+    ihdr[9] = colour;
+    return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk("IHDR", ihdr), chunk("IDAT", deflateSync(raw)), chunk("IEND", Buffer.alloc(0))]);
+  };
+
+  test("a 0×0 image, and a small file declaring 20000×20000 pixels, are refused before anything is inflated", () => {
+    expect(() => decodePng(png(0, 0, 8, 0, new Uint8Array(0)))).toThrow(/IHDR declares a 0×0 image/);
+    // 64 KiB of zeros standing for 1.6 GB: refused on the header's word, without inflating.
+    expect(() => decodePng(png(20000, 20000, 8, 6, new Uint8Array(1 << 16)))).toThrow(/declares 20000×20000 pixels, more than/);
+    // Within the limit, but inflating to more than it declares: stopped at the declared size.
+    expect(() => decodePng(png(4, 4, 8, 0, new Uint8Array(1 << 20)))).toThrow(/corrupt image data/);
+  });
+
+  test("1,000 PNG headers and bodies: decoded, or refused with a message (the data loader names the file)", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 40 }), fc.integer({ min: 0, max: 40 }), fc.constantFrom(1, 8, 16), fc.constantFrom(0, 2, 3, 4, 6, 7), fc.uint8Array({ maxLength: 400 }), (w, h, depth, colour, raw) => {
+        try {
+          const image = decodePng(png(w, h, depth, colour, raw));
+          expect(image.pixels.length).toBe(image.width * image.height * image.channels);
+        } catch (e) {
+          expect(e).toBeInstanceOf(Error);
+          expect((e as Error).message.length).toBeGreaterThan(0);
+          expect(e).not.toBeInstanceOf(TypeError);
+        }
+      }),
+      { numRuns: 1000, seed: 16 },
+    );
+  });
+
+  test("1,000 IDX headers and bodies: parsed, or refused with an IdxError", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 0, maxLength: 4 }), fc.array(fc.integer({ min: 0, max: 70 }), { maxLength: 4 }), fc.uint8Array({ maxLength: 300 }), (magic, dims, body) => {
+        const head = Buffer.alloc(4 + 4 * dims.length);
+        head.set([0, 0, 8, dims.length].map((v, i) => magic[i] ?? v));
+        dims.forEach((d, i) => head.writeUInt32BE(d, 4 + 4 * i));
+        try {
+          const { dims: got, data } = parseIdx(Buffer.concat([head, body]), "fuzz.idx");
+          expect(data.length).toBe(got.reduce((a, b) => a * b, 1));
+        } catch (e) {
+          if (!(e instanceof IdxError)) throw e;
+        }
+      }),
+      { numRuns: 1000, seed: 17 },
     );
   });
 });

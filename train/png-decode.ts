@@ -4,6 +4,8 @@ import { inflateSync } from "node:zlib";
 import type { Image } from "../runtime/pictures/png.js";
 
 const SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+/** The most pixels an image may declare: far past any training image, and a bound on what a PNG may inflate to. */
+export const MAX_PIXELS = 1 << 24;
 /** Samples per pixel by colour type. */
 const SAMPLES: Record<number, number> = { 0: 1, 2: 3, 4: 2, 6: 4 };
 
@@ -19,8 +21,11 @@ export function decodePng(bytes: Uint8Array): Image {
     const data = bytes.subarray(at + 8, at + 8 + length);
     if (data.length !== length) throw new Error(`truncated ${type} chunk`);
     if (type === "IHDR") {
+      if (length !== 13) throw new Error(`IHDR chunk has ${length} bytes, 13 expected`);
       width = view.getUint32(at + 8);
       height = view.getUint32(at + 12);
+      if (width === 0 || height === 0) throw new Error(`IHDR declares a ${width}×${height} image`);
+      if (width * height > MAX_PIXELS) throw new Error(`IHDR declares ${width}×${height} pixels, more than the ${MAX_PIXELS} ulc reads`);
       const depth = data[8]!;
       colour = data[9]!;
       if (depth !== 8 || SAMPLES[colour] === undefined) throw new Error(`unsupported PNG: bit depth ${depth}, colour type ${colour} (8-bit gray, RGB, with or without alpha, are read)`);
@@ -31,14 +36,15 @@ export function decodePng(bytes: Uint8Array): Image {
   }
   if (colour < 0) throw new Error("no IHDR chunk");
   if (idat.length === 0) throw new Error("no image data (IDAT)");
+  const bpp = SAMPLES[colour]!;
+  const stride = width * bpp;
   let raw: Uint8Array;
   try {
-    raw = inflateSync(Buffer.concat(idat));
+    // Never more than the declared image: a small file that inflates to gigabytes stops here.
+    raw = inflateSync(Buffer.concat(idat), { maxOutputLength: height * (stride + 1) + 1 });
   } catch (e) {
     throw new Error(`corrupt image data (${(e as Error).message})`);
   }
-  const bpp = SAMPLES[colour]!;
-  const stride = width * bpp;
   if (raw.length !== height * (stride + 1)) throw new Error(`image data has ${raw.length} bytes, ${height * (stride + 1)} expected`);
   const rows = new Uint8Array(height * stride);
   for (let y = 0; y < height; y++) {

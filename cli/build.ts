@@ -14,6 +14,7 @@ import { printGraph } from "../compiler/ir.js";
 import { fuse } from "../compiler/kernel/fuse.js";
 import { lowerProgram, type Program, type ProgramEntry } from "../compiler/lower.js";
 import { writeNativeBuild } from "../runtime/native/compile.js";
+import { fsFailure } from "../train/checkpoint.js";
 import { encodeProgramFile } from "../runtime/webgpu/model.js";
 import { EXIT, resolveColor } from "./args.js";
 import type { CliIo } from "./io.js";
@@ -160,7 +161,15 @@ export async function runBuild(file: string, options: BuildCommandOptions, io: C
   ];
   const text = parts.join("\n\n") + "\n";
   if (options.stats) io.stderr.write(statsTable(entries, (e) => fuse(e.graph).steps.length));
-  if (options.output) writeFileSync(options.output, text);
-  else io.stdout.write(text);
+  if (!options.output) io.stdout.write(text);
+  else
+    try {
+      writeFileSync(options.output, text);
+    } catch (e) {
+      const why = fsFailure(e);
+      if (!why) throw e;
+      io.stderr.write(`ulc build: cannot write ${options.output}: ${why}\n`);
+      return EXIT.usage;
+    }
   return EXIT.ok;
 }

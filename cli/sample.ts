@@ -1,14 +1,14 @@
 // `ulc sample RUN_DIR -o grid.png`: images from a trained Unified Latents run. The model is rebuilt with the
 // batch bound to --n, the checkpoint loaded (its moving average unless --no-ema), the prior sampled from noise
 // to z0 and the decoder from noise to images (runtime/sampler.ts), and the images written as one PNG grid.
-import { mkdirSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Program } from "../compiler/lower.js";
 import { encodePng, imageGrid } from "../runtime/pictures/png.js";
 import { decode, sampleCalls, sampleImages, samplePrior, type Sampler } from "../runtime/sampler.js";
 import type { HostTensor } from "../runtime/session.js";
 import { StateMismatchError } from "../runtime/training-state.js";
-import { CheckpointError, readCheckpoint } from "../train/checkpoint.js";
+import { CheckpointError, fsFailure, makeFolder, readCheckpoint } from "../train/checkpoint.js";
 import { DeviceUnavailableError, openSession, type OpenedSession } from "../train/open-session.js";
 import { readRunConfig, RunError, type RunConfig, type TargetChoice } from "../train/run.js";
 import { EXIT } from "./args.js";
@@ -94,7 +94,7 @@ export async function loadRun(dir: string, { batch, seed, ema, target }: LoadOpt
 }
 
 export async function writeGrid(path: string, images: { data: ArrayLike<number>; shape: readonly number[] }): Promise<void> {
-  mkdirSync(dirname(path), { recursive: true });
+  makeFolder(dirname(path));
   writeFileSync(path, await encodePng(imageGrid(images.data, images.shape)));
 }
 
@@ -144,7 +144,14 @@ export async function runSample(dir: string, options: SampleCommandOptions, io: 
     if (typeof sampler === "number") return sampler;
     const progress = new Progress(io.stderr, "sample", sampleCalls(options.steps), 0, "call");
     const images = await sampler.sample(options.seed, 1, (done) => progress.update(done));
-    await writeGrid(options.output, images);
+    try {
+      await writeGrid(options.output, images);
+    } catch (e) {
+      const why = fsFailure(e);
+      if (!why) throw e;
+      io.stderr.write(`ulc sample: cannot write ${options.output}: ${why}\n`);
+      return EXIT.usage;
+    }
     io.stdout.write(`${options.output}: ${options.n} samples of ${run.program.model} at step ${run.step} (${sampler.describe}; ${run.usesEma ? "moving average" : "raw parameters"}, ${options.sampler}, ${options.steps} steps, seed ${options.seed})\n`);
     return EXIT.ok;
   } finally {

@@ -7,13 +7,13 @@ import type { Program } from "../compiler/lower.js";
 import { NAMES } from "../compiler/names.js";
 import { decodeSafetensors, encodeSafetensors } from "../runtime/safetensors.js";
 import { imageData, inputLayout, tensorData, type TrainingData } from "../train/batches.js";
-import { CheckpointError, writeFileAtomic } from "../train/checkpoint.js";
+import { CheckpointError, removeStaleTemporaries, writeFileAtomic } from "../train/checkpoint.js";
 import { DataError, loadImages } from "../train/data.js";
 import { entryOutputs } from "../train/evaluate.js";
 import { DivergedError, trainLoop } from "../train/loop.js";
 import { DeviceUnavailableError, openSession, resolveTarget, type OpenedSession } from "../train/open-session.js";
 import { writeLossCurve } from "../train/plot.js";
-import { lockRun, readMetrics, readRunConfig, resolveData, RUN_FILE, RUN_FORMAT, RunError, writeRunConfig, type RunConfig, type TargetChoice } from "../train/run.js";
+import { listRunFiles, lockRun, readMetrics, readRunConfig, resolveData, RUN_FILE, RUN_FORMAT, RunError, writeRunConfig, type RunConfig, type TargetChoice } from "../train/run.js";
 import { EXIT } from "./args.js";
 import { checkAndLower } from "./build.js";
 import type { CliIo } from "./io.js";
@@ -146,6 +146,8 @@ export async function runTrain(file: string, options: TrainCommandOptions, given
 
 /** The run in `dir`, which this process holds. */
 async function trainLocked(file: string, dir: string, options: TrainCommandOptions, given: ReadonlySet<string>, io: CliIo): Promise<number> {
+  // First, before anything is written: a killed writer's temporary files could be what fills the disk.
+  removeStaleTemporaries(dir, listRunFiles(dir));
   let config: RunConfig, data: TrainingData, program: Program | number;
   try {
     config = await runConfig(file, options, given, dir);

@@ -2,7 +2,8 @@
 // the command that meets it, and the exit code and message it must get. None may end in exit 3 (an internal
 // error). Beside the cases, structure-aware fuzzing of safetensors, PNG and IDX headers: whatever a header says,
 // reading it either succeeds or throws the reader's own error with a message, never anything else.
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { deflateSync } from "node:zlib";
@@ -91,6 +92,27 @@ describe.skipIf(!existsSync(FASHION_MNIST_DIR))("a damaged or foreign run direct
     expect([r.code, r.stderr]).toEqual([2, expect.stringMatching(/is not a checkpoint of this model as it is now: '.*' is f32\[.*48.*\], but model UlTiny declares f32\[.*32.*\]/)]);
     const s = await sample(copy);
     expect([s.code, s.stderr]).toEqual([2, expect.stringMatching(/does not fit .* as it is now/)]);
+  }, 120_000);
+
+  test("a write that fails (a file size limit, as a full disk) removes its temporary file and keeps the last good checkpoint", () => {
+    const copy = altered("full", (bytes) => bytes);
+    const before = readFileSync(join(copy, CHECKPOINT));
+    // ulimit -f 100: files past 100 KiB cannot be written, so the next checkpoint (2.7 MB) fails.
+    const r = spawnSync("bash", ["-c", `ulimit -f 100; exec node bin/ulc.js train models/ul_tiny.ul --steps 4 --checkpoint-every 1 --out '${copy}' --resume`], { encoding: "utf8" });
+    expect([r.status, r.stderr]).toEqual([2, expect.stringMatching(/cannot write .*checkpoint\.safetensors: the file would be larger than this process may write \(ulimit -f\); the last good one is kept/)]);
+    expect(readdirSync(copy).filter((f) => f.includes(".tmp-"))).toEqual([]);
+    expect(readFileSync(join(copy, CHECKPOINT)).equals(before)).toBe(true);
+  }, 120_000);
+
+  test("places that cannot be written: an --out or -o under a file, -o naming a folder, are exit 2 saying so", async () => {
+    const file = join(dir, "a-file");
+    writeFileSync(file, "");
+    const train = await ulc(["train", "models/ul_tiny.ul", ...SMALL, "--steps", "1", "--out", join(file, "run")]);
+    expect([train.code, train.stderr]).toEqual([2, expect.stringMatching(/cannot write in .*a-file\/run: a part of the path is a file, not a folder/)]);
+    const png = await ulc(["sample", run, "--n", "2", "--steps", "2", "-o", join(file, "grid.png")]);
+    expect([png.code, png.stderr]).toEqual([2, expect.stringMatching(/cannot write .*a-file\/grid\.png: a part of the path is a file, not a folder/)]);
+    const ir = await ulc(["build", "models/ul_tiny.ul", "--emit", "ir", "--bind", "B=2", "-o", dir]);
+    expect([ir.code, ir.stderr]).toEqual([2, expect.stringMatching(/cannot write .*: it is a folder/)]);
   }, 120_000);
 
   test("NaN parameters: sample refuses them, naming the tensor, and writes no picture", async () => {

@@ -8,8 +8,8 @@ import { join } from "node:path";
 import type { Session } from "../runtime/session.js";
 import { BatchOrder, type TrainingData } from "./batches.js";
 import { StateMismatchError } from "../runtime/training-state.js";
-import { CHECKPOINT_FILE, CheckpointError, hasCheckpoint, readCheckpoint, removeStaleTemporaries, writeCheckpoint } from "./checkpoint.js";
-import { listRunFiles, METRICS_FILE, readMetrics, type RunConfig, type MetricsRow } from "./run.js";
+import { CHECKPOINT_FILE, CheckpointError, guardedWrite, hasCheckpoint, readCheckpoint, writeCheckpoint } from "./checkpoint.js";
+import { METRICS_FILE, readMetrics, type RunConfig, type MetricsRow } from "./run.js";
 
 export interface LoopOptions {
   /** Train until the session has taken this many steps in all. */
@@ -53,8 +53,8 @@ export interface LoopResult {
 }
 
 export async function trainLoop(session: Session, config: RunConfig, data: TrainingData, dir: string, options: LoopOptions, events: LoopEvents = {}): Promise<LoopResult> {
-  removeStaleTemporaries(dir, listRunFiles(dir));
   let lastCheckpoint: number | undefined;
+  const metricsFile = join(dir, METRICS_FILE);
   if (options.resume && hasCheckpoint(dir)) {
     const { state } = readCheckpoint(dir);
     const lacking = (options.resumeNeeds ?? []).filter((name) => !state.tensors.has(name));
@@ -69,8 +69,8 @@ export async function trainLoop(session: Session, config: RunConfig, data: Train
     lastCheckpoint = state.step;
     // The log keeps exactly the steps the checkpoint has taken.
     const kept = readMetrics(dir).filter((r) => r.step <= state.step);
-    writeFileSync(join(dir, METRICS_FILE), kept.map((r) => JSON.stringify(r) + "\n").join(""));
-  } else writeFileSync(join(dir, METRICS_FILE), "");
+    guardedWrite(metricsFile, () => writeFileSync(metricsFile, kept.map((r) => JSON.stringify(r) + "\n").join("")));
+  } else guardedWrite(metricsFile, () => writeFileSync(metricsFile, ""));
 
   const order = new BatchOrder(data.count, data.batch, config.seed);
   const firstStep = session.step + 1;
@@ -89,7 +89,7 @@ export async function trainLoop(session: Session, config: RunConfig, data: Train
     // mostly the initial parameters, so the decay grows from 0.18 towards the configured one.
     await session.updateEma(Math.min(config.emaDecay, (1 + step) / (10 + step)));
     const row: MetricsRow = { step, ...Object.fromEntries(metrics) };
-    appendFileSync(join(dir, METRICS_FILE), JSON.stringify(row) + "\n");
+    guardedWrite(metricsFile, () => appendFileSync(metricsFile, JSON.stringify(row) + "\n"));
     events.step?.(step, metrics);
     if (step % options.checkpointEvery === 0 || step === options.steps) await save();
   }

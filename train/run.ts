@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
-import { writeFileAtomic } from "./checkpoint.js";
+import { fsFailure, makeFolder, writeFileAtomic } from "./checkpoint.js";
 
 export const RUN_FORMAT = "ulc-run/1";
 export type Target = "webgpu" | "cuda" | "cpu";
@@ -79,15 +79,23 @@ function running(pid: number): boolean {
  */
 export function lockRun(dir: string): () => void {
   const created = !existsSync(dir);
-  mkdirSync(dir, { recursive: true });
   const file = join(dir, LOCK_FILE);
   const me: LockOwner = { pid: process.pid, host: hostname(), started: new Date().toISOString() };
+  const cannot = (e: unknown) => {
+    const why = fsFailure(e);
+    return why ? new RunError(`cannot write in ${dir}: ${why}`) : e;
+  };
+  try {
+    makeFolder(dir);
+  } catch (e) {
+    throw cannot(e);
+  }
   for (;;) {
     try {
       writeFileSync(file, JSON.stringify(me) + "\n", { flag: "wx" });
       break;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw cannot(e);
     }
     let owner: Partial<LockOwner> = {};
     try {

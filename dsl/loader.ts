@@ -77,7 +77,7 @@ export function loadProgram(paths: readonly string[], host: SourceHost, stdRoot:
     if (text === undefined) return undefined;
     const source = new SourceFile(displayPath(p), text);
     const parsed = parseFile(source);
-    diagnostics.push(...parsed.diagnostics);
+    for (const d of parsed.diagnostics) diagnostics.push(d); // a spread of 10^5 would overflow the stack
     const file: LoadedFile = { path: p, source, ...(parsed.ast && { ast: parsed.ast }), imports: new Map() };
     files.set(p, file);
     for (const d of parsed.ast?.decls ?? []) {
@@ -101,7 +101,7 @@ export function loadProgram(paths: readonly string[], host: SourceHost, stdRoot:
     return file;
   };
   for (const r of roots) load(r);
-  diagnostics.push(...findCycles(files));
+  for (const d of findCycles(files)) diagnostics.push(d);
   return { files, roots, diagnostics };
 }
 

@@ -11,7 +11,7 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { IdxError, parseIdx } from "../runtime/idx.js";
 import { decodeSafetensors, SafetensorsError } from "../runtime/safetensors.js";
-import { FASHION_MNIST_DIR } from "../train/data.js";
+import { FASHION_MNIST_DIR, loadImages } from "../train/data.js";
 import { decodePng } from "../train/png-decode.js";
 import { ulc } from "./support/cli.js";
 
@@ -231,4 +231,31 @@ describe("image files, hostile and fuzzed", () => {
       { numRuns: 1000, seed: 17 },
     );
   });
+});
+
+describe("floods", () => {
+  test("500,000 labels load (no spread of them overflows the stack), and 200,000 diagnostics are reported", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ulc-flood-"));
+    try {
+      const n = 500_000;
+      const idx = (dims: number[], data: Uint8Array) => {
+        const head = Buffer.alloc(4 + 4 * dims.length);
+        head.set([0, 0, 8, dims.length]);
+        dims.forEach((d, i) => head.writeUInt32BE(d, 4 + 4 * i));
+        return Buffer.concat([head, data]);
+      };
+      writeFileSync(join(dir, "train-images-idx3-ubyte"), idx([n, 1, 1], new Uint8Array(n)));
+      writeFileSync(join(dir, "train-labels-idx1-ubyte"), idx([n], Uint8Array.from({ length: n }, (_, i) => i % 10)));
+      const set = loadImages(dir, "train");
+      expect([set.count, set.classes]).toEqual([n, 10]);
+
+      const flood = join(dir, "flood.ul");
+      writeFileSync(flood, "$ ".repeat(200_000));
+      const r = await ulc(["check", "--json", flood]);
+      expect(r.code).toBe(1);
+      expect(JSON.parse(r.stdout).diagnostics.length).toBeGreaterThan(1000);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });

@@ -62,7 +62,10 @@ function loadIdxPair(dir: string, split: Split): ImageSet {
   const labels = readIdx(labelsPath);
   if (labels.dims.length !== 1) throw new DataError(`${labelsPath}: a label file has 1 dimension, this one has ${labels.dims.length}`);
   if (labels.dims[0] !== set.count) throw new DataError(`${labelsPath}: ${labels.dims[0]} labels for ${set.count} images in ${images}`);
-  return { ...set, labels: labels.data, classes: Math.max(...labels.data) + 1 };
+  // A loop, not Math.max(...labels): a spread of 10^5 arguments overflows the stack.
+  let classes = 0;
+  for (const l of labels.data) classes = Math.max(classes, l + 1);
+  return { ...set, labels: labels.data, classes };
 }
 
 function readIdxImages(path: string): ImageSet {

@@ -4,6 +4,7 @@
 // space (an FID for Fashion-MNIST, with our classifier in Inception's place); pictures of reconstructions and
 // samples land beside it. A classifier run gets its test loss and accuracy.
 import { join } from "node:path";
+import type { ProgramEntry } from "../compiler/lower.js";
 import { writeFileAtomic } from "../train/checkpoint.js";
 import { batchOf, inputLayout } from "../train/batches.js";
 import { DataError, loadImages, type ImageSet } from "../train/data.js";
@@ -29,18 +30,27 @@ export interface EvalCommandOptions {
   readonly target?: TargetChoice;
 }
 
+/**
+ * An entry eval relies on (docs/language.md, "Entries the commands rely on"), or a DataError saying which run
+ * needs it for what, and what its model has instead.
+ */
+function entry(run: LoadedRun, name: string, purpose: string): ProgramEntry {
+  const found = run.program.entries.find((e) => e.name === name);
+  if (found) return found;
+  const has = run.program.entries.map((e) => e.name).join(", ");
+  throw new DataError(`${purpose} needs the entry '${name}', which model ${run.program.model} of ${run.dir} lacks (it has ${has})`);
+}
+
 /** Test loss and accuracy of a classifier run. */
 async function classifierReport(run: LoadedRun, set: ImageSet, n: number, io: CliIo): Promise<Record<string, number>> {
-  const layout = inputLayout(run.program.entries.find((e) => e.name === "evaluate")!, set);
+  const layout = inputLayout(entry(run, "evaluate", "measuring a classifier (a model without 'decoder_step')"), set);
   const progress = new Progress(io.stderr, "classifier test split", Math.floor(n / layout.batch), 0, "batch");
   let done = 0;
   return meanMetrics(run.opened.session, "evaluate", set, layout, n, 0, () => progress.update(++done));
 }
 
 async function features(run: LoadedRun, images: Float32Array, count: number, batch: number): Promise<Float32Array> {
-  const entry = run.program.entries.find((e) => e.name === "features");
-  if (!entry) throw new DataError(`the classifier run's model ${run.program.model} has no 'features' entry`);
-  const spec = entry.inputs[0]!;
+  const spec = entry(run, "features", "the Fréchet distance's classifier").inputs[0]!;
   const per = spec.shape.slice(1).reduce((a, b) => a * b, 1);
   if (images.length / count !== per) throw new DataError(`the classifier takes [${spec.shape.slice(1).join(", ")}] images; the run's images have ${images.length / count} values each`);
   return entryOutputs(run.opened.session, "features", (indices) => {
@@ -52,7 +62,7 @@ async function features(run: LoadedRun, images: Float32Array, count: number, bat
 
 /** Reconstruction PSNR, with a picture of pairs (original, reconstruction). */
 async function reconstructionReport(run: LoadedRun, set: ImageSet, options: EvalCommandOptions, dir: string, io: CliIo): Promise<number> {
-  const layout = inputLayout(run.program.entries.find((e) => e.name === "encode")!, set);
+  const layout = inputLayout(entry(run, "encode", "reconstruction"), set);
   io.stderr.write(`reconstructing ${options.recon} test images (${options.steps} decoder steps each)...\n`);
   const { real, fake } = await reconstructions(run.opened.session, run.program.entries, set, layout, options.recon, { steps: options.steps, sampler: options.sampler, seed: options.seed });
   const per = real.length / options.recon;
@@ -73,6 +83,7 @@ async function frechetReport(run: LoadedRun, set: ImageSet, options: EvalCommand
   const sampler = await imageSampler(run, options.batch, options, io, "eval");
   try {
     if (typeof sampler === "number") return sampler;
+    for (const name of ["evaluate", "features"]) entry(classifier, name, "--classifier (the Fréchet distance's classifier)");
     const accuracy = await classifierReport(classifier, set, set.count, io);
     const bar = new Progress(io.stderr, "samples for the Fréchet distance", options.fdN, 0, "image");
     let done = 0;
@@ -84,7 +95,7 @@ async function frechetReport(run: LoadedRun, set: ImageSet, options: EvalCommand
     const per = fakes.data.length / options.fdN;
     await writeGrid(join(dir, "eval-samples.png"), { data: fakes.data.subarray(0, Math.min(64, options.fdN) * per), shape: [Math.min(64, options.fdN), ...fakes.shape.slice(1)] });
     // Real images go to the classifier straight from the data set, in its own batches.
-    const layout = inputLayout(classifier.program.entries.find((e) => e.name === "features")!, set);
+    const layout = inputLayout(entry(classifier, "features", "the Fréchet distance's classifier"), set);
     const fr = await entryOutputs(classifier.opened.session, "features", (indices) => batchOf(set, layout, indices.map((i) => i % set.count)), options.fdN, layout.batch, 0);
     const ff = await features(classifier, fakes.data as Float32Array, options.fdN, options.batch);
     return {
@@ -112,7 +123,7 @@ export async function runEval(dir: string, options: EvalCommandOptions, io: CliI
       Object.assign(report, { examples: n }, await classifierReport(run, set, n, io));
     } else {
       if (has("evaluate")) {
-        const layout = inputLayout(run.program.entries.find((e) => e.name === "evaluate")!, set);
+        const layout = inputLayout(entry(run, "evaluate", "held-out metrics"), set);
         const bar = new Progress(io.stderr, "held-out metrics", Math.floor(n / layout.batch), 0, "batch");
         let done = 0;
         report.heldOut = { examples: Math.floor(n / layout.batch) * layout.batch, ...(await meanMetrics(run.opened.session, "evaluate", set, layout, n, 0, () => bar.update(++done))) };

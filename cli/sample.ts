@@ -27,6 +27,8 @@ export interface SampleCommandOptions {
 }
 
 export interface LoadedRun {
+  /** The run directory. */
+  readonly dir: string;
   readonly config: RunConfig;
   readonly program: Program;
   readonly opened: OpenedSession;
@@ -90,7 +92,7 @@ export async function loadRun(dir: string, { batch, seed, ema, target }: LoadOpt
     return EXIT.usage;
   }
   opened.session.useEma(usesEma);
-  return { config, program, opened, step: checkpoint.state.step, usesEma };
+  return { dir, config, program, opened, step: checkpoint.state.step, usesEma };
 }
 
 export async function writeGrid(path: string, images: { data: ArrayLike<number>; shape: readonly number[] }): Promise<void> {

@@ -115,6 +115,30 @@ describe.skipIf(!existsSync(FASHION_MNIST_DIR))("a damaged or foreign run direct
     expect([ir.code, ir.stderr]).toEqual([2, expect.stringMatching(/cannot write .*: it is a folder/)]);
   }, 120_000);
 
+  test("eval on a run whose model lacks the entries it needs, or with a --classifier that is not one: exit 2 naming the entry", async () => {
+    const model = join(dir, "tiny.ul");
+    writeFileSync(
+      model,
+      [
+        "from std.layers import Linear",
+        "from std.optim import AdamW",
+        "model Tiny {",
+        "  layer: Linear<784, 1>",
+        "  train fit<B>(x: f32[B, 1, 28, 28]) -> { loss: f32 } minimize loss with AdamW(lr = 1e-3, weight_decay = 0.0) {",
+        "    { loss: mean(layer(reshape(x, [B, 784]))) }",
+        "  }",
+        "}",
+        "",
+      ].join("\n"),
+    );
+    const tiny = join(dir, "tiny-run");
+    expect((await ulc(["train", model, "--batch", "4", "--steps", "1", "--out", tiny])).code).toBe(0);
+    const bare = await ulc(["eval", tiny, "--n", "8", "--batch", "4"]);
+    expect([bare.code, bare.stderr]).toEqual([2, expect.stringMatching(/measuring a classifier \(a model without 'decoder_step'\) needs the entry 'evaluate', which model Tiny of .*tiny-run lacks \(it has fit\)/)]);
+    const notClassifier = await ulc(["eval", run, "--classifier", run, "--n", "8", "--recon", "2", "--fd-n", "4", "--steps", "2", "--batch", "4"]);
+    expect([notClassifier.code, notClassifier.stderr]).toEqual([2, expect.stringMatching(/--classifier \(the Fréchet distance's classifier\) needs the entry 'features', which model UlTiny of .* lacks/)]);
+  }, 120_000);
+
   test("NaN parameters: sample refuses them, naming the tensor, and writes no picture", async () => {
     const copy = altered("nan", (bytes) => {
       const entry = Object.entries(parts(bytes).header).find(([k]) => k.startsWith("ema:"))![1] as { data_offsets: number[] };

@@ -4,11 +4,21 @@
 # resumes where it was. Step counts are environment variables, so a quicker pass is possible:
 #   STEPS_TINY=3000 STEPS_SWEEP=2000 STEPS_VAE=2000 STEPS_BASE=2000 STEPS_CLASSIFIER=1500 bash scripts/experiments.sh
 # Runs go to runs/exp/ (not committed); pictures and eval.json files are copied to docs/results/.
+#
+# PARTS picks the sections (default: the ones measured with today's models, "classifier small sweep"):
+#   classifier  the classifier whose features the Fréchet distances use
+#   small       4. ul_small (the convolutional model) against ul_tiny at 4,000 steps
+#   sweep       5. the loss-factor sweep on ul_tiny, SEEDS per loss factor
+#   legacy      sections 1-3 (measured with the v-predicting decoder, which the models no longer have)
+#   PARTS="small" STEPS_SMALL=7000 bash scripts/experiments.sh
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 : "${STEPS_TINY:=3000}" "${STEPS_SWEEP:=2000}" "${STEPS_VAE:=2000}" "${STEPS_BASE:=2000}" "${STEPS_CLASSIFIER:=1500}"
 : "${SWEEP:=1.5 3 6}" "${BIASES:=4}" "${KL_WEIGHT:=0.01}" "${SWEEP_WIDTH:=256}"
+: "${PARTS:=classifier small sweep}"
+: "${STEPS_SMALL:=7000}" "${BATCH_SMALL:=8}" "${STEPS_C:=2000}" "${BATCH_C:=32}" "${CS:=1.3 10 3 1.5 6 2.1}" "${SEEDS:=0 1 2}"
+: "${FD_N:=1000}"
 RUNS=runs/exp
 DOCS=docs/results
 ulc() { node bin/ulc.js "$@"; }
@@ -28,18 +38,171 @@ train() {
 evaluate() {
   local run=$1
   shift
-  [[ -f $RUNS/$run/eval.json ]] || ulc eval "$RUNS/$run" "$@"
+  measured "$RUNS/$run/eval.json" "$RUNS/$run" || ulc eval "$RUNS/$run" "$@"
   mkdir -p "$DOCS/$run"
   cp "$RUNS/$run/eval.json" "$RUNS/$run/loss.svg" "$DOCS/$run/"
   for f in eval-reconstructions.png eval-samples.png; do [[ -f $RUNS/$run/$f ]] && cp "$RUNS/$run/$f" "$DOCS/$run/"; done
   return 0
 }
 
-npm run build >/dev/null
+part() { [[ " $PARTS " == *" $1 "* ]]; }
+
+# measured FILE RUN: FILE exists and measured RUN at the step of its last checkpoint (a longer run is remeasured).
+measured() {
+  [[ -f $1 ]] && node -e 'const fs = require("fs"); const at = JSON.parse(fs.readFileSync(process.argv[1], "utf8")).step;
+    const lines = fs.readFileSync(process.argv[2] + "/metrics.jsonl", "utf8").trim().split("\n");
+    process.exit(at === JSON.parse(lines[lines.length - 1]).step ? 0 : 1)' "$1" "$2"
+}
+
+cat > "$RUNS/lf-table.mjs" <<'EOF'
+// The loss-factor sweep as a markdown table: mean ± sd (sample sd, n-1) over seeds per loss factor, then every run.
+// Usage: node lf-table.mjs DIR   (DIR holds cC-sS/ run directories with eval.json and fd.json)
+import { readdirSync, readFileSync, existsSync } from "node:fs";
+import { join } from "node:path";
+const dir = process.argv[2];
+const rows = [];
+for (const name of readdirSync(dir)) {
+  const m = /^c([\d.]+)-s(\d+)$/.exec(name);
+  if (!m || !existsSync(join(dir, name, "eval.json")) || !existsSync(join(dir, name, "fd.json"))) continue;
+  const ev = JSON.parse(readFileSync(join(dir, name, "eval.json"), "utf8"));
+  const fd = JSON.parse(readFileSync(join(dir, name, "fd.json"), "utf8"));
+  rows.push({ c: Number(m[1]), seed: Number(m[2]), step: ev.step, bpp: ev.heldOut.bpp, prior: ev.heldOut.prior_loss, dec: ev.heldOut.decoder_loss,
+    psnr: ev.psnr, rpsnr: fd.reconPsnr, rfd: fd.reconFd, racc: fd.reconAccuracy * 100, sfd: fd.sampleFd, floor: fd.realVsReal });
+}
+rows.sort((a, b) => a.c - b.c || a.seed - b.seed);
+const keys = [["bpp", "bits/pixel", 4], ["prior", "prior loss (nats/image)", 2], ["dec", "decoder loss (nats/image)", 1], ["psnr", "PSNR, 256 images (dB)", 2],
+  ["rpsnr", "PSNR, 1,000 images (dB)", 2], ["rfd", "reconstruction FD", 2], ["racc", "reconstructions classified as their original (%)", 1], ["sfd", "sample FD", 2]];
+const fmt = (x, d) => (d === 4 ? x.toPrecision(3) : x.toFixed(d));
+const stat = (xs) => { const m = xs.reduce((a, b) => a + b, 0) / xs.length; const sd = xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / (xs.length - 1)) : NaN; return [m, sd]; };
+console.log(`| c | seeds | ${keys.map((k) => k[1]).join(" | ")} |`);
+console.log(`| --- | --- | ${keys.map(() => "---").join(" | ")} |`);
+for (const c of [...new Set(rows.map((r) => r.c))]) {
+  const rs = rows.filter((r) => r.c === c);
+  console.log(`| ${c} | ${rs.map((r) => r.seed).join(", ")} | ${keys.map(([k, , d]) => { const [m, sd] = stat(rs.map((r) => r[k])); return `${fmt(m, d)} ± ${fmt(sd, d)}`; }).join(" | ")} |`);
+}
+console.log(`\nEvery run (steps: ${[...new Set(rows.map((r) => r.step))].join(", ")}; the FD floor is test images against other test images, same count):\n`);
+console.log(`| c | seed | ${keys.map((k) => k[1]).join(" | ")} | FD floor |`);
+console.log(`| --- | --- | ${keys.map(() => "---").join(" | ")} | --- |`);
+for (const r of rows) console.log(`| ${r.c} | ${r.seed} | ${keys.map(([k, , d]) => fmt(r[k], d)).join(" | ")} | ${r.floor.toFixed(2)} |`);
+EOF
+
+# fd RUN: the classifier's label of each reconstruction against its original's, and Fréchet distances of samples and of reconstructions (FD_N each, 50 DDPM steps per stage) against the
+# first FD_N test images, and between those and the next FD_N test images (the floor a perfect model would
+# score at this sample size), on the classifier's features; writes RUN/fd.json. (`ulc eval` reports no
+# reconstruction FD, and fails on ul_small's 32x32 images against the 28x28 classifier: this crops the centre.)
+fd() {
+  measured "$RUNS/$1/fd.json" "$RUNS/$1" || node "$RUNS/fd.mjs" "$RUNS/$1" "$RUNS/classifier" "$FD_N" 50
+}
+cat > "$RUNS/fd.mjs" <<'EOF'
+// Fréchet distances of a UL run on the classifier's features: samples (prior then decoder) and reconstructions
+// (encode -> z0 -> decoder), each against test images; images larger than the classifier's input are
+// center-cropped (ul_small's 32x32 canvas has 2 pixels of constant padding per side). Writes RUN/fd.json.
+// Usage: node fd.mjs RUN CLASSIFIER N [STEPS]   (run from the repository root)
+import { join, resolve } from "node:path";
+import { writeFileSync } from "node:fs";
+const root = process.cwd();
+const imp = (p) => import(resolve(root, p));
+const { loadRun, imageSampler } = await imp("dist/cli/sample.js");
+const { loadImages } = await imp("dist/train/data.js");
+const { inputLayout, batchOf } = await imp("dist/train/batches.js");
+const { entryOutputs, featureDistance, reconstructions, samples, meanPsnr } = await imp("dist/train/evaluate.js");
+const { sampleCalls } = await imp("dist/runtime/sampler.js");
+const [dir, clfDir, nArg, stepsArg] = process.argv.slice(2);
+const n = Number(nArg), steps = Number(stepsArg ?? 50), batch = 64, seed = 0;
+const io = { stdout: process.stdout, stderr: process.stderr, env: process.env };
+const run = await loadRun(dir, { batch, seed, ema: true }, io, "fd");
+const clf = await loadRun(clfDir, { batch, seed, ema: true }, io, "fd");
+if (typeof run === "number" || typeof clf === "number") process.exit(3);
+const set = loadImages(run.config.data, "test");
+const fEntry = clf.program.entries.find((e) => e.name === "features");
+const spec = fEntry.inputs[0];
+const [, C, H, W] = spec.shape;
+// crop [count, C, h, w] images to C x H x W (centre)
+function crop(data, count, h, w) {
+  if (h === H && w === W) return data;
+  const out = new Float32Array(count * C * H * W), py = (h - H) / 2, px = (w - W) / 2;
+  for (let i = 0; i < count; i++) for (let c = 0; c < C; c++) for (let y = 0; y < H; y++) for (let x = 0; x < W; x++)
+    out[((i * C + c) * H + y) * W + x] = data[((i * C + c) * h + y + py) * w + x + px];
+  return out;
+}
+async function features(images, count, entry = "features") {
+  const per = C * H * W;
+  return entryOutputs(clf.opened.session, entry, (indices) => {
+    const data = new Float32Array(batch * per);
+    indices.forEach((k, i) => data.set(images.subarray(k * per, (k + 1) * per), i * per));
+    return new Map([[spec.name, { dtype: "f32", shape: spec.shape, data }]]);
+  }, count, batch, 0);
+}
+const clfLayout = inputLayout(fEntry, set);
+const realFeat = (first, count) => entryOutputs(clf.opened.session, "features", (idx) => batchOf(set, clfLayout, idx.map((i) => (i + first) % set.count)), count, clfLayout.batch, 0);
+const t0 = Date.now();
+const fr = await realFeat(0, n);
+const fr2 = await realFeat(n, n); // a disjoint set of test images: the floor
+const dim = fr.length / n;
+const report = { run: dir, step: run.step, classifier: clfDir, n, steps, realVsReal: featureDistance(fr, fr2, dim) };
+// reconstructions
+const layout = inputLayout(run.program.entries.find((e) => e.name === "encode"), set);
+const [, , h, w] = layout.image.shape;
+const rec = await reconstructions(run.opened.session, run.program.entries, set, layout, n, { steps, sampler: "ddpm", seed });
+report.reconPsnr = meanPsnr(rec.real, rec.fake, n);
+const recCropped = crop(rec.fake, n, h, w);
+report.reconFd = featureDistance(fr, await features(recCropped, n), dim);
+// The classifier's label for each reconstruction against the test label of its original, and for the originals.
+const agree = (logits) => { const k = logits.length / n; let hits = 0; for (let i = 0; i < n; i++) { let best = 0; for (let j = 1; j < k; j++) if (logits[i * k + j] > logits[i * k + best]) best = j; if (best === set.labels[i]) hits++; } return hits / n; };
+report.reconAccuracy = agree(await features(recCropped, n, "logits"));
+report.realAccuracy = agree(await features(crop(rec.real, n, h, w), n, "logits"));
+process.stderr.write(`recon done ${(Date.now() - t0) / 1000}s\n`);
+// samples
+const sampler = await imageSampler(run, batch, { steps, sampler: "ddpm", seed, ema: true }, io, "fd");
+const fakes = await samples(n, batch, sampleCalls(steps), (first) => sampler.sample(seed, first));
+report.sampleFd = featureDistance(fr, await features(crop(fakes.data, n, h, w), n), dim);
+report.seconds = (Date.now() - t0) / 1000;
+writeFileSync(join(dir, "fd.json"), JSON.stringify(report, null, 2) + "\n");
+console.log(JSON.stringify(report));
+run.opened.close(); clf.opened.close();
+EOF
+
+[[ -n ${SKIP_BUILD:-} ]] || npm run build >/dev/null
 
 # The classifier whose features the Fréchet distances use.
-train classifier "$STEPS_CLASSIFIER" models/classifier.ul
-evaluate classifier
+if part classifier || part small || part sweep || part legacy; then
+  train classifier "$STEPS_CLASSIFIER" models/classifier.ul
+  evaluate classifier
+fi
+
+# 4. The convolutional model, ul_small, against ul_tiny (x-prediction, the README's main job at 4,000 steps).
+if part small; then
+  train ul_small "$STEPS_SMALL" models/ul_small.ul --batch "$BATCH_SMALL"
+  evaluate ul_small --n 10000
+  fd ul_small
+  ulc sample "$RUNS/ul_small" --n 64 --steps 100 -o "$DOCS/ul_small/samples.png"
+  cp "$RUNS/ul_small/fd.json" "$DOCS/ul_small/"
+  train tiny-x4000 4000 models/ul_tiny.ul --batch 32
+  evaluate tiny-x4000 --n 10000 --classifier "$RUNS/classifier"
+  fd tiny-x4000
+  cp "$RUNS/tiny-x4000/fd.json" "$DOCS/tiny-x4000/"
+  [[ -f $DOCS/tiny-x4000/samples.png ]] || ulc sample "$RUNS/tiny-x4000" --n 64 --steps 100 -o "$DOCS/tiny-x4000/samples.png"
+fi
+
+# 5. The loss factor c on ul_tiny (width 512, batch 32, as the README's main job), SEEDS seeds each, all at
+# STEPS_C steps; then 64 samples of each c's first seed.
+if part sweep; then
+  for c in $CS; do
+    for s in $SEEDS; do
+      run="lf/c$c-s$s"
+      train "$run" "$STEPS_C" models/ul_tiny.ul --batch "$BATCH_C" --set loss_factor="$c" --seed "$s"
+      measured "$RUNS/$run/eval.json" "$RUNS/$run" || ulc eval "$RUNS/$run" --n 10000 >/dev/null
+      fd "$run"
+    done
+    s0=${SEEDS%% *}
+    mkdir -p "$DOCS/lf"
+    [[ -f $DOCS/lf/samples-c$c.png ]] || ulc sample "$RUNS/lf/c$c-s$s0" --n 64 --steps 100 -o "$DOCS/lf/samples-c$c.png"
+  done
+  mkdir -p "$DOCS/lf"
+  node "$RUNS/lf-table.mjs" "$RUNS/lf" > "$DOCS/lf/table.md"
+fi
+
+part legacy || exit 0
 
 # 1. ul_tiny long enough to draw garments: bits/pixel, PSNR, Fréchet distance, samples.
 train tiny "$STEPS_TINY" models/ul_tiny.ul

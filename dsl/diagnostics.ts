@@ -5,6 +5,7 @@ export const ERROR_CODES = {
   E0101: "unexpected character",
   E0102: "unterminated string or comment",
   E0103: "malformed number",
+  E0104: "source is not UTF-8 text",
   E0201: "syntax error",
   E0202: "unclosed bracket",
   E0203: "nesting too deep",

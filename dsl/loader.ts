@@ -16,13 +16,30 @@ export interface SourceHost {
   readFile(path: string): string | undefined;
 }
 
+/** A source file whose bytes are not UTF-8 text; `text` is them decoded with U+FFFD for each bad sequence. */
+export class SourceEncodingError extends Error {
+  constructor(readonly text: string) {
+    super("not UTF-8 text");
+  }
+}
+
+const BOM = [0xef, 0xbb, 0xbf];
+
 export const diskHost: SourceHost = {
   readFile(p) {
+    let bytes: Buffer;
     try {
       if (!statSync(p).isFile()) return undefined;
-      return readFileSync(p, "utf8");
+      bytes = readFileSync(p);
     } catch {
       return undefined;
+    }
+    // A byte-order mark, as some editors write one, is not part of the text.
+    const text = bytes.subarray(BOM.every((b, i) => bytes[i] === b) ? 3 : 0);
+    try {
+      return new TextDecoder("utf-8", { fatal: true }).decode(text);
+    } catch {
+      throw new SourceEncodingError(new TextDecoder("utf-8").decode(text));
     }
   },
 };
@@ -73,7 +90,19 @@ export function loadProgram(paths: readonly string[], host: SourceHost, stdRoot:
   const load = (p: string): LoadedFile | undefined => {
     const existing = files.get(p);
     if (existing) return existing;
-    const text = host.readFile(p);
+    let text: string | undefined;
+    try {
+      text = host.readFile(p);
+    } catch (e) {
+      if (!(e instanceof SourceEncodingError)) throw e;
+      // Reported where the first bad byte is, and not parsed: the rest would be noise.
+      const source = new SourceFile(displayPath(p), e.text);
+      const at = e.text.indexOf("\uFFFD");
+      diagnostics.push(diagnostic("E0104", source.span(at, at + 1), "the file is not UTF-8 text: this byte (or sequence) is not valid UTF-8; save the file as UTF-8"));
+      const file: LoadedFile = { path: p, source, imports: new Map() };
+      files.set(p, file);
+      return file;
+    }
     if (text === undefined) return undefined;
     const source = new SourceFile(displayPath(p), text);
     const parsed = parseFile(source);

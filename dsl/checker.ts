@@ -25,6 +25,11 @@ type TypeVal =
 class Abort {}
 
 const MAX_UNROLL = 4096;
+/**
+ * All loop iterations one check may unroll, nested loops multiplying: a budget for the whole program, since
+ * loops that each pass MAX_UNROLL can still nest into billions of iterations (and a build into gigabytes).
+ */
+const MAX_TOTAL_UNROLL = 1 << 18;
 const MAX_DEPTH = 200;
 
 export interface CheckerOptions {
@@ -54,6 +59,8 @@ export class Checker {
   /** Calls and component declarations being evaluated, innermost last: an error inside another file gets a note at the user's site. */
   private readonly sites: { span: Span; what: string }[] = [];
   private depth = 0;
+  /** Loop iterations unrolled so far (MAX_TOTAL_UNROLL). */
+  private unrolled = 0;
   /** The expression evaluated last: where a stack overflow is reported. */
   private lastSpan: Span | undefined;
   private overflowed = false;
@@ -248,6 +255,10 @@ export class Checker {
         }
         const n = count.value.value;
         if (n !== undefined && n < 0) this.error("E0407", t.count.span, `an array's length must be ≥ 0, got ${count.value}`);
+        if (n !== undefined && n > MAX_UNROLL) {
+          this.error("E0409", t.count.span, `an array of ${n} modules; the limit is ${MAX_UNROLL}`);
+          return { k: "error", span };
+        }
         if (!this.tracer || n === undefined) return { k: "array", inst: el.inst, count: count.value, span };
         const elements: Instance[] = [];
         for (let i = 0; i < n; i++) {
@@ -1118,6 +1129,11 @@ export class Checker {
         this.error("E0409", s.to.span, `this loop would unroll ${count} times; the limit is ${MAX_UNROLL}`);
         return;
       }
+      if (this.unrolled + count > MAX_TOTAL_UNROLL) {
+        this.error("E0409", s.to.span, `this loop would take the program past ${MAX_TOTAL_UNROLL} unrolled iterations in all (nested loops multiply; ${this.unrolled} so far)`);
+        return;
+      }
+      this.unrolled += count;
       for (let i = 0; i < count; i++) {
         const body = new Scope(scope);
         body.define(s.name.name, intValue(a.add(Dim.const(i))), s.name.span);

@@ -258,7 +258,7 @@ describe("image files, hostile and fuzzed", () => {
 });
 
 describe("floods", () => {
-  test("500,000 labels load (no spread of them overflows the stack), and 200,000 diagnostics are reported", async () => {
+  test("500,000 labels load (no spread of them overflows the stack), none is a data error, and 200,000 diagnostics are reported", async () => {
     const dir = mkdtempSync(join(tmpdir(), "ulc-flood-"));
     try {
       const n = 500_000;
@@ -272,6 +272,9 @@ describe("floods", () => {
       writeFileSync(join(dir, "train-labels-idx1-ubyte"), idx([n], Uint8Array.from({ length: n }, (_, i) => i % 10)));
       const set = loadImages(dir, "train");
       expect([set.count, set.classes]).toEqual([n, 10]);
+      // And none at all: a data error, not a run that ends in NaN losses.
+      writeFileSync(join(dir, "empty-idx3-ubyte"), idx([0, 28, 28], new Uint8Array(0)));
+      expect(() => loadImages(join(dir, "empty-idx3-ubyte"), "train")).toThrow(/the data set holds no images/);
 
       const flood = join(dir, "flood.ul");
       writeFileSync(flood, "$ ".repeat(200_000));

@@ -31,6 +31,13 @@ const FASHION_FILES = { train: ["train-images-idx3-ubyte", "train-labels-idx1-ub
 
 /** `--data`: `fashion-mnist` (Debian's package), a folder holding IDX files, an IDX image file, or a folder of PNGs. */
 export function loadImages(data: string, split: Split): ImageSet {
+  const set = findImages(data, split);
+  // Training on nothing would only end in NaN losses, far from the cause.
+  if (set.count === 0) throw new DataError(`${set.source}: the data set holds no images`);
+  return set;
+}
+
+function findImages(data: string, split: Split): ImageSet {
   if (data === "fashion-mnist") {
     const dir = process.env.ULC_FASHION_MNIST_DIR ?? FASHION_MNIST_DIR;
     if (!existsSync(dir))

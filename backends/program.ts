@@ -11,6 +11,12 @@ import { memoryStats } from "../compiler/memory.js";
 
 export const MANIFEST_FORMAT = "ulc-program/1";
 
+/** A tensor no target can hold: kernels index with 32-bit integers. */
+export const MAX_ELEMENTS = 2 ** 31 - 1;
+
+/** A Program past what a target can run, naming the tensor: a build error, not a shader that cannot compile. */
+export class TargetLimitError extends Error {}
+
 export interface BufferEntry {
   readonly id: number;
   readonly dtype: DType;
@@ -100,8 +106,20 @@ export function emitGraph<D extends Dispatch>(g: Graph, render: Renderer<D>, opt
   return { buffers, dispatches, outputs: g.outputs.map((o) => ({ name: o.name, buffer: o.node })), memory: { intermediates: mem.intermediates, arena: mem.arena } };
 }
 
+/** Throws a TargetLimitError naming the first tensor of a graph past MAX_ELEMENTS. */
+function checkSizes(g: Graph, name: string): void {
+  for (const n of g.nodes) {
+    const count = n.shape.reduce((a, b) => a * b, 1);
+    if (count > MAX_ELEMENTS)
+      throw new TargetLimitError(`graph ${name}: %${n.id} (${n.op.kind}) is ${n.dtype}[${n.shape.join(", ")}], ${count} elements; kernels index with 32-bit integers (at most ${MAX_ELEMENTS}): bind a smaller batch or width`);
+  }
+}
+
 /** Every graph of a Program fused and rendered. */
 export function emitProgram<T extends string, D extends Dispatch>(program: Program, target: T, render: Renderer<D>, options: EmitOptions = {}): ProgramManifest<T, D> {
+  checkSizes(program.init, "init");
+  checkSizes(program.ema, "ema");
+  for (const e of program.entries) checkSizes(e.graph, e.name);
   return {
     format: MANIFEST_FORMAT,
     target,

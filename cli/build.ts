@@ -13,6 +13,7 @@ import { renderDiagnostic } from "../dsl/diagnostics.js";
 import { printGraph } from "../compiler/ir.js";
 import { fuse } from "../compiler/kernel/fuse.js";
 import { lowerProgram, type Program, type ProgramEntry } from "../compiler/lower.js";
+import { TargetLimitError } from "../backends/program.js";
 import { writeNativeBuild } from "../runtime/native/compile.js";
 import { fsFailure } from "../train/checkpoint.js";
 import { encodeProgramFile } from "../runtime/webgpu/model.js";
@@ -99,6 +100,26 @@ function buildNative(program: Program, options: BuildCommandOptions, io: CliIo):
   return EXIT.ok;
 }
 
+/** `--target wgsl|cuda|cpu -o DIR`: the Program written for that target. */
+async function buildTarget(file: string, program: Program, options: BuildCommandOptions, io: CliIo): Promise<number> {
+  if (options.target === "cuda" || options.target === "cpu") return buildNative(program, options, io);
+  // Built ahead of time for browsers, which run on GPUs; the runtime's own choice needs the device.
+  const build = emitWgsl(program, TILINGS[options.tile ?? "gpu"]);
+  const { manifest, kernels } = build;
+  const dir = options.output!;
+  let written: string;
+  if (options.emit === "ts") written = (await writeBindings(build, file, dir)).join(" and ");
+  else {
+    mkdirSync(path.join(dir, "kernels"), { recursive: true });
+    for (const [name, code] of kernels) writeFileSync(path.join(dir, "kernels", name), code);
+    writeFileSync(path.join(dir, "manifest.json"), JSON.stringify(manifest, null, 1) + "\n");
+    written = `${path.join(dir, "manifest.json")} and ${kernels.size} kernels`;
+  }
+  if (options.stats) io.stderr.write(statsTable(program.entries, (e) => manifest.entries.find((m) => m.name === e.name)!.dispatches.length));
+  io.stderr.write(`wrote ${written} for ${program.model} (${program.entries.length} entries)\n`);
+  return EXIT.ok;
+}
+
 export async function runBuild(file: string, options: BuildCommandOptions, io: CliIo): Promise<number> {
   if ((options.emit === "ir") === (options.target !== undefined)) {
     io.stderr.write("ulc build: give exactly one of --emit ir (print the graphs) and --target wgsl (write a Program, with --emit ts its typed bindings)\n");
@@ -130,24 +151,14 @@ export async function runBuild(file: string, options: BuildCommandOptions, io: C
   }
   const program = checkAndLower(file, options.bind ?? {}, options.model, io, "build");
   if (typeof program === "number") return program;
-  if (options.target === "cuda" || options.target === "cpu") return buildNative(program, options, io);
-  if (options.target) {
-    // Built ahead of time for browsers, which run on GPUs; the runtime's own choice needs the device.
-    const build = emitWgsl(program, TILINGS[options.tile ?? "gpu"]);
-    const { manifest, kernels } = build;
-    const dir = options.output!;
-    let written: string;
-    if (options.emit === "ts") written = (await writeBindings(build, file, dir)).join(" and ");
-    else {
-      mkdirSync(path.join(dir, "kernels"), { recursive: true });
-      for (const [name, code] of kernels) writeFileSync(path.join(dir, "kernels", name), code);
-      writeFileSync(path.join(dir, "manifest.json"), JSON.stringify(manifest, null, 1) + "\n");
-      written = `${path.join(dir, "manifest.json")} and ${kernels.size} kernels`;
+  if (options.target)
+    try {
+      return await buildTarget(file, program, options, io);
+    } catch (e) {
+      if (!(e instanceof TargetLimitError)) throw e;
+      io.stderr.write(`ulc build: ${e.message}\n`);
+      return EXIT.errors;
     }
-    if (options.stats) io.stderr.write(statsTable(program.entries, (e) => manifest.entries.find((m) => m.name === e.name)!.dispatches.length));
-    io.stderr.write(`wrote ${written} for ${program.model} (${program.entries.length} entries)\n`);
-    return EXIT.ok;
-  }
   const entries = options.entry ? program.entries.filter((e) => e.name === options.entry) : program.entries;
   if (options.entry && entries.length === 0) {
     io.stderr.write(`ulc build: model ${program.model} has no entry '${options.entry}' (it has ${program.entries.map((e) => e.name).join(", ")})\n`);

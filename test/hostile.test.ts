@@ -257,6 +257,28 @@ describe("image files, hostile and fuzzed", () => {
   });
 });
 
+describe("tensors past a target's limits", () => {
+  test("ulc build for every target refuses a tensor of 2^31 elements or more, naming it (exit 1, no files)", async () => {
+    for (const target of ["wgsl", "cuda", "cpu"]) {
+      const out = join(tmpdir(), `ulc-big-${target}-${process.pid}`);
+      const r = await ulc(["build", "models/ul_tiny.ul", "--target", target, "--bind", "B=3000000", "-o", out]);
+      expect([r.code, r.stderr]).toEqual([1, expect.stringMatching(/graph fit: %\d+ \(input\) is f32\[3000000, 1, 28, 28\], 2352000000 elements; kernels index with 32-bit integers/)]);
+      expect(existsSync(out)).toBe(false);
+    }
+  });
+
+  test.skipIf(!existsSync(FASHION_MNIST_DIR))("on WebGPU a buffer past the device's binding limit is exit 5 naming it, before any shader runs", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ulc-binding-"));
+    try {
+      // 44000 images of 28×28 floats: 138 MB, past the 128 MiB a storage binding may hold on lavapipe.
+      const r = await ulc(["train", "models/ul_tiny.ul", "--target", "webgpu", "--batch", "44000", "--steps", "1", "--out", join(dir, "run")]);
+      expect([r.code, r.stderr]).toEqual([5, expect.stringMatching(/the webgpu target cannot run here: graph \w+: .*\[44000, 1, 28, 28\]\) takes 137984000 bytes, past this device's storage binding limit/)]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
+
 describe("floods", () => {
   test("500,000 labels load (no spread of them overflows the stack), none is a data error, and 200,000 diagnostics are reported", async () => {
     const dir = mkdtempSync(join(tmpdir(), "ulc-flood-"));

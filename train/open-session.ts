@@ -32,7 +32,8 @@ export class DeviceUnavailableError extends Error {}
 async function isDeviceError(e: unknown): Promise<boolean> {
   const { WebGpuUnavailableError, WebGpuRequirementError } = await import("../runtime/webgpu/device.js");
   const { NativeError } = await import("../runtime/native/compile.js");
-  return e instanceof WebGpuUnavailableError || e instanceof WebGpuRequirementError || e instanceof NativeError;
+  const { TargetLimitError } = await import("../backends/program.js");
+  return e instanceof WebGpuUnavailableError || e instanceof WebGpuRequirementError || e instanceof NativeError || e instanceof TargetLimitError;
 }
 
 /**

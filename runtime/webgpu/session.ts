@@ -10,6 +10,7 @@ import type { Program } from "../../compiler/lower.js";
 import { NAMES } from "../../compiler/names.js";
 import type { HostTensor, InputTensor, Session, TrainingState } from "../session.js";
 import { checkState } from "../training-state.js";
+import { WebGpuRequirementError } from "./device.js";
 import { download, GraphRunner, hostToStorage, tilingFor, upload, type DeviceTensor } from "./kernels.js";
 
 export interface WebGpuSessionOptions {
@@ -21,6 +22,17 @@ export interface WebGpuSessionOptions {
 /** Destroys each buffer once, except those still in use. */
 function free(tensors: readonly DeviceTensor[], live: ReadonlySet<DeviceTensor>): void {
   for (const t of new Set(tensors)) if (!live.has(t)) t.buffer.destroy();
+}
+
+/** Every buffer a kernel binds must fit the device's binding limit: refused here, naming it, not at a dispatch. */
+function checkBindingSizes(device: GPUDevice, manifest: ProgramManifest): void {
+  const limit = device.limits.maxStorageBufferBindingSize;
+  for (const [name, g] of [["init", manifest.init], ["ema", manifest.ema], ...manifest.entries.map((e) => [e.name, e] as const)] as const)
+    for (const b of g.buffers) {
+      const bytes = 4 * b.shape.reduce((x, y) => x * y, 1);
+      if (bytes > limit)
+        throw new WebGpuRequirementError(`graph ${name}: ${b.name ?? `%${b.id}`} (${b.dtype}[${b.shape.join(", ")}]) takes ${bytes} bytes, past this device's storage binding limit of ${limit}: bind a smaller batch or width`, [], []);
+    }
 }
 
 export class WebGpuSession implements Session {
@@ -47,6 +59,7 @@ export class WebGpuSession implements Session {
 
   /** Loads a built Program and initialises its parameters on the device with its init graph. */
   static async create(device: GPUDevice, build: WgslBuild, options: WebGpuSessionOptions): Promise<WebGpuSession> {
+    checkBindingSizes(device, build.manifest);
     const s = new WebGpuSession(device, build.manifest, build.kernels, options);
     const out = await s.execute(build.manifest.init, new Map(), 0);
     for (const o of build.manifest.init.outputs) s.params.set(o.name, out.get(o.name)!);

@@ -1,8 +1,8 @@
 // Loads a set of .ul files and everything they import: std.NAME from the standard library folder, strings
 // relative to the importing file. Reports missing files and import cycles at the import that causes them.
 // Imports stay inside the project: the standard library and the folders of the files named on the command line
-// (and below them); a file elsewhere, or one that is not .ul source, is refused before it is read, so a
-// diagnostic never echoes another file's contents.
+// (and below them), and the folders ULC_IMPORT_PATH lists (separated as PATH is); a file elsewhere, or one that
+// is not .ul source, is refused before it is read, so a diagnostic never echoes another file's contents.
 import { readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -81,7 +81,8 @@ export function loadProgram(paths: readonly string[], host: SourceHost, stdRoot:
   const files = new Map<string, LoadedFile>();
   const diagnostics: Diagnostic[] = [];
   const roots = paths.map((p) => path.resolve(p));
-  const project = [stdRoot, ...roots.map((r) => path.dirname(r))].map((d) => path.resolve(d));
+  const widened = (process.env.ULC_IMPORT_PATH ?? "").split(path.delimiter).filter((d) => d !== "");
+  const project = [stdRoot, ...roots.map((r) => path.dirname(r)), ...widened].map((d) => path.resolve(d));
   const inProject = (p: string) => project.some((dir) => {
     const rel = path.relative(dir, p);
     return rel !== "" && !rel.startsWith("..") && !path.isAbsolute(rel);
@@ -118,7 +119,7 @@ export function loadProgram(paths: readonly string[], host: SourceHost, stdRoot:
       }
       if (!inProject(target)) {
         const where = project.slice(1).map(displayPath).join(", ");
-        diagnostics.push(diagnostic("E0504", d.source.span, `${displayPath(target)} is outside the project: imports stay in the standard library and in ${where} (the folder of the file being compiled) and below`));
+        diagnostics.push(diagnostic("E0504", d.source.span, `${displayPath(target)} is outside the project: imports stay in the standard library and in ${where} (the folder of the file being compiled) and below; ULC_IMPORT_PATH=DIR adds a folder`));
         continue;
       }
       if (load(target)) file.imports.set(d, target);

@@ -1,10 +1,11 @@
-// Hostile input, as a user (or a damaged disk) would give it: each case is a run directory altered in one way,
-// the command that meets it, and the exit code and message it must get. None may end in exit 3 (an internal
-// error). Beside the cases, structure-aware fuzzing of safetensors, PNG and IDX headers: whatever a header says,
+// Hostile input, as a user (or a damaged disk) would give it: each case is a run directory altered in one way
+// (or a hostile file, a second writer, a tensor too large), the command that meets it, and the exit code and
+// message it must get. None may end in exit 3 (an internal error). Wrong programs, the unroll and array budgets
+// among them, are the diagnostics corpus in test/errors/. Beside the cases, structure-aware fuzzing of safetensors, PNG and IDX headers: whatever a header says,
 // reading it either succeeds or throws the reader's own error with a message, never anything else.
 import { spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { deflateSync } from "node:zlib";
 import fc from "fast-check";
@@ -255,6 +256,65 @@ describe("image files, hostile and fuzzed", () => {
       { numRuns: 1000, seed: 17 },
     );
   });
+});
+
+describe.skipIf(!existsSync(FASHION_MNIST_DIR))("run directories", () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), "ulc-lock-"));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const out = (name: string) => join(dir, name);
+
+  test("one writer per run directory: a live owner's lock is refused, a dead one's taken over, and released after", async () => {
+    const lock = (name: string, pid: number) => {
+      mkdirSync(out(name), { recursive: true });
+      writeFileSync(join(out(name), "train.lock"), JSON.stringify({ pid, host: hostname(), started: "then" }));
+    };
+    lock("held", process.pid);
+    const held = await ulc(["train", "models/ul_tiny.ul", ...SMALL, "--steps", "1", "--out", out("held")]);
+    expect([held.code, held.stderr]).toEqual([2, expect.stringMatching(/is being trained by another ulc train \(pid \d+ on .*\); wait for it, or choose another --out/)]);
+    expect(existsSync(join(out("held"), "run.json"))).toBe(false);
+    // A process that has exited: its lock is stale.
+    const gone = spawnSync(process.execPath, ["-e", "process.exit(0)"]).pid!;
+    lock("stale", gone);
+    const taken = await ulc(["train", "models/ul_tiny.ul", ...SMALL, "--steps", "1", "--out", out("stale")]);
+    expect(taken.code, taken.stderr).toBe(0);
+    expect(existsSync(join(out("stale"), "train.lock"))).toBe(false);
+  }, 120_000);
+
+});
+
+describe("imports", () => {
+  test("imports outside the project, or of files that are not .ul, are refused unread (nothing of them is echoed); ULC_IMPORT_PATH widens the project", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ulc-imports-"));
+    const project = join(dir, "project");
+    mkdirSync(project, { recursive: true });
+    const secret = "SECRET-7f3a token";
+    writeFileSync(join(dir, "outside.ul"), `${secret} (a syntax error, were it read)\n`);
+    writeFileSync(join(project, "notes.txt"), `${secret}\n`);
+    const main = join(project, "main.ul");
+    writeFileSync(main, ['import "../outside.ul" as a', `import "${join(dir, "outside.ul")}" as b`, 'import "./notes.txt" as c', 'import "/etc/hostname" as d', ""].join("\n"));
+    for (const json of [false, true]) {
+      const r = await ulc(["check", ...(json ? ["--json"] : []), main]);
+      expect(r.code).toBe(1);
+      const codes = json ? JSON.parse(r.stdout).diagnostics.map((d: { code: string }) => d.code) : [...r.stderr.matchAll(/E05\d\d/g)].map((m) => m[0]);
+      expect(codes.sort()).toEqual(["E0504", "E0504", "E0505", "E0505"]);
+      expect(r.stdout + r.stderr).not.toContain("SECRET");
+    }
+    // ULC_IMPORT_PATH widens the project to a shared folder, and only to it.
+    writeFileSync(join(dir, "shared.ul"), "fn twice<N>(x: f32[N]) -> f32[N] { x * 2.0 }\n");
+    writeFileSync(main, 'import "../shared.ul" as shared\n');
+    expect((await ulc(["check", main])).code).toBe(1);
+    process.env.ULC_IMPORT_PATH = dir;
+    try {
+      expect((await ulc(["check", main])).code).toBe(0);
+    } finally {
+      delete process.env.ULC_IMPORT_PATH;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
 });
 
 describe("tensors past a target's limits", () => {

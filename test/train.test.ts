@@ -81,25 +81,6 @@ describe.skipIf(skip !== undefined)("ulc train", () => {
     expect([r.code, r.stderr]).toEqual([5, expect.stringMatching(/the cuda target cannot run here: no NVIDIA GPU here .*ULC_CUDA=emulated/)]);
   });
 
-  test("one writer per run directory: a live owner's lock is refused, a dead one's taken over, and released after", async () => {
-    const { hostname } = await import("node:os");
-    const { mkdirSync } = await import("node:fs");
-    const lock = (name: string, pid: number) => {
-      mkdirSync(out(name), { recursive: true });
-      writeFileSync(join(out(name), "train.lock"), JSON.stringify({ pid, host: hostname(), started: "then" }));
-    };
-    lock("held", process.pid);
-    const held = await ulc(["train", "models/ul_tiny.ul", ...SMALL, "--steps", "1", "--out", out("held")]);
-    expect([held.code, held.stderr]).toEqual([2, expect.stringMatching(/is being trained by another ulc train \(pid \d+ on .*\); wait for it, or choose another --out/)]);
-    expect(existsSync(join(out("held"), "run.json"))).toBe(false);
-    // A process that has exited: its lock is stale.
-    const gone = spawnSync(process.execPath, ["-e", "process.exit(0)"]).pid!;
-    lock("stale", gone);
-    const taken = await ulc(["train", "models/ul_tiny.ul", ...SMALL, "--steps", "1", "--out", out("stale")]);
-    expect(taken.code, taken.stderr).toBe(0);
-    expect(existsSync(join(out("stale"), "train.lock"))).toBe(false);
-  }, 120_000);
-
   test("--target cpu without a C++ compiler stops with exit 5, naming the package to install", async () => {
     process.env.ULC_CXX = "/nonexistent/g++";
     try {

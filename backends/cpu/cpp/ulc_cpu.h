@@ -43,14 +43,13 @@ struct ulc_kernel_entry {
   void (*run)(void* const* buffers, const unsigned* rng);
 };
 
-/** C = A·B for row-major A [m, k] and B [k, n], either given transposed (oneDNN's sgemm: AVX-512 where there is one). */
-static inline void ulc_gemm(bool ta, bool tb, int m, int n, int k, const float* a, const float* b, float beta, float* c) {
-  dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, 1.0f, a, ta ? m : k, b, tb ? k : n, beta, c, n);
-}
-
-/** A batch of matrix products: C[i] = A[i]·B[i], A [m, k], B [k, n], either stored transposed. */
+/**
+ * A batch of matrix products, C[i] = A[i]·B[i] with row-major A [m, k] and B [k, n], either stored transposed:
+ * oneDNN's sgemm (AVX-512 where there is one).
+ */
 static inline void ulc_matmul(const float* a, const float* b, float* c, int batch, int m, int n, int k, bool ta, bool tb) {
-  for (int i = 0; i < batch; ++i) ulc_gemm(ta, tb, m, n, k, a + (int64_t)i * m * k, b + (int64_t)i * k * n, 0.0f, c + (int64_t)i * m * n);
+  for (int i = 0; i < batch; ++i)
+    dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, 1.0f, a + (int64_t)i * m * k, ta ? m : k, b + (int64_t)i * k * n, tb ? k : n, 0.0f, c + (int64_t)i * m * n, n);
 }
 
 /** A convolution's geometry: x [N, C, H, W], w [O, C/G, KH, KW], y [N, O, OH, OW]. */

@@ -1,7 +1,7 @@
 // Hostile input, as a user (or a damaged disk) would give it: each case is a run directory altered in one way
 // (or a hostile file, a second writer, a tensor too large), the command that meets it, and the exit code and
-// message it must get. None may end in exit 3 (an internal error). Wrong programs, the unroll and array budgets
-// among them, are the diagnostics corpus in test/errors/. Beside the cases, structure-aware fuzzing of safetensors, PNG and IDX headers: whatever a header says,
+// message it must get. None may end in exit 3 (an internal error). Wrong programs in general are the
+// diagnostics corpus in test/errors/. Beside the cases, structure-aware fuzzing of safetensors, PNG and IDX headers: whatever a header says,
 // reading it either succeeds or throws the reader's own error with a message, never anything else.
 import { spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -17,6 +17,7 @@ import { decodePng } from "../train/png-decode.js";
 import { ulc } from "./support/cli.js";
 
 const SMALL = ["--bind", "Width=32", "--bind", "PriorWidth=16", "--batch", "4"];
+const CLEAN = "fn f<N>(x: f32[N]) -> f32[N] { x * 2.0 }\n";
 const CHECKPOINT = "checkpoint.safetensors";
 
 /** A safetensors file from a header object and a data section. */
@@ -285,7 +286,35 @@ describe.skipIf(!existsSync(FASHION_MNIST_DIR))("run directories", () => {
 
 });
 
-describe("imports", () => {
+describe("sources", () => {
+  test("a byte-order mark is not part of the text; a file that is not UTF-8 is named as such (E0104)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ulc-utf8-"));
+    const bom = join(dir, "bom.ul");
+    writeFileSync(bom, Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(CLEAN)]));
+    expect((await ulc(["check", bom])).code).toBe(0);
+    const latin1 = join(dir, "latin1.ul");
+    writeFileSync(latin1, Buffer.concat([Buffer.from(CLEAN), Buffer.from("const caf"), Buffer.from([0xe9]), Buffer.from(" = 1\n")]));
+    const r = await ulc(["check", latin1]);
+    expect([r.code, r.stderr]).toEqual([1, expect.stringMatching(/latin1\.ul:2:10: error\[E0104\]: the file is not UTF-8 text/)]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("runaway programs: loops nested past the program's budget, and an array of 10^8 modules, are E0409 at check", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ulc-budget-"));
+    try {
+      const nested = join(dir, "nested.ul");
+      writeFileSync(nested, "fn iterate<N>(x: f32[N]) -> f32[N] {\n  var h = x\n  for i in 0..4000 {\n    for j in 0..4000 {\n      h = tanh(h)\n    }\n  }\n  h\n}\n");
+      const deep = join(dir, "deep.ul");
+      writeFileSync(deep, "from std.layers import Linear\nmodule Deep<D> {\n  layers: [Linear<D, D>; 100000000]\n  fn forward<B>(x: f32[B, D]) -> f32[B, D] { x }\n}\n");
+      const r = await ulc(["check", nested, deep]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/nested\.ul:4:17: error\[E0409\]: this loop would take the program past 262144 unrolled iterations in all/);
+      expect(r.stderr).toMatch(/deep\.ul:3:26: error\[E0409\]: an array of 100000000 modules; the limit is 4096/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test("imports outside the project, or of files that are not .ul, are refused unread (nothing of them is echoed); ULC_IMPORT_PATH widens the project", async () => {
     const dir = mkdtempSync(join(tmpdir(), "ulc-imports-"));
     const project = join(dir, "project");

@@ -264,6 +264,8 @@ describe("checkpoint writes under SIGKILL", () => {
       }`;
     for (let trial = 0; trial < 4; trial++) {
       const child = spawn(process.execPath, ["--input-type=module", "-e", script], { stdio: "ignore" });
+      // The first trial waits for a first checkpoint (on a loaded machine it can take longer than the kill delay).
+      while (!existsSync(join(run, "checkpoint.safetensors"))) await new Promise((r) => setTimeout(r, 50));
       await new Promise((r) => setTimeout(r, 700 + Math.random() * 900));
       child.kill("SIGKILL");
       await new Promise((r) => child.once("exit", r));

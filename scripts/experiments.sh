@@ -18,7 +18,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 : "${SWEEP:=1.5 3 6}" "${BIASES:=4}" "${KL_WEIGHT:=0.01}" "${SWEEP_WIDTH:=256}"
 : "${PARTS:=classifier small sweep}"
 : "${STEPS_SMALL:=7000}" "${BATCH_SMALL:=8}" "${STEPS_C:=2000}" "${BATCH_C:=32}" "${CS:=1.3 10 3 1.5 6 2.1}" "${SEEDS:=0 1 2}"
-: "${FD_N:=1000}"
+: "${FD_N:=1000}" "${SEEDS_SMALL_MORE:=1}"
 RUNS=runs/exp
 DOCS=docs/results
 ulc() { node bin/ulc.js "$@"; }
@@ -84,6 +84,47 @@ console.log(`\nEvery run (steps: ${[...new Set(rows.map((r) => r.step))].join(",
 console.log(`| c | seed | ${keys.map((k) => k[1]).join(" | ")} | FD floor |`);
 console.log(`| --- | --- | ${keys.map(() => "---").join(" | ")} | --- |`);
 for (const r of rows) console.log(`| ${r.c} | ${r.seed} | ${keys.map(([k, , d]) => fmt(r[k], d)).join(" | ")} | ${r.floor.toFixed(2)} |`);
+EOF
+
+cat > "$RUNS/lf-plot.mjs" <<'EOF'
+// The loss-factor sweep as an SVG: one panel per metric against c (log axis), each seed a dot, mean ± sd a bar.
+// Usage: node lf-plot.mjs DIR OUT.svg
+import { readdirSync, readFileSync, existsSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+const [dir, out] = process.argv.slice(2);
+const rows = [];
+for (const name of readdirSync(dir)) {
+  const m = /^c([\d.]+)-s(\d+)$/.exec(name);
+  if (!m || !existsSync(join(dir, name, "eval.json")) || !existsSync(join(dir, name, "fd.json"))) continue;
+  const ev = JSON.parse(readFileSync(join(dir, name, "eval.json"), "utf8")), fd = JSON.parse(readFileSync(join(dir, name, "fd.json"), "utf8"));
+  rows.push({ c: Number(m[1]), bpp: ev.heldOut.bpp, psnr: ev.psnr, racc: fd.reconAccuracy * 100, rfd: fd.reconFd, sfd: fd.sampleFd });
+}
+const panels = [["bpp", "bits/pixel (held out)"], ["psnr", "PSNR (dB, 256 images)"], ["racc", "reconstructions in their original's class (%)"], ["rfd", "reconstruction FD"], ["sfd", "sample FD"]];
+const W = 300, H = 220, M = { l: 55, r: 15, t: 28, b: 36 };
+const cs = [...new Set(rows.map((r) => r.c))].sort((a, b) => a - b);
+const lx0 = Math.log(1.2), lx1 = Math.log(11);
+let svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${W * panels.length}" height="${H}" font-family="sans-serif" font-size="11">\n<rect width="100%" height="100%" fill="white"/>\n`;
+panels.forEach(([k, title], p) => {
+  const ox = p * W, vals = rows.map((r) => r[k]);
+  let y0 = Math.min(...vals), y1 = Math.max(...vals); const pad = (y1 - y0) * 0.1 || 1; y0 -= pad; y1 += pad;
+  const X = (c) => ox + M.l + ((Math.log(c) - lx0) / (lx1 - lx0)) * (W - M.l - M.r);
+  const Y = (v) => M.t + (1 - (v - y0) / (y1 - y0)) * (H - M.t - M.b);
+  svg += `<text x="${ox + W / 2}" y="16" text-anchor="middle">${title}</text>\n`;
+  svg += `<line x1="${ox + M.l}" y1="${H - M.b}" x2="${ox + W - M.r}" y2="${H - M.b}" stroke="black"/><line x1="${ox + M.l}" y1="${M.t}" x2="${ox + M.l}" y2="${H - M.b}" stroke="black"/>\n`;
+  for (const c of cs) svg += `<text x="${X(c)}" y="${H - M.b + 14}" text-anchor="middle">${c}</text>\n`;
+  svg += `<text x="${ox + W / 2}" y="${H - 4}" text-anchor="middle">loss factor c</text>\n`;
+  for (let i = 0; i <= 4; i++) { const v = y0 + ((y1 - y0) * i) / 4; svg += `<text x="${ox + M.l - 4}" y="${Y(v) + 4}" text-anchor="end">${k === "bpp" ? v.toFixed(4) : v.toFixed(1)}</text>\n`; }
+  const means = [];
+  for (const c of cs) {
+    const xs = rows.filter((r) => r.c === c).map((r) => r[k]);
+    const m = xs.reduce((a, b) => a + b, 0) / xs.length, sd = xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / (xs.length - 1)) : 0;
+    means.push([X(c), Y(m)]);
+    for (const x of xs) svg += `<circle cx="${X(c) + 6}" cy="${Y(x)}" r="2" fill="#999"/>\n`;
+    svg += `<line x1="${X(c)}" y1="${Y(m - sd)}" x2="${X(c)}" y2="${Y(m + sd)}" stroke="#c33" stroke-width="2"/><circle cx="${X(c)}" cy="${Y(m)}" r="3.5" fill="#c33"/>\n`;
+  }
+  svg += `<polyline points="${means.map((p) => p.join(",")).join(" ")}" fill="none" stroke="#c33" stroke-opacity="0.5"/>\n`;
+});
+writeFileSync(out, svg + "</svg>\n");
 EOF
 
 # fd RUN: the classifier's label of each reconstruction against its original's, and Fréchet distances of samples and of reconstructions (FD_N each, 50 DDPM steps per stage) against the
@@ -182,6 +223,18 @@ if part small; then
   fd tiny-x4000
   cp "$RUNS/tiny-x4000/fd.json" "$DOCS/tiny-x4000/"
   [[ -f $DOCS/tiny-x4000/samples.png ]] || ulc sample "$RUNS/tiny-x4000" --n 64 --steps 100 -o "$DOCS/tiny-x4000/samples.png"
+  # More seeds of both (seed 0 is the runs above): eval.json and fd.json only.
+  for s in $SEEDS_SMALL_MORE; do
+    for m in tiny-x4000:ul_tiny:4000:32 ul_small:ul_small:"$STEPS_SMALL":"$BATCH_SMALL"; do
+      IFS=: read -r name model steps batch <<<"$m"
+      run="$name-s$s"
+      train "$run" "$steps" "models/$model.ul" --batch "$batch" --seed "$s"
+      measured "$RUNS/$run/eval.json" "$RUNS/$run" || ulc eval "$RUNS/$run" --n 10000 >/dev/null
+      fd "$run"
+      mkdir -p "$DOCS/$run"
+      cp "$RUNS/$run/eval.json" "$RUNS/$run/fd.json" "$DOCS/$run/"
+    done
+  done
 fi
 
 # 5. The loss factor c on ul_tiny (width 512, batch 32, as the README's main job), SEEDS seeds each, all at
@@ -197,9 +250,11 @@ if part sweep; then
     s0=${SEEDS%% *}
     mkdir -p "$DOCS/lf"
     [[ -f $DOCS/lf/samples-c$c.png ]] || ulc sample "$RUNS/lf/c$c-s$s0" --n 64 --steps 100 -o "$DOCS/lf/samples-c$c.png"
+    cp "$RUNS/lf/c$c-s$s0/eval-reconstructions.png" "$DOCS/lf/reconstructions-c$c.png"
   done
   mkdir -p "$DOCS/lf"
   node "$RUNS/lf-table.mjs" "$RUNS/lf" > "$DOCS/lf/table.md"
+  node "$RUNS/lf-plot.mjs" "$RUNS/lf" "$DOCS/lf/sweep.svg"
 fi
 
 part legacy || exit 0

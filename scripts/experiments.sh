@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The experiments of docs/results.md, end to end: every run, evaluation and picture. Each step skips what an
-# earlier invocation finished (a run's checkpoint at its final step, an eval.json), so a stopped invocation
-# resumes where it was. Step counts are environment variables, so a quicker pass is possible:
-#   STEPS_TINY=3000 STEPS_SWEEP=2000 STEPS_VAE=2000 STEPS_BASE=2000 STEPS_CLASSIFIER=1500 bash scripts/experiments.sh
+# earlier invocation finished (a run's checkpoint at its final step, an eval.json or fd.json measured at that
+# step), so a stopped invocation resumes where it was. Step counts are environment variables, e.g.
+#   STEPS_C=1000 SEEDS="0 1" bash scripts/experiments.sh
+#   PARTS=legacy STEPS_TINY=3000 STEPS_SWEEP=2000 STEPS_VAE=2000 STEPS_BASE=2000 bash scripts/experiments.sh
+# SKIP_BUILD=1 uses the dist/ already built.
 # Runs go to runs/exp/ (not committed); pictures and eval.json files are copied to docs/results/.
 #
 # PARTS picks the sections (default: the ones measured with today's models, "classifier small sweep"):
@@ -216,7 +218,7 @@ if part small; then
   train ul_small "$STEPS_SMALL" models/ul_small.ul --batch "$BATCH_SMALL"
   evaluate ul_small --n 10000
   fd ul_small
-  ulc sample "$RUNS/ul_small" --n 64 --steps 100 -o "$DOCS/ul_small/samples.png"
+  [[ -f $DOCS/ul_small/samples.png ]] || ulc sample "$RUNS/ul_small" --n 64 --steps 100 -o "$DOCS/ul_small/samples.png"
   cp "$RUNS/ul_small/fd.json" "$DOCS/ul_small/"
   train tiny-x4000 4000 models/ul_tiny.ul --batch 32
   evaluate tiny-x4000 --n 10000 --classifier "$RUNS/classifier"

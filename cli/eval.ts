@@ -49,10 +49,33 @@ async function classifierReport(run: LoadedRun, set: ImageSet, n: number, io: Cl
   return meanMetrics(run.opened.session, "evaluate", set, layout, n, 0, () => progress.update(++done));
 }
 
+/**
+ * The centre [C, h, w] of images [N, C, H, W]: the data loader pads the data set's images to the size a model
+ * declares (ul_small's 32×32 canvas around Fashion-MNIST's 28×28), so a classifier of the data set's size reads
+ * the generated images with that padding cut away. Undefined where no such crop exists.
+ */
+export function centreCrop(images: Float32Array, shape: readonly number[], want: readonly number[]): Float32Array | undefined {
+  const [n, c, H, W] = shape as [number, number, number, number];
+  const [wc, h, w] = want as [number, number, number];
+  if (shape.length !== 4 || want.length !== 3 || c !== wc || H < h || W < w || (H - h) % 2 !== 0 || (W - w) % 2 !== 0) return undefined;
+  const [top, left] = [(H - h) / 2, (W - w) / 2];
+  const out = new Float32Array(n * c * h * w);
+  for (let i = 0; i < n * c; i++) for (let y = 0; y < h; y++) out.set(images.subarray((i * H + top + y) * W + left, (i * H + top + y) * W + left + w), (i * h + y) * w);
+  return out;
+}
+
+/** The classifier's input for images of `shape`: the images, or their centre crop; a DataError when neither fits. */
+function classifierInput(run: LoadedRun, images: Float32Array, shape: readonly number[]): Float32Array {
+  const want = entry(run, "features", "the Fréchet distance's classifier").inputs[0]!.shape.slice(1);
+  if (shape.slice(1).join() === want.join()) return images;
+  const crop = centreCrop(images, shape, want);
+  if (!crop) throw new DataError(`the classifier takes [${want.join(", ")}] images; the run's are [${shape.slice(1).join(", ")}], and no centre crop gives the former`);
+  return crop;
+}
+
 async function features(run: LoadedRun, images: Float32Array, count: number, batch: number): Promise<Float32Array> {
   const spec = entry(run, "features", "the Fréchet distance's classifier").inputs[0]!;
   const per = spec.shape.slice(1).reduce((a, b) => a * b, 1);
-  if (images.length / count !== per) throw new DataError(`the classifier takes [${spec.shape.slice(1).join(", ")}] images; the run's images have ${images.length / count} values each`);
   return entryOutputs(run.opened.session, "features", (indices) => {
     const data = new Float32Array(batch * per);
     indices.forEach((n, i) => data.set(images.subarray(n * per, (n + 1) * per), i * per));
@@ -97,7 +120,7 @@ async function frechetReport(run: LoadedRun, set: ImageSet, options: EvalCommand
     // Real images go to the classifier straight from the data set, in its own batches.
     const layout = inputLayout(entry(classifier, "features", "the Fréchet distance's classifier"), set);
     const fr = await entryOutputs(classifier.opened.session, "features", (indices) => batchOf(set, layout, indices.map((i) => i % set.count)), options.fdN, layout.batch, 0);
-    const ff = await features(classifier, fakes.data as Float32Array, options.fdN, options.batch);
+    const ff = await features(classifier, classifierInput(classifier, fakes.data as Float32Array, [options.fdN, ...fakes.shape.slice(1)]), options.fdN, options.batch);
     return {
       distance: featureDistance(fr, ff, fr.length / options.fdN),
       samples: options.fdN,

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
 import { collectBinding, parseBinding, plural, resolveColor, validateSourceFiles } from "../cli/args.js";
+import { centreCrop } from "../cli/eval.js";
 import { ulc } from "./support/cli.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -42,6 +43,20 @@ beforeAll(() => {
 
 afterAll(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe("eval's centre crop (a padded canvas read by a classifier of the data set's size)", () => {
+  test("cuts the same border from every side of every image and channel, and only where it can", () => {
+    // Two images of two channels, 6×8, each value naming its (image, channel, row, column).
+    const [n, c, H, W] = [2, 2, 6, 8];
+    const images = Float32Array.from({ length: n * c * H * W }, (_, i) => i);
+    const crop = centreCrop(images, [n, c, H, W], [c, 2, 4])!;
+    const want: number[] = [];
+    for (let k = 0; k < n * c; k++) for (let y = 2; y < 4; y++) for (let x = 2; x < 6; x++) want.push((k * H + y) * W + x);
+    expect(Array.from(crop)).toEqual(want);
+    expect(centreCrop(images, [n, c, H, W], [c, 3, 4])).toBeUndefined(); // an odd margin has no centre
+    expect(centreCrop(images, [n, c, H, W], [1, 2, 4])).toBeUndefined(); // channels differ
+  });
 });
 
 describe("ulc check: exit codes and text output", () => {

@@ -81,6 +81,16 @@ describe.skipIf(skip !== undefined)("ulc train", () => {
     expect([r.code, r.stderr]).toEqual([5, expect.stringMatching(/the cuda target cannot run here: no NVIDIA GPU here .*ULC_CUDA=emulated/)]);
   });
 
+  test("eval --classifier reads a padded canvas through its centre: ul_small's 32×32 samples against the 28×28 classifier", async () => {
+    const tiny = ["--steps", "1", "--batch", "2"];
+    expect((await ulc(["train", "models/classifier.ul", ...tiny, "--out", out("clf")])).code).toBe(0);
+    expect((await ulc(["train", "models/ul_small.ul", ...tiny, "--out", out("small")])).code).toBe(0);
+    const r = await ulc(["eval", out("small"), "--classifier", out("clf"), "--n", "4", "--recon", "2", "--fd-n", "4", "--steps", "2", "--batch", "2"]);
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(readFileSync(join(out("small"), "eval.json"), "utf8"));
+    expect(Number.isFinite(report.frechet.distance)).toBe(true);
+  }, 300_000);
+
   test("--target cpu without a C++ compiler stops with exit 5, naming the package to install", async () => {
     process.env.ULC_CXX = "/nonexistent/g++";
     try {

@@ -6,7 +6,8 @@
 // through that BLAS, and through oneDNN as ulc's CPU target calls it.
 //
 //   npm run build && npm run bench:cpu [-- --write] [-- --steps 30] [-- --threads 2]
-//   ULC_PYTHON picks the Python that has torch (default /usr/bin/python3, Debian's).
+//   ULC_PYTHON picks the Python that has torch (default /usr/bin/python3, Debian's: as root on Debian,
+//   `apt-get install python3-torch libopenblas0-pthread` brings it with the BLAS the comparison assumes).
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";

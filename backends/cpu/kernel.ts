@@ -11,7 +11,7 @@ import { literal, renderSx } from "../c-like/expr.js";
 import { CPP, drawsRandom, STORAGE } from "../native/dialect.js";
 
 /** Work (outputs × terms) below which a loop runs on one thread: waking a team costs a few microseconds. */
-export const PARALLEL_WORK = 32768;
+const PARALLEL_WORK = 32768;
 
 const indent = (lines: readonly string[]) => lines.map((l) => (l.startsWith("#") ? l : `  ${l}`));
 

@@ -5,7 +5,7 @@
 // convolutions; glibc's libmvec for vectorised exp, log and the like.
 import { makeRules, type BuildCommands } from "../native/toolchain.js";
 
-export const BINARY = "ulc_program_cpu";
+const BINARY = "ulc_program_cpu";
 
 const UNITS = ["program.cpp", "ulc_host.cpp"];
 

@@ -5,7 +5,7 @@ import { spawnSync } from "node:child_process";
 import { readdirSync } from "node:fs";
 import type { CudaBuild } from "../../backends/cuda/program.js";
 import { buildCommands, DEFAULT_ARCH, type Flavour, type Tools } from "../../backends/cuda/toolchain.js";
-import { compileNative, defaultCache, NativeError, writeNativeBuild, type Compiled } from "../native/compile.js";
+import { compileNative, defaultCache, NativeError, type Compiled } from "../native/compile.js";
 
 export { pruneCache, type Compiled } from "../native/compile.js";
 
@@ -18,9 +18,6 @@ export interface CompileOptions extends Tools {
   /** Where built programs are cached (default: $TMPDIR/ulc-cuda). */
   readonly cacheDir?: string;
 }
-
-/** Writes a build's directory: its files and manifest.json. */
-export const writeCudaBuild: (build: CudaBuild, dir: string) => void = writeNativeBuild;
 
 /** The architecture of GPU 0 as sm_XY (from nvidia-smi), or undefined when there is no GPU to ask. */
 export function detectArch(): string | undefined {

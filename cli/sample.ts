@@ -4,7 +4,8 @@
 import { writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Program } from "../compiler/lower.js";
-import { encodePng, imageGrid } from "../runtime/pictures/png.js";
+import { imageGrid } from "../runtime/pictures/grid.js";
+import { encodePng } from "../runtime/pictures/png.js";
 import { decode, sampleCalls, sampleImages, samplePrior, type Sampler } from "../runtime/sampler.js";
 import type { HostTensor } from "../runtime/session.js";
 import { StateMismatchError } from "../runtime/training-state.js";

@@ -8,7 +8,8 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { decodeSafetensors, encodeSafetensors, SafetensorsError } from "../runtime/safetensors.js";
 import type { HostTensor } from "../runtime/session.js";
-import { encodePng, imageGrid } from "../runtime/pictures/png.js";
+import { imageGrid, VIEWABLE_SIDE } from "../runtime/pictures/grid.js";
+import { encodePng } from "../runtime/pictures/png.js";
 import { BatchOrder, batchOf, inputLayout } from "../train/batches.js";
 import { DataError, FASHION_MNIST_DIR, loadImages } from "../train/data.js";
 import { decodePng } from "../train/png-decode.js";
@@ -152,12 +153,28 @@ describe("PNG", () => {
   });
 
   test("a grid maps [-1, 1] to 0..255, clamps, and tiles with a white border", () => {
-    const grid = imageGrid([-1, 1, 0, 5, -3, 0.5, 0, 0], [2, 1, 2, 2], 2);
+    const grid = imageGrid([-1, 1, 0, 5, -3, 0.5, 0, 0], [2, 1, 2, 2], { columns: 2, scale: 1 });
     expect([grid.width, grid.height]).toEqual([2 * 4 + 2, 4 + 2 + 0]);
     const px = (x: number, y: number) => grid.pixels[y * grid.width + x];
     expect([px(2, 2), px(3, 2), px(2, 3), px(3, 3)]).toEqual([0, 255, 128, 255]);
     expect([px(6, 2), px(7, 2)]).toEqual([0, 191]);
     expect(px(0, 0)).toBe(255);
+  });
+
+  test("a grid is scaled up by a whole factor to a viewable size, each value a square of equal pixels", () => {
+    // Sixteen 28×28 images: 122×122 at one pixel per value, so 5 pixels per value (610×610).
+    const images = Float32Array.from({ length: 16 * 28 * 28 }, (_, i) => Math.sin(i));
+    const small = imageGrid(images, [16, 1, 28, 28], { scale: 1 });
+    const grid = imageGrid(images, [16, 1, 28, 28]);
+    expect([small.width, grid.width, grid.height]).toEqual([122, 610, 610]);
+    expect(grid.width).toBeGreaterThanOrEqual(VIEWABLE_SIDE);
+    for (let y = 0; y < grid.height; y += 7)
+      for (let x = 0; x < grid.width; x += 3) expect(grid.pixels[y * grid.width + x]).toBe(small.pixels[Math.floor(y / 5) * small.width + Math.floor(x / 5)]);
+    // RGB keeps its channels together; a grid already large enough stays as it is.
+    const rgb = imageGrid([-1, 0, 1], [1, 3, 1, 1], { scale: 2 });
+    const rgbAt = (x: number, y: number) => [...rgb.pixels.subarray(3 * (y * rgb.width + x), 3 * (y * rgb.width + x) + 3)];
+    expect([rgb.width, rgb.channels, rgbAt(3, 3), rgbAt(4, 4), rgbAt(5, 5), rgbAt(6, 6)]).toEqual([10, 3, [255, 255, 255], [0, 128, 255], [0, 128, 255], [255, 255, 255]]);
+    expect(imageGrid(new Float32Array(600 * 600), [1, 1, 600, 600]).width).toBe(604);
   });
 
   test("a folder of PNGs is a data set; images of different sizes are refused", async () => {

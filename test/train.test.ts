@@ -155,7 +155,8 @@ describe.skipIf(skip !== undefined)("ulc train", () => {
     };
     for (const [name, seed] of [["a.png", "1"], ["b.png", "1"], ["c.png", "2"]] as const) await png(name, seed);
     const [a, b, c] = ["a.png", "b.png", "c.png"].map((n) => decodePng(readFileSync(join(dir, n))));
-    expect([a!.width, a!.height, a!.channels]).toEqual([2 * 30 + 2, 2 * 30 + 2, 1]);
+    // A 2×2 grid of 30×30 images, 62 pixels wide, scaled up 9 times to be looked at.
+    expect([a!.width, a!.height, a!.channels]).toEqual([9 * (2 * 30 + 2), 9 * (2 * 30 + 2), 1]);
     expect(b).toEqual(a);
     expect(c!.pixels).not.toEqual(a!.pixels);
     // The CPU run's checkpoint sampled on WebGPU, and the WebGPU run's on the CPU: the same random draws, f32
@@ -235,7 +236,7 @@ describe.skipIf(skip !== undefined)("stage 2, the VAE baseline and ulc eval", ()
     expect(latents.shape).toEqual([48, 16]);
     const sampled = await ok(["sample", out("s2"), "--n", "4", "--steps", "2", "-o", join(dir, "s2.png")]);
     expect(sampled.stdout).toMatch(/stage 2 over .*s1's decoder/);
-    expect(decodePng(readFileSync(join(dir, "s2.png"))).width).toBe(62);
+    expect(decodePng(readFileSync(join(dir, "s2.png"))).width).toBe(9 * 62);
     await ok(["train", "models/classifier.ul", "--data", data, "--batch", "4", "--steps", "2", "--out", out("cls")]);
     const flags = ["--batch", "4", "--n", "8", "--recon", "4", "--fd-n", "8", "--steps", "2", "--classifier", out("cls")];
     await ok(["eval", out("s1"), ...flags]);

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { imageGrid } from "../runtime/pictures/png.js";
+import { imageGrid } from "../runtime/pictures/grid.js";
 import type { Tensor } from "../runtime/webgpu/model.js";
 import type { WebGpu } from "../runtime/webgpu/device.js";
 import { batch, type Images } from "../web/data.js";

@@ -1,5 +1,5 @@
 // PNG encoding (8-bit grayscale or RGB, no interlace): the chunks by hand, the image data through the
-// platform's zlib (`CompressionStream("deflate")`, in Node and in browsers alike).
+// platform's zlib (`CompressionStream("deflate")`, in Node and in browsers alike). Grids of images: grid.ts.
 
 export interface Image {
   readonly width: number;
@@ -62,29 +62,4 @@ export async function encodePng(image: Image): Promise<Uint8Array> {
     at += p.length;
   }
   return out;
-}
-
-/**
- * Images in [-1, 1] (NCHW, C = 1 or 3) tiled into one grid image with a 2-pixel border, `columns` across.
- * Values are clamped, then mapped to 0..255 as round((v + 1)·127.5).
- */
-export function imageGrid(data: ArrayLike<number>, shape: readonly number[], columns = Math.ceil(Math.sqrt(shape[0]!))): Image {
-  const [n, c, h, w] = shape as [number, number, number, number];
-  if (shape.length !== 4 || (c !== 1 && c !== 3)) throw new Error(`imageGrid: images must be [N, 1 or 3, H, W], got [${shape.join(", ")}]`);
-  const rows = Math.ceil(n / columns);
-  const pad = 2;
-  const width = columns * (w + pad) + pad;
-  const height = rows * (h + pad) + pad;
-  const pixels = new Uint8Array(width * height * c).fill(255);
-  for (let i = 0; i < n; i++) {
-    const x0 = pad + (i % columns) * (w + pad);
-    const y0 = pad + Math.floor(i / columns) * (h + pad);
-    for (let ch = 0; ch < c; ch++)
-      for (let y = 0; y < h; y++)
-        for (let x = 0; x < w; x++) {
-          const v = Math.min(1, Math.max(-1, data[((i * c + ch) * h + y) * w + x]!));
-          pixels[((y0 + y) * width + x0 + x) * c + ch] = Math.round((v + 1) * 127.5);
-        }
-  }
-  return { width, height, channels: c, pixels };
 }

@@ -300,6 +300,9 @@ export const VJP_RULES: { readonly [K in OpKind]: VjpRule | "nondifferentiable" 
     return [from === node.dtype ? ct : b.add({ kind: "cast" }, [ct], undefined, from)];
   },
   stop_gradient: "nondifferentiable",
+  // y = mean over ranks of x: each rank's x contributes 1/N to every rank's y, so its gradient is the mean of
+  // the ranks' cotangents.
+  all_reduce: (b, _node, ct) => [b.add({ kind: "all_reduce" }, [ct])],
 };
 
 // ---------------------------------------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 // every element-wise op sees equal shapes, which keeps VJP rules, the interpreter and the kernels simple.
 // Nodes are stored in topological order: an input always has a smaller id than its user.
 
-export type DType = "f32" | "f16" | "i32" | "bool";
+// The dtypes are the runtime's too: defined with the Program format it reads, which needs no compiler.
+import type { DType } from "../runtime/manifest.js";
+export type { DType };
 
 export const UNARY_FNS = ["neg", "exp", "log", "sqrt", "rsqrt", "sin", "cos", "tanh", "sigmoid", "softplus", "abs", "floor"] as const;
 export type UnaryFn = (typeof UNARY_FNS)[number];
@@ -54,7 +56,12 @@ export type Op =
   | { readonly kind: "avg_pool_grad"; readonly size: number; readonly stride: number }
   | { readonly kind: "cast" }
   /** Identity forward, zero gradient. */
-  | { readonly kind: "stop_gradient" };
+  | { readonly kind: "stop_gradient" }
+  /**
+   * The mean of a value over the ranks of a data-parallel job: each rank holds its shard's value, and all hold
+   * the mean after it. compiler/parallel.ts splits a train step at these nodes; in one process it is the identity.
+   */
+  | { readonly kind: "all_reduce" };
 
 export type OpKind = Op["kind"];
 
@@ -85,6 +92,7 @@ export const OP_KINDS: readonly OpKind[] = [
   "avg_pool_grad",
   "cast",
   "stop_gradient",
+  "all_reduce",
 ];
 
 export interface Node {
@@ -300,6 +308,7 @@ function inferOpType(op: Op, inputs: readonly Node[], shape?: readonly number[],
       arity(1);
       return { dtype: dtype ?? fail("cast needs a dtype"), shape: a!.shape };
     case "stop_gradient":
+    case "all_reduce":
       arity(1);
       return { dtype: a!.dtype, shape: a!.shape };
   }

@@ -7,22 +7,16 @@ import { Checker } from "../dsl/checker.js";
 import { defaultStdRoot, diskHost, loadProgram, type SourceHost } from "../dsl/loader.js";
 import type { TensorValue, Value } from "../dsl/values.js";
 import { vjp } from "./autodiff.js";
-import { GraphBuilder, verify, type DType, type Graph } from "./ir.js";
+import { GraphBuilder, verify, type Graph } from "./ir.js";
 import { memoryStats, type MemoryStats } from "./memory.js";
 import { NAMES } from "./names.js";
+import { splitAtAllReduce, type SplitStep } from "./parallel.js";
 import { optimize } from "./passes/index.js";
-import { dims, GraphTracer } from "./trace.js";
+import { dims, GraphTracer, type TraceShard } from "./trace.js";
 
-export interface TensorSpec {
-  readonly name: string;
-  readonly dtype: DType;
-  readonly shape: readonly number[];
-}
-
-export interface ScalarSpec {
-  readonly name: string;
-  readonly default: number;
-}
+// The model's interface is the one the Program's manifest carries to the runtimes (runtime/manifest.ts).
+import type { ScalarSpec, TensorSpec, TrainingSpec } from "../runtime/manifest.js";
+export type { ScalarSpec, TensorSpec };
 
 export interface ProgramEntry {
   readonly name: string;
@@ -37,13 +31,9 @@ export interface ProgramEntry {
   /** Result outputs: a record's fields, `result` for a tensor, `result.0`... for a tuple. */
   readonly results: readonly string[];
   /** Train entries: the minimised field, the optimizer's arguments and state names, the trained parameters. */
-  readonly training?: {
-    readonly loss: string;
-    readonly optimizer: string;
-    readonly args: readonly ScalarSpec[];
-    readonly states: readonly string[];
-    readonly params: readonly string[];
-  };
+  readonly training?: TrainingSpec;
+  /** A train entry of a data-parallel Program: the step as two graphs with the all-reduce between them. */
+  readonly parallel?: SplitStep;
 }
 
 export interface Program {
@@ -67,6 +57,17 @@ export interface LowerOptions {
   readonly model?: string;
   /** Run the graph optimiser (compiler/passes) on every graph; default true. */
   readonly optimize?: boolean;
+  /** Lower for one process of a data-parallel job (more than one shard). */
+  readonly shard?: DataShard;
+}
+
+/** One process of a data-parallel job: its shard of every global batch. */
+export interface DataShard {
+  /** 0-based, below `count`. */
+  readonly index: number;
+  readonly count: number;
+  /** The generic dim that is the batch: bound to this process's share of the global batch. */
+  readonly batch: string;
 }
 
 export function lowerProgram(path: string, options: LowerOptions): Program {
@@ -74,6 +75,7 @@ export function lowerProgram(path: string, options: LowerOptions): Program {
   const stdRoot = options.stdRoot ?? defaultStdRoot();
   // Loaded and parsed once; each checker below only reads the ASTs.
   const program = loadProgram([path], host, stdRoot);
+  const shard = options.shard && options.shard.count > 1 ? traceShard(path, options, options.shard) : undefined;
   const root = program.files.get(program.roots[0]!);
   const models = (root?.ast?.decls ?? []).filter((d): d is A.ContainerDecl => d.kind === "model");
   const model = options.model ? models.find((m) => m.name.name === options.model) : models[models.length - 1];
@@ -87,7 +89,7 @@ export function lowerProgram(path: string, options: LowerOptions): Program {
   // draw the same stream (reconstruction runs `noise_latent` and the decoder's steps on one step counter).
   let previous: GraphTracer | undefined;
   const trace = (withInit: boolean) => {
-    const tracer = new GraphTracer(new GraphBuilder(), { withInit, firstRandomKey: previous?.nextRandomKey ?? 0 });
+    const tracer = new GraphTracer(new GraphBuilder(), { withInit, firstRandomKey: previous?.nextRandomKey ?? 0, ...(shard && { shard }) });
     previous = tracer;
     const checker = new Checker(program, { bindings: options.bindings, tracer });
     checker.prepare();
@@ -131,11 +133,13 @@ export function lowerProgram(path: string, options: LowerOptions): Program {
       }
       const loss = outputs.find((o) => o.name === e.training!.minimize.name)!;
       const trained = checker.trainedParamsOf(inst, e);
+      // Data-parallel: every rank's gradients and metrics become their mean over the ranks.
+      const reduced = (node: number) => (shard ? b.add({ kind: "all_reduce" }, [node]) : node);
       const grads = vjp(
         b,
         loss.node,
         trained.map((p) => p.value.node!),
-      );
+      ).map((g) => (g === undefined ? g : reduced(g)));
       const opt = checker.traceOptimizer(inst, e);
       // The step is not an argument, though train_step() may have made it an input already.
       const args = tracer.inputs.filter((i) => i.name.startsWith("optimizer.") && i.name !== NAMES.step).map((i) => ({ name: i.name.slice("optimizer.".length), default: i.defaultValue! }));
@@ -151,7 +155,7 @@ export function lowerProgram(path: string, options: LowerOptions): Program {
         updates.push({ name: NAMES.newParam(p.name), node: nodeOf(r.fields.get("p")!) });
         for (const s of stateNames) updates.push({ name: NAMES.state(s, p.name), node: nodeOf(r.fields.get(s)!) });
       });
-      const graph = b.build([...outputs, ...updates]);
+      const graph = b.build([...outputs.map((o) => ({ ...o, node: reduced(o.node) })), ...updates]);
       const optimized = finish(graph);
       return {
         ...base,
@@ -160,9 +164,25 @@ export function lowerProgram(path: string, options: LowerOptions): Program {
         tracedNodes: graph.nodes.length,
         memory: memoryStats(optimized),
         training: { loss: loss.name, optimizer: opt.decl.name.name, args, states: stateNames, params: trained.map((p) => p.name) },
+        ...(shard && { parallel: splitAtAllReduce(optimized) }),
       };
     });
   return { model: model.name.name, bindings: { ...options.bindings }, params, hypers, init, ema: finish(emaGraph(params)), entries };
+}
+
+/**
+ * What tracing one shard needs beyond its bindings: every random draw's shape at the global batch, from the
+ * same Program lowered at the global batch (keys are numbered in the same order, so they match).
+ */
+function traceShard(path: string, options: LowerOptions, shard: DataShard): TraceShard {
+  const local = options.bindings[shard.batch];
+  if (local === undefined) throw new Error(`a data-parallel build needs the batch dim ${shard.batch} bound`);
+  if (!(shard.index >= 0 && shard.index < shard.count)) throw new Error(`shard ${shard.index} of ${shard.count} does not exist`);
+  const global = lowerProgram(path, { ...options, bindings: { ...options.bindings, [shard.batch]: local * shard.count }, optimize: false, shard: undefined });
+  const globalRandomShapes = new Map<number, readonly number[]>();
+  for (const g of [global.init, ...global.entries.map((e) => e.graph)])
+    for (const n of g.nodes) if (n.op.kind === "random") globalRandomShapes.set(n.op.key, n.shape);
+  return { index: shard.index, count: shard.count, globalRandomShapes };
 }
 
 /** ema + (1 − decay)·(param − ema): one fused kernel per parameter, written as the update rounds best near 1. */

@@ -27,6 +27,17 @@ export interface TracedInput {
   readonly defaultValue?: number;
 }
 
+/**
+ * This process's shard of a data-parallel job, as the tracer needs it: the position the builtins report, and
+ * each random draw's shape at the global batch (by key), so a draw that depends on the batch is drawn at its
+ * global shape and sliced to this shard's rows: every example sees the noise it would see in one process.
+ */
+export interface TraceShard {
+  readonly index: number;
+  readonly count: number;
+  readonly globalRandomShapes: ReadonlyMap<number, readonly number[]>;
+}
+
 export class GraphTracer implements Tracer {
   readonly inputs: TracedInput[] = [];
   readonly params = new Map<string, number>();
@@ -36,15 +47,17 @@ export class GraphTracer implements Tracer {
   /** The key of the next `random` node, in this graph or its init graph: keys are never reused. */
   private randomKey: number;
   private current: GraphBuilder;
+  private readonly shard: TraceShard | undefined;
 
   /** `firstRandomKey`: where this trace's keys start, past those of the graphs traced before it (lower.ts). */
   constructor(
     readonly builder: GraphBuilder,
-    options: { withInit?: boolean; firstRandomKey?: number } = {},
+    options: { withInit?: boolean; firstRandomKey?: number; shard?: TraceShard } = {},
   ) {
     this.current = builder;
     this.initBuilder = options.withInit ? new GraphBuilder() : undefined;
     this.randomKey = options.firstRandomKey ?? 0;
+    this.shard = options.shard;
   }
 
   /** One past the last random key this trace used. */
@@ -135,6 +148,24 @@ export class GraphTracer implements Tracer {
     return this.current.add({ kind: "matmul" }, [operand(a), operand(b)]);
   }
 
+  /**
+   * A random draw. In a shard of a data-parallel job, a draw whose global shape has `count` times this shard's
+   * rows (its first axis follows the batch) is drawn at that shape and sliced to this shard's rows; one whose
+   * shape does not depend on the batch is the same draw on every rank.
+   */
+  private random(dist: "normal" | "uniform", shape: readonly number[], dtype: TensorValue["dtype"]): number {
+    const key = this.randomKey++;
+    const node = (s: readonly number[]) => this.current.add({ kind: "random", dist, key }, [], s, dtype);
+    if (!this.shard) return node(shape);
+    const global = this.shard.globalRandomShapes.get(key);
+    if (global && shapeEquals(global, shape)) return node(shape);
+    const rows = shape[0] ?? 0;
+    if (!global || global.length !== shape.length || global[0] !== rows * this.shard.count || !shapeEquals(global.slice(1), shape.slice(1)))
+      throw new Error(`a random draw of shape [${shape.join(", ")}] is [${global?.join(", ") ?? "absent"}] at the global batch: only the first axis of a draw may follow the batch to be split across ranks`);
+    const start = rows * this.shard.index;
+    return this.current.add({ kind: "slice", axis: 0, start, end: start + rows }, [node(global)]);
+  }
+
   builtin(name: string, args: ReadonlyMap<string, Value>, result: Value): Value {
     if (result.k !== "tensor") return result;
     const shape = dims(result.shape);
@@ -211,11 +242,15 @@ export class GraphTracer implements Tracer {
         return done(b.add({ kind: "iota" }, [], shape, result.dtype));
       case "randn":
       case "rand":
-        return done(b.add({ kind: "random", dist: name === "randn" ? "normal" : "uniform", key: this.randomKey++ }, [], shape, result.dtype));
+        return done(this.random(name === "randn" ? "normal" : "uniform", shape, result.dtype));
       case "stop_gradient":
         return done(b.add({ kind: "stop_gradient" }, [node("x")]));
       case "train_step":
         return this.input(NAMES.step, result);
+      case "data_shard":
+        return done(this.scalar(this.shard?.index ?? 0, "f32"));
+      case "data_shards":
+        return done(this.scalar(this.shard?.count ?? 1, "f32"));
       case "cast":
         return done(b.add({ kind: "cast" }, [node("x")], shape, result.dtype));
       default:

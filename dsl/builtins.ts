@@ -611,6 +611,10 @@ export const BUILTINS: ReadonlyMap<string, Builtin> = new Map<string, Builtin>([
   ],
   // The 1-based number of the optimizer step a train entry is taking (the checker allows it only there).
   ["train_step", def([], (_a: Args, ctx: OpContext) => tensor("f32", [], ctx.span), "train_step")],
+  // Which shard of the global batch this process holds, and how many there are (0 and 1 unless data-parallel):
+  // what statistics over the whole batch need, such as an example's global index.
+  ["data_shard", def([], (_a: Args, ctx: OpContext) => tensor("f32", [], ctx.span), "data_shard")],
+  ["data_shards", def([], (_a: Args, ctx: OpContext) => tensor("f32", [], ctx.span), "data_shards")],
   [
     "stop_gradient",
     def([req("x")], (a: Args, ctx: OpContext) => {

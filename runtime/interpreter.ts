@@ -28,6 +28,7 @@
 //  - sigmoid(x) = 1/(1+e^-x) for x ≥ 0 and e^x/(1+e^x) otherwise; softplus(x) = max(x, 0) + log1p(e^-|x|);
 //    rsqrt(x) = 1/sqrt(x). None overflows to NaN for large |x|.
 //  - random: element i of the node's stream, as defined in runtime/random.ts, at options.seed/options.step.
+//  - all_reduce: the identity (the mean over the one process there is).
 //
 // `interpret` evaluates only the nodes the outputs need, reads chains of movement ops through one composed view,
 // and drops intermediate values after their last use; `evaluate` evaluates every node, one op at a time, and
@@ -339,7 +340,8 @@ function compute(node: Node, args: readonly Tensor[], env: InterpretEnv, options
     case "conv2d_grad_weight":
       return conv(op.kind, args[0]!, args[1]!, node.shape, op.stride, op.padding, op.groups);
     case "reshape":
-    case "stop_gradient": {
+    case "stop_gradient":
+    case "all_reduce": {
       const y = out();
       y.set(a!);
       return y;

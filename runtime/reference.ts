@@ -1,6 +1,7 @@
 // Runs a Program on the reference interpreter: initialises parameters, keeps the optimizer state, and feeds a
 // train step's updated parameters and state back in for the next step. The WebGPU and CUDA runtimes follow the
 // same protocol (graph input and output names in compiler/names.ts); this one is their oracle.
+import type { Graph } from "../compiler/ir.js";
 import type { Program, ProgramEntry } from "../compiler/lower.js";
 import { NAMES } from "../compiler/names.js";
 import { interpret } from "./interpreter.js";
@@ -42,14 +43,17 @@ export class ReferenceSession {
     return { dtype: "f32", shape: [], data };
   }
 
+  private hyperInputs(): Map<string, Tensor> {
+    return new Map(this.program.hypers.map((h) => [h.name, this.scalar(this.options.hypers?.[h.name] ?? h.default)]));
+  }
+
   private inputsFor(entry: ProgramEntry, data: ReadonlyMap<string, Tensor>): Map<string, Tensor> {
-    const inputs = new Map<string, Tensor>();
+    const inputs = this.hyperInputs();
     for (const spec of entry.inputs) {
       const t = data.get(spec.name);
       if (!t) throw new Error(`entry ${entry.name} needs the input '${spec.name}' (${spec.dtype}[${spec.shape.join(", ")}])`);
       inputs.set(spec.name, t);
     }
-    for (const h of this.program.hypers) inputs.set(h.name, this.scalar(this.options.hypers?.[h.name] ?? h.default));
     return inputs;
   }
 
@@ -62,11 +66,34 @@ export class ReferenceSession {
   /** One optimizer step of a train entry; returns its metrics (the record's fields). */
   trainStep(name: string, data: ReadonlyMap<string, Tensor>): Map<string, number> {
     const entry = this.entry(name);
+    return this.finishStep(entry, this.interpretStep(entry.graph, this.stepInputs(entry, data)));
+  }
+
+  /**
+   * The first half of a data-parallel step (an entry lowered with a shard): this shard's gradients and metrics,
+   * and what the update carries over, by name. The step is taken by `trainUpdate` with their mean over shards.
+   */
+  trainGradients(name: string, data: ReadonlyMap<string, Tensor>): Map<string, Tensor> {
+    const entry = this.entry(name);
+    if (!entry.parallel) throw new Error(`entry ${name} was not lowered for data parallelism`);
+    return this.interpretStep(entry.parallel.gradients, this.stepInputs(entry, data));
+  }
+
+  /** The second half of a data-parallel step, from the reduced (and carried) values `trainGradients` gave. */
+  trainUpdate(name: string, handoff: ReadonlyMap<string, Tensor>): Map<string, number> {
+    const entry = this.entry(name);
+    if (!entry.parallel) throw new Error(`entry ${name} was not lowered for data parallelism`);
+    const inputs = this.stepInputs(entry);
+    for (const [k, v] of handoff) inputs.set(k, v);
+    return this.finishStep(entry, this.interpretStep(entry.parallel.update, inputs));
+  }
+
+  /** A train step's inputs at the next step: data (unless the graph reads none), hypers, the step, the optimizer's arguments and state. */
+  private stepInputs(entry: ProgramEntry, data?: ReadonlyMap<string, Tensor>): Map<string, Tensor> {
     const training = entry.training;
-    if (!training) throw new Error(`entry ${name} is not a train entry`);
-    const inputs = this.inputsFor(entry, data);
-    this.step += 1;
-    inputs.set(NAMES.step, this.scalar(this.step));
+    if (!training) throw new Error(`entry ${entry.name} is not a train entry`);
+    const inputs = data ? this.inputsFor(entry, data) : this.hyperInputs();
+    inputs.set(NAMES.step, this.scalar(this.step + 1));
     for (const a of training.args) inputs.set(NAMES.arg(a.name), this.scalar(this.options.optimizer?.[a.name] ?? a.default));
     for (const p of training.params) {
       const value = this.params.get(p)!;
@@ -76,7 +103,17 @@ export class ReferenceSession {
         inputs.set(key, this.state.get(key)!);
       }
     }
-    const out = interpret(entry.graph, { inputs, params: this.params }, { precision: this.options.precision, seed: this.options.seed, step: this.step });
+    return inputs;
+  }
+
+  private interpretStep(graph: Graph, inputs: ReadonlyMap<string, Tensor>): Map<string, Tensor> {
+    return interpret(graph, { inputs, params: this.params }, { precision: this.options.precision, seed: this.options.seed, step: this.step + 1 });
+  }
+
+  /** Takes the step: its new parameters and state become current; returns its metrics. */
+  private finishStep(entry: ProgramEntry, out: ReadonlyMap<string, Tensor>): Map<string, number> {
+    const training = entry.training!;
+    this.step += 1;
     for (const p of training.params) {
       this.params.set(p, out.get(NAMES.newParam(p))!);
       for (const s of training.states) this.state.set(NAMES.state(s, p), out.get(NAMES.state(s, p))!);

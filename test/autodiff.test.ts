@@ -613,6 +613,17 @@ describe("VJP rules against finite differences (float64)", () => {
   );
 
   prop(
+    "all_reduce (the identity in one process)",
+    shapeArb(0, 3).map(
+      (shape): Case => ({
+        args: [one(shape)],
+        values: (r) => [fill(shape, r, D.any)],
+        build: (b, [x]) => b.add({ kind: "all_reduce" }, [b_.un(b, "sin", x!)]),
+      }),
+    ),
+  );
+
+  prop(
     "cast through i32: zero gradient, as the finite difference away from integers",
     shapeArb(0, 3).map(
       (shape): Case => ({
@@ -913,6 +924,7 @@ const COVERAGE: Record<OpKind, "fd" | "zero" | "leaf"> = {
   avg_pool_grad: "fd",
   cast: "fd",
   stop_gradient: "zero",
+  all_reduce: "fd",
 };
 
 describe("coverage", () => {

@@ -42,6 +42,8 @@ export interface FuseOptions {
 }
 
 export function fuse(g: Graph, options: FuseOptions = {}): Schedule {
+  // A collective is the host's work between two schedules, never a kernel's.
+  if (g.nodes.some((n) => n.op.kind === "all_reduce")) throw new Error("a graph with all_reduce nodes must be split at them (compiler/parallel.ts) before fusion");
   const library = options.library ?? new Set<string>();
   const consumers = new Array<number>(g.nodes.length).fill(0);
   for (const n of g.nodes) for (const x of n.inputs) consumers[x]! += 1;

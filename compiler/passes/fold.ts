@@ -110,6 +110,7 @@ function foldValue(n: Node, v: readonly number[], inputs: readonly Node[]): numb
     case "slice":
     case "upsample":
     case "stop_gradient":
+    case "all_reduce": // every rank holds the same constant, so its mean is that constant
       return a;
     case "concat":
       return v.every((x) => Object.is(x, a)) ? a : undefined;

@@ -13,7 +13,7 @@ import { entryOutputs } from "../train/evaluate.js";
 import { DivergedError, trainLoop } from "../train/loop.js";
 import { DeviceUnavailableError, openSession, resolveTarget, type OpenedSession } from "../train/open-session.js";
 import { writeLossCurve } from "../train/plot.js";
-import { listRunFiles, lockRun, readMetrics, readRunConfig, resolveData, RUN_FILE, RUN_FORMAT, RunError, writeRunConfig, type RunConfig, type TargetChoice } from "../train/run.js";
+import { listRunFiles, lockRun, readMetrics, readRunConfig, resolveData, RUN_FILE, RUN_FORMAT, RunError, writeRunConfig, type RunConfig, type Target, type TargetChoice } from "../train/run.js";
 import { EXIT } from "./args.js";
 import { checkAndLower } from "./build.js";
 import type { CliIo } from "./io.js";
@@ -37,10 +37,32 @@ export interface TrainCommandOptions {
   readonly latentsFrom?: string;
 }
 
-/** Flags that define a run: `--resume` takes them from run.json, so giving a different value is an error. */
-const RECORDED: readonly (keyof TrainCommandOptions)[] = ["data", "batch", "seed", "target", "emaDecay", "entry", "lr", "set", "bind", "latentsFrom"];
+/**
+ * Flags that define a run, each with where run.json records it: `--resume` takes them from there, so such a flag
+ * may be given again only with the recorded value.
+ */
+const RECORDED: { readonly [K in keyof TrainCommandOptions]?: (config: RunConfig) => unknown } = {
+  model: (c) => c.modelName,
+  data: (c) => c.data,
+  batch: (c) => c.batch,
+  seed: (c) => c.seed,
+  target: (c) => c.target,
+  emaDecay: (c) => c.emaDecay,
+  entry: (c) => c.entry,
+  lr: (c) => c.optimizer.lr,
+  set: (c) => c.hypers,
+  bind: (c) => c.bindings,
+  latentsFrom: (c) => c.latentsFrom,
+};
 
 class UsageError extends Error {}
+
+/** A recorded value as a flag would spell it; records by name sorted, so `--set a=1 --set b=2` is one value whichever comes first. */
+function spell(value: unknown): string {
+  if (value === undefined) return "none";
+  if (typeof value !== "object" || value === null) return String(value);
+  return Object.entries(value).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k}=${v}`).join(" ") || "none";
+}
 
 /** The run to train: a new one from the flags (`--target auto` resolved), or the recorded one when resuming. */
 async function runConfig(file: string, options: TrainCommandOptions, given: ReadonlySet<string>, dir: string): Promise<RunConfig> {
@@ -48,11 +70,22 @@ async function runConfig(file: string, options: TrainCommandOptions, given: Read
     if (!existsSync(join(dir, RUN_FILE))) throw new UsageError(`--resume: ${dir} holds no run to resume (no ${RUN_FILE})`);
     const config = readRunConfig(dir);
     if (config.model !== resolve(file)) throw new UsageError(`--resume: ${dir} is a run of ${config.model}, not of ${resolve(file)}`);
-    const changed = RECORDED.filter((k) => given.has(k));
-    if (changed.length > 0) throw new UsageError(`--resume continues the run as ${join(dir, RUN_FILE)} records it; drop ${changed.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(", ")}`);
+    // What the flags would record for a new run (probing for a target only when one is asked for), compared
+    // field by field with what was recorded.
+    const asked = newRunConfig(file, options, given.has("target") ? await resolveTarget(options.target) : config.target);
+    for (const [flag, recorded] of Object.entries(RECORDED)) {
+      if (!given.has(flag)) continue;
+      const [was, now] = [spell(recorded(config)), spell(recorded(asked))];
+      if (was !== now) throw new UsageError(`--resume: --${flag.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} is ${now}, but ${join(dir, RUN_FILE)} records ${was}; a resumed run keeps its settings (drop the flag, or train a new run)`);
+    }
     return config;
   }
   if (existsSync(join(dir, RUN_FILE))) throw new UsageError(`${dir} already holds a run; pass --resume to continue it, or choose another --out`);
+  return newRunConfig(file, options, await resolveTarget(options.target));
+}
+
+/** The run the flags describe, on `target` (the flag's choice resolved). */
+function newRunConfig(file: string, options: TrainCommandOptions, target: Target): RunConfig {
   return {
     format: RUN_FORMAT,
     model: resolve(file),
@@ -65,7 +98,7 @@ async function runConfig(file: string, options: TrainCommandOptions, given: Read
     hypers: options.set ?? {},
     optimizer: options.lr === undefined ? {} : { lr: options.lr },
     emaDecay: options.emaDecay,
-    target: await resolveTarget(options.target),
+    target,
     ...(options.latentsFrom && { latentsFrom: resolve(options.latentsFrom) }),
   };
 }

@@ -327,6 +327,34 @@ describe("argument helpers (cli/args.ts)", () => {
   });
 });
 
+describe("ulc train --resume: the run's own flags", () => {
+  // A run record by hand: the check runs before anything is built or read, and data that is not there stops a
+  // run that passed it (exit 2 with a data error, not a flag error).
+  const recorded = () => {
+    const run = mkdtempSync(join(dir, "run-"));
+    const config = { format: "ulc-run/1", model: join(ROOT, "models/ul_tiny.ul"), entry: "fit", batch: 4, bindings: { Width: 32 }, seed: 0, data: join(run, "no-data"), hypers: {}, optimizer: { lr: 0.001 }, emaDecay: 0.999, target: "cpu" };
+    writeFileSync(join(run, "run.json"), JSON.stringify(config));
+    return run;
+  };
+  const resume = (run: string, flags: string[]) => ulc(["train", "models/ul_tiny.ul", "--out", run, "--resume", "--steps", "1", ...flags]);
+
+  test("a flag with the recorded value is accepted", async () => {
+    const r = await resume(recorded(), ["--batch", "4", "--bind", "Width=32", "--seed", "0", "--lr", "0.001", "--target", "cpu", "--entry", "fit"]);
+    expect(r.stderr).not.toMatch(/--resume:/);
+    expect([r.code, r.stderr]).toEqual([2, expect.stringMatching(/no-data/)]);
+  }, 60_000);
+
+  test("a flag with another value is refused, naming the flag and both values", async () => {
+    const run = recorded();
+    const batch = await resume(run, ["--batch", "8"]);
+    expect([batch.code, batch.stderr]).toEqual([2, `ulc train: --resume: --batch is 8, but ${join(run, "run.json")} records 4; a resumed run keeps its settings (drop the flag, or train a new run)\n`]);
+    expect((await resume(run, ["--bind", "Width=16"])).stderr).toMatch(/--bind is Width=16, but .* records Width=32/);
+    expect((await resume(run, ["--ema-decay", "0.9"])).stderr).toMatch(/--ema-decay is 0.9, but .* records 0.999/);
+    expect((await resume(run, ["--set", "loss_factor=2"])).stderr).toMatch(/--set is loss_factor=2, but .* records none/);
+    expect(readFileSync(join(run, "run.json"), "utf8")).toMatch(/"batch":4/);
+  });
+});
+
 describe("the real bin/ulc.js (spawned, against dist/)", () => {
   const bin = join(ROOT, "bin", "ulc.js");
   const run = (args: string[]) => spawnSync(process.execPath, [bin, ...args], { cwd: ROOT, encoding: "utf8" });

@@ -59,11 +59,9 @@ describe.skipIf(skip !== undefined)("ulc train", () => {
     expect(JSON.parse(readFileSync(join(out("whole"), "run.json"), "utf8")).target).toBe(nvidiaGpuVisible() ? expect.any(String) : "cpu");
     const first = await ulc(["train", "models/ul_tiny.ul", ...SMALL, "--steps", "2", "--out", out("split")]);
     expect(first.code, first.stderr).toBe(0);
-    // --resume takes the run's settings from run.json: giving them again is refused.
-    const again = await ulc(["train", "models/ul_tiny.ul", ...SMALL, "--steps", "4", "--out", out("split"), "--resume"]);
-    expect(again.code).toBe(2);
-    expect(again.stderr).toMatch(/--resume continues the run as .*run\.json records it; drop --batch, --bind/);
-    const rest = await ulc(["train", "models/ul_tiny.ul", "--steps", "4", "--out", out("split"), "--resume"]);
+    // --resume takes the run's settings from run.json; giving them again, with the same values, changes nothing
+    // (test/cli.test.ts: other values are refused).
+    const rest = await ulc(["train", "models/ul_tiny.ul", ...SMALL, "--steps", "4", "--out", out("split"), "--resume"]);
     expect(rest.code, rest.stderr).toBe(0);
     expectSameState(out("whole"), out("split"));
     expect(readFileSync(join(out("split"), "metrics.jsonl"), "utf8")).toBe(readFileSync(join(out("whole"), "metrics.jsonl"), "utf8"));
@@ -168,7 +166,8 @@ describe.skipIf(skip !== undefined)("ulc train", () => {
       const here = decodePng(readFileSync(join(dir, (await png(`${run}-here.png`, "1", run)).file)))!;
       const there = decodePng(readFileSync(join(dir, (await png(`${run}-there.png`, "1", run, other)).file)))!;
       const off = here.pixels.map((p, i) => Math.abs(p - there.pixels[i]!));
-      expect(Math.max(...off), `${run} sampled on ${other}`).toBeLessThanOrEqual(1);
+      // (reduce, not Math.max(...off): a grid scaled up for viewing holds more pixels than a call has arguments)
+      expect(off.reduce((a, b) => Math.max(a, b), 0), `${run} sampled on ${other}`).toBeLessThanOrEqual(1);
       expect(off.filter((d) => d > 0).length).toBeLessThanOrEqual(0.02 * off.length);
     }
     const none = await ulc(["sample", join(dir, "nothing-here"), "-o", join(dir, "x.png")]);

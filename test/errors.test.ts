@@ -3,6 +3,8 @@
 //
 //   // expect: E0402 at 7:12            an error at line 7, column 12 of this file (1-based)
 //   // expect: E0503 at helpers.ul:2:1  an error in another file of a multi-file case
+//   // expect: E0301 at 4:8: MESSAGE    an error with its exact message...
+//   // note at 1:1: MESSAGE             ...and its notes, exactly (none listed: none given)
 //   // bind: B=4, K=3                   values for generic dims (`ulc check --bind`)
 //
 // A case is a single `NAME.ul`, or a folder `NAME/` whose `main.ul` is checked (with the other files of the
@@ -26,6 +28,9 @@ interface Expectation {
   readonly file: string;
   readonly line: number;
   readonly col: number;
+  /** The exact message and notes (`note at LOC: MESSAGE`), when the case states them. */
+  readonly message?: string;
+  readonly notes: string[];
 }
 
 interface Case {
@@ -49,12 +54,19 @@ function loadCase(name: string): Case {
   const bindings: Record<string, number> = {};
   for (const line of text.split("\n")) {
     if (!line.startsWith("//")) break; // only the leading comment lines declare expectations
-    const exp = /^\/\/\s*expect:\s*(E\d{4})\s+at\s+(?:([^\s:]+):)?(\d+):(\d+)\s*$/.exec(line);
+    const exp = /^\/\/\s*expect:\s*(E\d{4})\s+at\s+(?:([^\s:]+):)?(\d+):(\d+)(?::\s+(.*?))?\s*$/.exec(line);
     if (exp) {
-      expected.push({ code: exp[1]!, file: exp[2] ?? rootRel, line: Number(exp[3]), col: Number(exp[4]) });
+      expected.push({ code: exp[1]!, file: exp[2] ?? rootRel, line: Number(exp[3]), col: Number(exp[4]), ...(exp[5] && { message: exp[5] }), notes: [] });
       continue;
     }
     if (/^\/\/\s*expect:/.test(line)) throw new Error(`${name}: malformed expectation ${JSON.stringify(line)}`);
+    const note = /^\/\/\s*note\s+at\s+(?:([^\s:]+):)?(\d+):(\d+):\s+(.*?)\s*$/.exec(line);
+    if (note) {
+      const of = expected[expected.length - 1];
+      if (of?.message === undefined) throw new Error(`${name}: a note must follow an expectation with a message: ${JSON.stringify(line)}`);
+      of.notes.push(`note at ${note[1] ?? rootRel}:${note[2]}:${note[3]}: ${note[4]}`);
+      continue;
+    }
     const bind = /^\/\/\s*bind:\s*(.*)$/.exec(line);
     if (bind)
       for (const kv of bind[1]!.split(/[\s,]+/).filter(Boolean)) {
@@ -79,11 +91,32 @@ function run(c: Case): CheckResult {
   return r;
 }
 
-/** `CODE at FILE:LINE:COL`, with FILE relative to the case folder. */
+/** `FILE:LINE:COL`, with FILE relative to the case folder. */
+function at(c: Case, span: Diagnostic["span"]): string {
+  const p = span.file.position(span.start);
+  return `${path.relative(c.dir, path.resolve(span.file.path))}:${p.line}:${p.col}`;
+}
+
+/** `CODE at FILE:LINE:COL`. */
 function where(c: Case, d: { code: string; span: Diagnostic["span"] }): string {
-  const p = d.span.file.position(d.span.start);
-  const file = path.relative(c.dir, path.resolve(d.span.file.path));
-  return `${d.code} at ${file}:${p.line}:${p.col}`;
+  return `${d.code} at ${at(c, d.span)}`;
+}
+
+/** A diagnostic as its case states it: where, then the message and notes if the case states them. */
+function stated(c: Case, d: Diagnostic): string {
+  const place = where(c, d);
+  const e = c.expected.find((x) => expectedPlace(x) === place);
+  if (e?.message === undefined) return place;
+  return [`${place}: ${d.message}`, ...d.notes.map((n) => `note at ${at(c, n.span)}: ${n.message}`)].join("\n");
+}
+
+function expectedPlace(e: Expectation): string {
+  return `${e.code} at ${e.file}:${e.line}:${e.col}`;
+}
+
+function statement(e: Expectation): string {
+  const place = expectedPlace(e);
+  return e.message === undefined ? place : [`${place}: ${e.message}`, ...e.notes].join("\n");
 }
 
 function caseResult(name: string): { c: Case; r: CheckResult } {
@@ -121,8 +154,8 @@ describe("error corpus", () => {
 
   test.each(CASES.map((c) => [c.name, c] as const))("%s", (_, c) => {
     const r = run(c);
-    const got = r.diagnostics.map((d) => where(c, d)).sort();
-    const want = c.expected.map((e) => `${e.code} at ${e.file}:${e.line}:${e.col}`).sort();
+    const got = r.diagnostics.map((d) => stated(c, d)).sort();
+    const want = c.expected.map(statement).sort();
     const detail = r.diagnostics.map((d) => renderDiagnostic(d)).join("\n\n");
     expect(got, `diagnostics of ${c.name}:\n${detail}`).toEqual(want);
   });

@@ -5,11 +5,11 @@
 import type * as A from "./ast.js";
 import { BUILTINS, DTYPE_VALUES, elementwiseBinary, matmul, broadcastShapes, type OpContext } from "./builtins.js";
 import { Dim } from "./dims.js";
-import { DiagnosticBag, diagnostic, type ErrorCode, type Note } from "./diagnostics.js";
+import { DiagnosticBag, diagnostic, didYouMean, type ErrorCode, type Note } from "./diagnostics.js";
 import { displayPath, type LoadResult, type LoadedFile } from "./loader.js";
 import { isStackOverflow } from "./overflow.js";
 import { joinSpans, type Span } from "./source.js";
-import { ERROR, Scope, describe, didYouMean, intValue, joinValues, shapeText, tensor, tensorText, typeKey, type DType, type Home, type Instance, type TensorValue, type Tracer, type Value } from "./values.js";
+import { ERROR, Scope, describe, intValue, joinValues, shapeText, tensor, tensorText, typeKey, type DType, type Home, type Instance, type TensorValue, type Tracer, type Value } from "./values.js";
 
 /** An evaluated type annotation. */
 type TypeVal =

@@ -82,6 +82,46 @@ export class DiagnosticBag {
   }
 }
 
+/** Edit distance ignoring case, a swap of two adjacent letters counting as one edit (the commonest typo: `trian`). */
+function editDistance(a: string, b: string): number {
+  const x = a.toLowerCase();
+  const y = b.toLowerCase();
+  // d[i][j]: the distance between the first i letters of x and the first j of y.
+  const d = Array.from({ length: x.length + 1 }, (_, i) => Array.from({ length: y.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= x.length; i++)
+    for (let j = 1; j <= y.length; j++) {
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (x[i - 1] === y[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && x[i - 1] === y[j - 2] && x[i - 2] === y[j - 1]) d[i]![j] = Math.min(d[i]![j]!, d[i - 2]![j - 2]! + 1);
+    }
+  return d[x.length]![y.length]!;
+}
+
+/** The candidate `name` is most likely a misspelling of, or undefined when none is close enough; ties go to the earliest. */
+export function closest(name: string, candidates: Iterable<string>): string | undefined {
+  let best: string | undefined;
+  let bestD = Math.max(1, Math.floor(name.length / 3));
+  for (const c of new Set(candidates)) {
+    if (c === name) continue;
+    const d = editDistance(name, c);
+    // A short name is one insertion away from too many others.
+    if (name.length < 3 && c.length > name.length) continue;
+    if (d < bestD || (d === bestD && best === undefined)) {
+      best = c;
+      bestD = d;
+    }
+  }
+  return best;
+}
+
+/** `; did you mean 'x'?` for the end of a message, or nothing. */
+export function suggest(best: string | undefined): string {
+  return best === undefined ? "" : `; did you mean '${best}'?`;
+}
+
+export function didYouMean(name: string, candidates: Iterable<string>): string {
+  return suggest(closest(name, candidates));
+}
+
 export function sortDiagnostics(ds: readonly Diagnostic[]): Diagnostic[] {
   return [...ds].sort(
     (a, b) => a.span.file.path.localeCompare(b.span.file.path) || a.span.start - b.span.start || a.code.localeCompare(b.code),

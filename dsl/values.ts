@@ -226,34 +226,3 @@ export function joinValues(a: Value, b: Value): Value | undefined {
   }
   return typeKey(a) === typeKey(b) ? a : undefined;
 }
-
-/** Levenshtein distance, for "did you mean". */
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const cur = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1]!.toLowerCase() === b[j - 1]!.toLowerCase() ? 0 : 1));
-      prev = cur;
-    }
-  }
-  return row[b.length]!;
-}
-
-export function didYouMean(name: string, candidates: Iterable<string>): string {
-  let best: string | undefined;
-  let bestD = Math.max(1, Math.floor(name.length / 3));
-  for (const c of new Set(candidates)) {
-    if (c === name) continue;
-    const d = editDistance(name, c);
-    // A short name is one insertion away from too many others.
-    if (name.length < 3 && c.length > name.length) continue;
-    if (d < bestD || (d === bestD && best === undefined)) {
-      best = c;
-      bestD = d;
-    }
-  }
-  return best ? `; did you mean '${best}'?` : "";
-}

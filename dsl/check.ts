@@ -2,7 +2,7 @@
 import { sortDiagnostics, type Diagnostic } from "./diagnostics.js";
 import { Checker, type CheckedEntry } from "./checker.js";
 import type { GenericKind } from "./ast.js";
-import { defaultStdRoot, diskHost, loadProgram, type LoadResult, type SourceHost } from "./loader.js";
+import { defaultStdRoot, diskHost, loadProgram, stdDeclarations, type LoadResult, type SourceHost } from "./loader.js";
 
 export type { SourceHost } from "./loader.js";
 
@@ -24,11 +24,15 @@ export interface CheckResult {
 }
 
 export function checkFiles(paths: string[], options: CheckOptions = {}): CheckResult {
-  const program = loadProgram(paths, options.host ?? diskHost, options.stdRoot ?? defaultStdRoot());
+  const host = options.host ?? diskHost;
+  const stdRoot = options.stdRoot ?? defaultStdRoot();
+  const program = loadProgram(paths, host, stdRoot);
   const usageErrors = program.roots.filter((r) => !program.files.has(r)).map((r) => `cannot read ${r}`);
   usageErrors.push(...bindingErrors(program, options.bindings ?? {}));
   if (usageErrors.length > 0) return { usageErrors, diagnostics: sortDiagnostics(program.diagnostics), entries: [] };
-  const checker = new Checker(program, { ...(options.bindings && { bindings: options.bindings }) });
+  let std: Map<string, string> | undefined;
+  const stdNames = () => (std ??= stdDeclarations(host, stdRoot)); // read only when a name is unknown
+  const checker = new Checker(program, { ...(options.bindings && { bindings: options.bindings }), stdNames });
   checker.run();
   return { usageErrors, diagnostics: sortDiagnostics([...program.diagnostics, ...checker.diagnostics.items]), entries: checker.entries };
 }

@@ -5,10 +5,12 @@
 import type * as A from "./ast.js";
 import { BUILTINS, DTYPE_VALUES, elementwiseBinary, matmul, broadcastShapes, type OpContext } from "./builtins.js";
 import { Dim } from "./dims.js";
-import { DiagnosticBag, diagnostic, didYouMean, type ErrorCode, type Note } from "./diagnostics.js";
+import { DiagnosticBag, closest, diagnostic, didYouMean, suggest, type ErrorCode, type Note } from "./diagnostics.js";
+import { misusedBuiltin } from "./foreign.js";
+import { KEYWORD_WORDS } from "./lexer.js";
 import { displayPath, type LoadResult, type LoadedFile } from "./loader.js";
 import { isStackOverflow } from "./overflow.js";
-import { joinSpans, type Span } from "./source.js";
+import { joinSpans, type SourceFile, type Span } from "./source.js";
 import { ERROR, Scope, describe, intValue, joinValues, shapeText, tensor, tensorText, typeKey, type DType, type Home, type Instance, type TensorValue, type Tracer, type Value } from "./values.js";
 
 /** An evaluated type annotation. */
@@ -37,6 +39,8 @@ export interface CheckerOptions {
   readonly bindings?: Readonly<Record<string, number>>;
   /** When set, every tensor operation is also recorded as a graph node (see lowering API below). */
   readonly tracer?: Tracer;
+  /** The std module declaring each name, asked when a name is unknown: the import a diagnostic suggests. */
+  readonly stdNames?: () => ReadonlyMap<string, string>;
 }
 
 export interface CheckedEntry {
@@ -194,10 +198,7 @@ export class Checker {
 
   private lookup(name: string, scope: Scope, span: Span): Value {
     const b = scope.lookup(name);
-    if (!b) {
-      const vis = scope.visible();
-      return this.error("E0301", span, `unknown name '${name}'${didYouMean(name, vis)}`);
-    }
+    if (!b) return this.unknownName(name, scope, span);
     if (b.value.k === "error") {
       // A const not evaluated yet: find its declaring scope and evaluate it now.
       for (let s: Scope | undefined = scope; s; s = s.parent) {
@@ -207,6 +208,22 @@ export class Checker {
       }
     }
     return b.value;
+  }
+
+  /** E0301 with the name likeliest meant, and the import to add when that name (or the name itself) is in std. */
+  private unknownName(name: string, scope: Scope, span: Span): Value {
+    const std = this.options.stdNames?.() ?? new Map<string, string>();
+    const guess = std.has(name) ? undefined : closest(name, [...scope.visible(), ...std.keys(), ...KEYWORD_WORDS]);
+    const meant = guess ?? name;
+    const module = scope.lookup(meant) ? undefined : std.get(meant);
+    const notes = module === undefined ? [] : [this.importNote(meant, module, span.file)];
+    return this.error("E0301", span, `unknown name '${name}'${suggest(guess)}`, notes);
+  }
+
+  /** Points where imports go, the file's first declaration, with the import that brings `name` from std. */
+  private importNote(name: string, module: string, file: SourceFile): Note {
+    const first = [...this.program.files.values()].find((f) => f.source === file)?.ast?.decls[0]?.span.start ?? 0;
+    return { span: file.span(first, first), message: `'${name}' is in std.${module}: add \`from std.${module} import ${name}\`` };
   }
 
   private evalConst(decl: A.ConstDecl, scope: Scope): Value {
@@ -404,7 +421,12 @@ export class Checker {
       case "record": {
         if (v.k !== "record") return this.error("E0401", span, `${what} should be a record { ${[...t.fields.keys()].join(", ")} }, but it is ${describe(v)}`, [declared]);
         const missing = [...t.fields.keys()].filter((n) => !v.fields.has(n));
-        const extra = [...v.fields.keys()].filter((n) => !t.fields.has(n));
+        const extra = [...v.fields.keys()]
+          .filter((n) => !t.fields.has(n))
+          .map((n) => {
+            const meant = closest(n, missing);
+            return meant === undefined ? n : `${n} (did you mean '${meant}'?)`;
+          });
         if (missing.length || extra.length)
           return this.error("E0401", span, `${what} should have the fields { ${[...t.fields.keys()].join(", ")} }${missing.length ? `; missing ${missing.join(", ")}` : ""}${extra.length ? `; unexpected ${extra.join(", ")}` : ""}`, [declared]);
         return { k: "record", fields: new Map([...t.fields].map(([n, f]) => [n, this.expectType(v.fields.get(n)!, f, span, `field '${n}' of ${what}`)])) };
@@ -902,6 +924,8 @@ export class Checker {
       return this.error("E0603", span, `train_step() is the number of the optimizer step being taken, so it exists only while a train entry runs; entry '${this.entry.name.name}' is not a train entry`, [
         { span: this.entry.name.span, message: "the entry evaluated here" },
       ]);
+    const misuse = misusedBuiltin(name, args);
+    if (misuse) return this.error("E0401", misuse.span, misuse.message);
     const bound = new Map<string, Value>();
     const spans = new Map<string, Span>();
     let positional = 0;

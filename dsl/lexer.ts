@@ -34,6 +34,17 @@ export const True = keyword("true");
 export const False = keyword("false");
 
 export const KEYWORDS = [Import, From, As, Fn, Module, Model, Optimizer, Param, State, Hyper, Const, Let, Var, For, In, If, Else, Assert, Train, Entry, Minimize, With, Over, True, False];
+/** The word a keyword token stands for. */
+export function keywordText(k: TokenType): string {
+  return (k.PATTERN as RegExp).source;
+}
+
+/** The keywords as words, for "did you mean". */
+export const KEYWORD_WORDS: readonly string[] = KEYWORDS.map(keywordText);
+
+export function isKeyword(t: TokenType): boolean {
+  return KEYWORDS.includes(t);
+}
 
 export const NumberLiteral = createToken({ name: "NumberLiteral", pattern: /\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/ });
 export const StringLiteral = createToken({ name: "StringLiteral", pattern: /"(?:[^"\\\n]|\\.)*"/ });
@@ -159,7 +170,7 @@ export function tokenize(file: SourceFile): LexResult {
     if (t.tokenType === NumberLiteral) {
       const next = result.tokens[i + 1];
       const adjacent = next !== undefined && next.startOffset === t.startOffset + t.image.length;
-      if (adjacent && (next.tokenType === Identifier || KEYWORDS.includes(next.tokenType))) {
+      if (adjacent && (next.tokenType === Identifier || isKeyword(next.tokenType))) {
         diagnostics.push(diagnostic("E0103", file.span(t.startOffset, next.startOffset + next.image.length), `malformed number '${t.image}${next.image}'`));
         // Keep the number and drop the rest, so parsing goes on without a second, spurious error.
         tokens.push(t);

@@ -3,7 +3,7 @@
 // Imports stay inside the project: the standard library and the folders of the files named on the command line
 // (and below them), and the folders ULC_IMPORT_PATH lists (separated as PATH is); a file elsewhere, or one that
 // is not .ul source, is refused before it is read, so a diagnostic never echoes another file's contents.
-import { readFileSync, statSync } from "node:fs";
+import { readFileSync, readdirSync, statSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { FileAst, ImportDecl } from "./ast.js";
@@ -14,6 +14,8 @@ import { SourceFile } from "./source.js";
 export interface SourceHost {
   /** The file's text, or undefined when it does not exist. */
   readFile(path: string): string | undefined;
+  /** The names of a folder's entries; without it, no diagnostic names the std module a forgotten import is in. */
+  listFolder?(path: string): string[];
 }
 
 /** A source file whose bytes are not UTF-8 text; `text` is them decoded with U+FFFD for each bad sequence. */
@@ -42,6 +44,13 @@ export const diskHost: SourceHost = {
       throw new SourceEncodingError(new TextDecoder("utf-8").decode(text));
     }
   },
+  listFolder(p) {
+    try {
+      return readdirSync(p);
+    } catch {
+      return [];
+    }
+  },
 };
 
 /** models/std next to this package, whether running from source or from dist/. */
@@ -53,6 +62,19 @@ export function defaultStdRoot(): string {
     dir = path.dirname(dir);
   }
   return path.resolve("models", "std");
+}
+
+/** The std module that declares each name (`Linear` -> `layers`), for the import to add when a name is unknown. */
+export function stdDeclarations(host: SourceHost, stdRoot: string): Map<string, string> {
+  const modules = new Map<string, string>();
+  for (const entry of (host.listFolder?.(stdRoot) ?? []).sort()) {
+    if (!entry.endsWith(".ul")) continue;
+    const p = path.join(stdRoot, entry);
+    const text = host.readFile(p);
+    const ast = text === undefined ? undefined : parseFile(new SourceFile(p, text)).ast;
+    for (const d of ast?.decls ?? []) if (d.kind !== "import" && !modules.has(d.name.name)) modules.set(d.name.name, entry.slice(0, -".ul".length));
+  }
+  return modules;
 }
 
 export interface LoadedFile {

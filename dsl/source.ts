@@ -55,3 +55,8 @@ export class SourceFile {
 export function joinSpans(a: Span, b: Span): Span {
   return { file: a.file, start: Math.min(a.start, b.start), end: Math.max(a.end, b.end) };
 }
+
+/** The source text a span covers. */
+export function spanText(s: Span): string {
+  return s.file.text.slice(s.start, s.end);
+}

@@ -3,6 +3,13 @@
 import { joinSpans, spanText, type Span } from "./source.js";
 import type { Value } from "./values.js";
 
+/** Words other languages start a declaration with, and the .ul keyword for each. */
+export const FOREIGN_KEYWORDS: ReadonlyMap<string, string> = new Map([
+  ["def", "fn"],
+  ["function", "fn"],
+  ["class", "module"],
+]);
+
 export interface CallArg {
   readonly name?: { readonly name: string };
   readonly value: Value;

@@ -2,11 +2,12 @@
 import type { IToken, TokenType } from "./chevrotain.js";
 import type { FileAst } from "./ast.js";
 import { AstBuilder } from "./build-ast.js";
-import { diagnostic, type Diagnostic } from "./diagnostics.js";
+import { closest, diagnostic, type Diagnostic } from "./diagnostics.js";
+import { FOREIGN_KEYWORDS } from "./foreign.js";
 import * as T from "./lexer.js";
 import { isStackOverflow } from "./overflow.js";
-import { parseTokens } from "./parser.js";
-import type { SourceFile } from "./source.js";
+import { parseTokens, type ParseError } from "./parser.js";
+import type { SourceFile, Span } from "./source.js";
 
 export interface ParseResult {
   /** Absent when the file has syntax errors: later stages would only add noise. */
@@ -21,7 +22,6 @@ const SYMBOLS: Record<string, string> = {
   Dot: ".",
   ColonColon: "::",
   Colon: ":",
-  Semicolon: ";",
   Comma: ",",
   LParen: "(",
   RParen: ")",
@@ -48,14 +48,17 @@ const SYMBOLS: Record<string, string> = {
   Equals: "=",
 };
 
-const CATEGORIES: Record<string, string> = {
+/** Token types said in more words than their symbol. */
+const DESCRIPTIONS: Record<string, string> = {
   ComparisonOp: "a comparison (== != < <= > >=)",
   AdditiveOp: "'+' or '-'",
   MultiplicativeOp: "'*', '/', '%' or '@'",
+  // The one place .ul has a ';': said so, since statements have none.
+  Semicolon: "';' (an array of modules is written [Module<...>; N])",
 };
 
 function describeTokenType(name: string): string {
-  if (CATEGORIES[name]) return CATEGORIES[name];
+  if (DESCRIPTIONS[name]) return DESCRIPTIONS[name];
   if (name === "Identifier") return "a name";
   if (name === "NumberLiteral") return "a number";
   if (name === "StringLiteral") return "a string";
@@ -65,16 +68,21 @@ function describeTokenType(name: string): string {
   return `'${name.toLowerCase()}'`;
 }
 
-function describeToken(t: IToken): string {
-  if (t.tokenType.name === "EOF") return "the end of the file";
-  return `'${t.image}'`;
-}
+/** The keywords that start a declaration, a member of a module or model, and a statement. */
+const STARTERS = {
+  decl: [T.Import, T.From, T.Const, T.Fn, T.Module, T.Model, T.Optimizer],
+  member: [T.Param, T.State, T.Hyper, T.Const, T.Fn, T.Train, T.Entry],
+  blockItem: [T.Let, T.Var, T.For, T.If, T.Assert],
+};
+type Construct = keyof typeof STARTERS;
+
+const starterWords = (c: Construct) => STARTERS[c].map(T.keywordText);
 
 const RULE_WANTS: Record<string, string> = {
-  file: "a declaration (import, from, const, fn, module, model, optimizer)",
-  decl: "a declaration (import, from, const, fn, module, model, optimizer)",
-  member: "a member (param, state, hyper, const, fn, train, entry, or a component `name: Type`)",
-  blockItem: "a statement (let, var, for, if, assert) or an expression",
+  file: `a declaration (${starterWords("decl").join(", ")})`,
+  decl: `a declaration (${starterWords("decl").join(", ")})`,
+  member: `a member (${starterWords("member").join(", ")}, or a component \`name: Type\`)`,
+  blockItem: `a statement (${starterWords("blockItem").join(", ")}) or an expression`,
   primary: "an expression",
   unary: "an expression",
   type: "a type",
@@ -96,11 +104,15 @@ const CLOSERS = new Set<TokenType>([T.RParen, T.RBracket, T.RBrace]);
 /** Deeper bracket nesting than this is refused before parsing: the parser is recursive. */
 const MAX_NESTING = 100;
 
+function tokenSpan(file: SourceFile, t: IToken): Span {
+  return file.span(t.startOffset, t.startOffset + t.image.length);
+}
+
 /** Unclosed and mismatched brackets, reported at the bracket itself rather than at the end of the file. */
 function bracketDiagnostics(file: SourceFile, tokens: IToken[]): Diagnostic[] {
   const out: Diagnostic[] = [];
   const stack: IToken[] = [];
-  const span = (t: IToken) => file.span(t.startOffset, t.startOffset + t.image.length);
+  const span = (t: IToken) => tokenSpan(file, t);
   for (const t of tokens) {
     if (OPENERS.has(t.tokenType)) {
       stack.push(t);
@@ -123,6 +135,117 @@ function bracketDiagnostics(file: SourceFile, tokens: IToken[]): Diagnostic[] {
   return out;
 }
 
+/** The token stream with the questions syntax errors ask of it: where a token stands in its line. */
+class TokenLines {
+  private readonly index: Map<IToken, number>;
+
+  constructor(readonly tokens: readonly IToken[]) {
+    this.index = new Map(tokens.map((t, i) => [t, i]));
+  }
+
+  get last(): IToken | undefined {
+    return this.tokens[this.tokens.length - 1];
+  }
+
+  before(t: IToken): IToken | undefined {
+    const i = this.index.get(t);
+    return i === undefined ? undefined : this.tokens[i - 1];
+  }
+
+  startsLine(t: IToken): boolean {
+    const prev = this.before(t);
+    return prev === undefined || prev.endLine! < t.startLine!;
+  }
+}
+
+function isEof(t: IToken): boolean {
+  return t.tokenType.name === "EOF";
+}
+
+/** Where each top-level declaration starts: a declaration keyword that begins a line outside all brackets. */
+function declarationStarts(tokens: TokenLines): number[] {
+  const starts: number[] = [];
+  let depth = 0;
+  for (const t of tokens.tokens) {
+    if (OPENERS.has(t.tokenType)) depth++;
+    else if (CLOSERS.has(t.tokenType)) depth = Math.max(0, depth - 1);
+    else if (depth === 0 && STARTERS.decl.includes(t.tokenType) && tokens.startsLine(t)) starts.push(t.startOffset);
+  }
+  return starts;
+}
+
+/** The first error in each top-level declaration: after one, the parser's recovery guesses, and most of what it reports next is noise. */
+function firstPerDeclaration(errors: readonly ParseError[], tokens: TokenLines): ParseError[] {
+  const starts = declarationStarts(tokens);
+  const seen = new Set<number>();
+  return errors.filter((e) => {
+    const at = isEof(e.token) ? Infinity : e.token.startOffset;
+    const decl = starts.findLastIndex((s) => s <= at);
+    if (seen.has(decl)) return false;
+    seen.add(decl);
+    return true;
+  });
+}
+
+/** The expected token type a mismatch names, if it names one. */
+function expectedType(e: ParseError): string | undefined {
+  return /Expecting token of type --> (\w+) <--/.exec(e.message)?.[1];
+}
+
+/** The parser ran out of declarations and found something else at the top level. */
+function atTopLevel(e: ParseError): boolean {
+  return expectedType(e) === "EOF" && e.ruleStack.length <= 1;
+}
+
+/** The declaration, member or statement the parser was reading. */
+function constructOf(e: ParseError): Construct | undefined {
+  if (atTopLevel(e)) return "decl";
+  return [...e.ruleStack].reverse().find((r): r is Construct => r in STARTERS);
+}
+
+/** A keyword where a name belongs: the parser wanted a name, or the keyword is inside a line, where no keyword starts anything. */
+function keywordAsName(e: ParseError, tokens: TokenLines): boolean {
+  return T.isKeyword(e.token.tokenType) && (expectedType(e) === "Identifier" || !tokens.startsLine(e.token));
+}
+
+/** The word that begins the line when the error is at it or just after it: `trian` in `trian fit`, `def` in `def f(x):`. */
+function leadingWord(e: ParseError, tokens: TokenLines): IToken | undefined {
+  const t = e.token;
+  if (t.tokenType === T.Identifier && tokens.startsLine(t)) return t;
+  const prev = tokens.before(t);
+  return prev?.tokenType === T.Identifier && tokens.startsLine(prev) && prev.endLine === t.startLine ? prev : undefined;
+}
+
+/** The keyword a construct's first word was meant to be: a misspelling of one, or another language's word for it. */
+function intendedKeyword(word: string, construct: Construct): string | undefined {
+  const keywords = starterWords(construct);
+  const foreign = FOREIGN_KEYWORDS.get(word);
+  return foreign !== undefined && keywords.includes(foreign) ? foreign : closest(word, keywords);
+}
+
+function syntaxError(file: SourceFile, tokens: TokenLines, e: ParseError): Diagnostic {
+  const t = e.token;
+  if (isEof(t)) {
+    const last = tokens.last;
+    return diagnostic("E0201", file.span(last ? last.startOffset + last.image.length : 0, file.text.length), `expected ${wanted(e)}, found the end of the file`);
+  }
+  if (keywordAsName(e, tokens)) return diagnostic("E0201", tokenSpan(file, t), `'${t.image}' is a keyword, so it cannot be used as a name`);
+  const word = leadingWord(e, tokens);
+  const construct = constructOf(e);
+  const keyword = word && construct && intendedKeyword(word.image, construct);
+  if (word && keyword) return diagnostic("E0201", tokenSpan(file, word), `'${word.image}' is not a keyword; did you mean '${keyword}'?`);
+  const hint = t.tokenType === T.Semicolon ? " (a statement ends with its line, without ';')" : "";
+  return diagnostic("E0201", tokenSpan(file, t), `expected ${wanted(e)}, found '${t.image}'${hint}`);
+}
+
+/** What the parser wanted, in words: the token it expected, or what the rule it was in starts with. */
+function wanted(e: ParseError): string {
+  const expected = expectedType(e);
+  if (expected && !atTopLevel(e)) return describeTokenType(expected);
+  const rule = atTopLevel(e) ? "decl" : [...e.ruleStack].reverse().find((r) => RULE_WANTS[r]);
+  return rule ? RULE_WANTS[rule]! : "something else";
+}
+
 function tooDeep(file: SourceFile): Diagnostic {
   return diagnostic("E0203", file.span(0, Math.min(1, file.text.length)), "this file nests too deeply to parse (a very long chain of operators or brackets)");
 }
@@ -140,20 +263,13 @@ export function parseFile(file: SourceFile): ParseResult {
     if (!isStackOverflow(e)) throw e;
     return { diagnostics: [...diagnostics, tooDeep(file)] };
   }
-  const last = lexed.tokens[lexed.tokens.length - 1];
   const bracketAt = new Set(brackets.map((d) => d.span.start));
-  for (const e of parsed.errors) {
+  const tokens = new TokenLines(lexed.tokens);
+  for (const e of firstPerDeclaration(parsed.errors, tokens)) {
     if (bracketAt.has(e.token.startOffset)) continue; // the bracket diagnostic already names this token
-    const atEof = e.token.tokenType.name === "EOF";
     // A bracket or lexical diagnostic already explains a parse that runs off the end.
-    if (atEof && diagnostics.length > 0) continue;
-    const span = atEof ? file.span(last ? last.startOffset + last.image.length : 0, file.text.length) : file.span(e.token.startOffset, e.token.startOffset + e.token.image.length);
-    const expected = /Expecting token of type --> (\w+) <--/.exec(e.message)?.[1];
-    const topLevel = expected === "EOF" && e.ruleStack.length <= 1;
-    const rule = topLevel ? "decl" : [...e.ruleStack].reverse().find((r) => RULE_WANTS[r]);
-    const want = expected && !topLevel ? describeTokenType(expected) : rule ? RULE_WANTS[rule]! : "something else";
-    const hint = e.token.tokenType === T.Semicolon ? " (.ul has no semicolons: a statement ends with its line)" : "";
-    diagnostics.push(diagnostic("E0201", span, `expected ${want}, found ${describeToken(e.token)}${hint}`));
+    if (isEof(e.token) && diagnostics.length > 0) continue;
+    diagnostics.push(syntaxError(file, tokens, e));
   }
   if (diagnostics.length > 0) return { diagnostics };
   const builder = new AstBuilder(file);

@@ -545,9 +545,16 @@ class UlParser extends CstParser {
 
 export const parser = new UlParser();
 
+export interface ParseError {
+  token: IToken;
+  message: string;
+  previous: IToken | undefined;
+  ruleStack: string[];
+}
+
 export interface ParseOutput {
   cst: CstNode;
-  errors: { token: IToken; message: string; previous: IToken | undefined; ruleStack: string[] }[];
+  errors: ParseError[];
 }
 
 export function parseTokens(tokens: IToken[]): ParseOutput {

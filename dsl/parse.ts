@@ -152,9 +152,21 @@ class TokenLines {
     return i === undefined ? undefined : this.tokens[i - 1];
   }
 
+  after(t: IToken): IToken | undefined {
+    const i = this.index.get(t);
+    return i === undefined ? undefined : this.tokens[i + 1];
+  }
+
   startsLine(t: IToken): boolean {
     const prev = this.before(t);
     return prev === undefined || prev.endLine! < t.startLine!;
+  }
+
+  /** The first token of t's line. */
+  lineStart(t: IToken): IToken {
+    let first = t;
+    while (!this.startsLine(first)) first = this.before(first)!;
+    return first;
   }
 }
 
@@ -174,15 +186,19 @@ function declarationStarts(tokens: TokenLines): number[] {
   return starts;
 }
 
-/** The first error in each top-level declaration: after one, the parser's recovery guesses, and most of what it reports next is noise. */
+/**
+ * The first error in each top-level declaration: after one, the parser's recovery guesses, and most of what it
+ * reports next is noise. Errors come in source order.
+ */
 function firstPerDeclaration(errors: readonly ParseError[], tokens: TokenLines): ParseError[] {
   const starts = declarationStarts(tokens);
-  const seen = new Set<number>();
+  let next = 0; // the first declaration that starts after the last error kept
+  let kept = false;
   return errors.filter((e) => {
     const at = isEof(e.token) ? Infinity : e.token.startOffset;
-    const decl = starts.findLastIndex((s) => s <= at);
-    if (seen.has(decl)) return false;
-    seen.add(decl);
+    if (kept && !(next < starts.length && starts[next]! <= at)) return false; // in the last kept error's declaration
+    while (next < starts.length && starts[next]! <= at) next++;
+    kept = true;
     return true;
   });
 }
@@ -197,10 +213,14 @@ function atTopLevel(e: ParseError): boolean {
   return expectedType(e) === "EOF" && e.ruleStack.length <= 1;
 }
 
-/** The declaration, member or statement the parser was reading. */
+/** The rules that read a list of declarations, members or statements, or one of them, and which they read. */
+const CONSTRUCTS: Record<string, Construct> = { file: "decl", decl: "decl", containerDecl: "member", member: "member", block: "blockItem", blockItem: "blockItem" };
+
+/** The kind of declaration, member or statement the parser was reading, or looking for. */
 function constructOf(e: ParseError): Construct | undefined {
   if (atTopLevel(e)) return "decl";
-  return [...e.ruleStack].reverse().find((r): r is Construct => r in STARTERS);
+  const rule = [...e.ruleStack].reverse().find((r) => Object.hasOwn(CONSTRUCTS, r));
+  return rule === undefined ? undefined : CONSTRUCTS[rule];
 }
 
 /** A keyword where a name belongs: the parser wanted a name, or the keyword is inside a line, where no keyword starts anything. */
@@ -208,12 +228,11 @@ function keywordAsName(e: ParseError, tokens: TokenLines): boolean {
   return T.isKeyword(e.token.tokenType) && (expectedType(e) === "Identifier" || !tokens.startsLine(e.token));
 }
 
-/** The word that begins the line when the error is at it or just after it: `trian` in `trian fit`, `def` in `def f(x):`. */
+/** The first word of the error's line when a name follows it, as one follows a keyword: `trian fit`, `def f(x):`, `fro i in`. */
 function leadingWord(e: ParseError, tokens: TokenLines): IToken | undefined {
-  const t = e.token;
-  if (t.tokenType === T.Identifier && tokens.startsLine(t)) return t;
-  const prev = tokens.before(t);
-  return prev?.tokenType === T.Identifier && tokens.startsLine(prev) && prev.endLine === t.startLine ? prev : undefined;
+  const first = tokens.lineStart(e.token);
+  const second = tokens.after(first);
+  return first.tokenType === T.Identifier && second?.tokenType === T.Identifier && second.startLine === first.startLine ? first : undefined;
 }
 
 /** The keyword a construct's first word was meant to be: a misspelling of one, or another language's word for it. */
@@ -229,11 +248,11 @@ function syntaxError(file: SourceFile, tokens: TokenLines, e: ParseError): Diagn
     const last = tokens.last;
     return diagnostic("E0201", file.span(last ? last.startOffset + last.image.length : 0, file.text.length), `expected ${wanted(e)}, found the end of the file`);
   }
-  if (keywordAsName(e, tokens)) return diagnostic("E0201", tokenSpan(file, t), `'${t.image}' is a keyword, so it cannot be used as a name`);
   const word = leadingWord(e, tokens);
   const construct = constructOf(e);
   const keyword = word && construct && intendedKeyword(word.image, construct);
   if (word && keyword) return diagnostic("E0201", tokenSpan(file, word), `'${word.image}' is not a keyword; did you mean '${keyword}'?`);
+  if (keywordAsName(e, tokens)) return diagnostic("E0201", tokenSpan(file, t), `'${t.image}' is a keyword, so it cannot be used as a name`);
   const hint = t.tokenType === T.Semicolon ? " (a statement ends with its line, without ';')" : "";
   return diagnostic("E0201", tokenSpan(file, t), `expected ${wanted(e)}, found '${t.image}'${hint}`);
 }

@@ -34,11 +34,12 @@ function concatOfTensors(args: readonly CallArg[]): Misuse | undefined {
 
 /** `max(x, 0.0)`: the element-wise maximum (PyTorch's torch.max(a, b)) written with the reduction. */
 function maxOfTwo(args: readonly CallArg[]): Misuse | undefined {
-  const [x, other] = args;
-  if (args.length !== 2 || x!.name || other!.name || (other!.value.k !== "tensor" && other!.value.k !== "float")) return undefined;
+  if (args.length !== 2) return undefined;
+  const [x, other] = args as readonly [CallArg, CallArg];
+  if (x.name || other.name || (other.value.k !== "tensor" && other.value.k !== "float")) return undefined;
   return {
-    span: other!.span,
-    message: `max reduces one tensor over an axis, so its second argument is the axis; the element-wise maximum is maximum(${spanText(x!.span)}, ${spanText(other!.span)})`,
+    span: other.span,
+    message: `max reduces one tensor over an axis, so its second argument is the axis; the element-wise maximum is maximum(${spanText(x.span)}, ${spanText(other.span)})`,
   };
 }
 

@@ -34,6 +34,7 @@ export const True = keyword("true");
 export const False = keyword("false");
 
 export const KEYWORDS = [Import, From, As, Fn, Module, Model, Optimizer, Param, State, Hyper, Const, Let, Var, For, In, If, Else, Assert, Train, Entry, Minimize, With, Over, True, False];
+
 /** The word a keyword token stands for. */
 export function keywordText(k: TokenType): string {
   return (k.PATTERN as RegExp).source;

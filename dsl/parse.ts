@@ -112,11 +112,10 @@ function tokenSpan(file: SourceFile, t: IToken): Span {
 function bracketDiagnostics(file: SourceFile, tokens: IToken[]): Diagnostic[] {
   const out: Diagnostic[] = [];
   const stack: IToken[] = [];
-  const span = (t: IToken) => tokenSpan(file, t);
   for (const t of tokens) {
     if (OPENERS.has(t.tokenType)) {
       stack.push(t);
-      if (stack.length > MAX_NESTING) return [diagnostic("E0203", span(t), `brackets nest more than ${MAX_NESTING} deep here`)];
+      if (stack.length > MAX_NESTING) return [diagnostic("E0203", tokenSpan(file, t), `brackets nest more than ${MAX_NESTING} deep here`)];
     }
     else if (CLOSERS.has(t.tokenType)) {
       const open = stack[stack.length - 1];
@@ -125,13 +124,13 @@ function bracketDiagnostics(file: SourceFile, tokens: IToken[]): Diagnostic[] {
         // Closing an outer bracket: the inner ones were left open.
         while (stack.length > 0 && OPENERS.get(stack[stack.length - 1]!.tokenType) !== t.tokenType) {
           const inner = stack.pop()!;
-          out.push(diagnostic("E0202", span(inner), `this '${inner.image}' is never closed`, [{ span: span(t), message: `'${t.image}' closes an outer bracket here` }]));
+          out.push(diagnostic("E0202", tokenSpan(file, inner), `this '${inner.image}' is never closed`, [{ span: tokenSpan(file, t), message: `'${t.image}' closes an outer bracket here` }]));
         }
         stack.pop();
-      } else out.push(diagnostic("E0201", span(t), `'${t.image}' has no matching opening bracket`));
+      } else out.push(diagnostic("E0201", tokenSpan(file, t), `'${t.image}' has no matching opening bracket`));
     }
   }
-  for (const open of stack) out.push(diagnostic("E0202", span(open), `this '${open.image}' is never closed`));
+  for (const open of stack) out.push(diagnostic("E0202", tokenSpan(file, open), `this '${open.image}' is never closed`));
   return out;
 }
 
@@ -223,7 +222,10 @@ function constructOf(e: ParseError): Construct | undefined {
   return rule === undefined ? undefined : CONSTRUCTS[rule];
 }
 
-/** A keyword where a name belongs: the parser wanted a name, or the keyword is inside a line, where no keyword starts anything. */
+/**
+ * A rejected keyword that stands where a name belongs: the parser wanted a name, or the keyword is inside a line
+ * (one that starts a declaration, member or statement out of place stands at the start of its line).
+ */
 function keywordAsName(e: ParseError, tokens: TokenLines): boolean {
   return T.isKeyword(e.token.tokenType) && (expectedType(e) === "Identifier" || !tokens.startsLine(e.token));
 }

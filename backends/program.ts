@@ -3,52 +3,21 @@
 // each binds (its inputs, then its output), and the graph's outputs. A target supplies only how one fused kernel
 // becomes a dispatch (its source file or function, and its launch size): backends/wgsl/program.ts and
 // backends/cuda/program.ts.
-import type { DType, Graph } from "../compiler/ir.js";
+import type { Graph } from "../compiler/ir.js";
 import { fuse, type FuseOptions } from "../compiler/kernel/fuse.js";
 import type { Kernel, LibraryCall } from "../compiler/kernel/ir.js";
-import type { Program, ProgramEntry } from "../compiler/lower.js";
+import type { Program } from "../compiler/lower.js";
 import { memoryStats } from "../compiler/memory.js";
+import { MANIFEST_FORMAT, type BufferEntry, type Dispatch, type GraphManifest, type ProgramManifest } from "../runtime/manifest.js";
 
-export const MANIFEST_FORMAT = "ulc-program/1";
+// The format is the runtime's (runtime/manifest.ts); the targets' backends take it from here.
+export { MANIFEST_FORMAT, type BufferEntry, type Dispatch, type EntryManifest, type GraphManifest, type ProgramManifest } from "../runtime/manifest.js";
 
 /** A tensor no target can hold: kernels index with 32-bit integers. */
 export const MAX_ELEMENTS = 2 ** 31 - 1;
 
 /** A Program past what a target can run, naming the tensor: a build error, not a shader that cannot compile. */
 export class TargetLimitError extends Error {}
-
-export interface BufferEntry {
-  readonly id: number;
-  readonly dtype: DType;
-  readonly shape: readonly number[];
-  readonly role: "input" | "param" | "output" | "intermediate";
-  /** Inputs and params: their name; outputs: the output's name. */
-  readonly name?: string;
-}
-
-/** What every target's dispatch records: the kernel and its buffers, inputs then the output. */
-export interface Dispatch {
-  readonly kernel: string;
-  readonly buffers: readonly number[];
-}
-
-export interface GraphManifest<D extends Dispatch = Dispatch> {
-  readonly buffers: readonly BufferEntry[];
-  readonly dispatches: readonly D[];
-  readonly outputs: readonly { readonly name: string; readonly buffer: number }[];
-  readonly memory: { readonly intermediates: number; readonly arena: number };
-}
-
-export type EntryManifest<D extends Dispatch = Dispatch> = GraphManifest<D> & Pick<ProgramEntry, "name" | "kind" | "inputs" | "results" | "training">;
-
-/** A Program (compiler/lower.ts) with each graph replaced by its kernels. */
-export interface ProgramManifest<T extends string = string, D extends Dispatch = Dispatch> extends Pick<Program, "model" | "bindings" | "params" | "hypers"> {
-  readonly format: typeof MANIFEST_FORMAT;
-  readonly target: T;
-  readonly init: GraphManifest<D>;
-  readonly ema: GraphManifest<D>;
-  readonly entries: readonly EntryManifest<D>[];
-}
 
 export interface EmitOptions extends Pick<FuseOptions, "maxInputs" | "tile" | "library"> {}
 

@@ -20,7 +20,8 @@ const dist = (p) => pathToFileURL(join(ROOT, "dist", p)).href;
 const { getGpu, openDevice } = await import(dist("runtime/webgpu/device.js"));
 const { GraphBuilder } = await import(dist("compiler/ir.js"));
 const { emitGraph, KernelFiles } = await import(dist("backends/wgsl/program.js"));
-const { GraphRunner, tilingFor, upload } = await import(dist("runtime/webgpu/kernels.js"));
+const { GraphRunner, upload } = await import(dist("runtime/webgpu/kernels.js"));
+const { tilingFor } = await import(dist("runtime/webgpu/compile.js"));
 
 const ours = await openDevice({ gpu: await shareGpu(getGpu) });
 const tf = await tfjsWebgpu({ submitEach: true });

@@ -27,7 +27,7 @@ const dist = (p) => pathToFileURL(join(ROOT, "dist", p)).href;
 
 const { getGpu, openDevice } = await import(dist("runtime/webgpu/device.js"));
 const { lowerProgram } = await import(dist("compiler/lower.js"));
-const { WebGpuSession } = await import(dist("runtime/webgpu/session.js"));
+const { sessionFromProgram } = await import(dist("runtime/webgpu/compile.js"));
 
 const ours = await openDevice({ gpu: await shareGpu(getGpu) });
 const tf = await tfjsWebgpu();
@@ -36,7 +36,7 @@ const images = Float64Array.from({ length: B * 784 }, (_, i) => Math.tanh(Math.s
 
 // ---------------------------------------------------------------- ours
 const program = lowerProgram(join(ROOT, "models/ul_tiny.ul"), { bindings: { B } });
-const session = await WebGpuSession.fromProgram(ours.device, program, { seed: 1 });
+const session = await sessionFromProgram(ours.device, program, { seed: 1 });
 const batch = new Map([["x", { dtype: "f32", shape: [B, 1, 28, 28], data: images }]]);
 const stepOurs = () => session.trainStep("fit", batch);
 

@@ -7,7 +7,7 @@ import path from "node:path";
 import { emitCpu } from "../backends/cpu/program.js";
 import { emitCuda } from "../backends/cuda/program.js";
 import { archNumber } from "../backends/cuda/toolchain.js";
-import { emitWgsl, TILINGS, type WgslBuild } from "../backends/wgsl/program.js";
+import { emitWgsl, TILINGS } from "../backends/wgsl/program.js";
 import { checkFiles } from "../dsl/check.js";
 import { renderDiagnostic } from "../dsl/diagnostics.js";
 import { printGraph } from "../compiler/ir.js";
@@ -16,7 +16,7 @@ import { lowerProgram, type Program, type ProgramEntry } from "../compiler/lower
 import { TargetLimitError } from "../backends/program.js";
 import { writeNativeBuild } from "../runtime/native/compile.js";
 import { fsFailure } from "../train/checkpoint.js";
-import { encodeProgramFile } from "../runtime/webgpu/model.js";
+import { encodeProgramFile, type WgslBuild } from "../runtime/webgpu/program.js";
 import { EXIT, resolveColor } from "./args.js";
 import type { CliIo } from "./io.js";
 import { packageInfo } from "./package.js";

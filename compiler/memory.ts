@@ -4,7 +4,7 @@
 // others; it knows nothing of IR ops, so the same code plans a graph (one step per computed node, below) now
 // and a list of fused kernels (one step per kernel launch) later.
 //
-//  1. Liveness. A buffer is live from the step that produces it to the last step that reads it, both
+//  1. Liveness (runtime/liveness.ts). A buffer is live from the step that produces it to the last step that reads it, both
 //     included: a step's inputs and outputs are live together, so a kernel never writes over what it reads.
 //     Pinned buffers (graph inputs, parameters, outputs: the runtime owns them across steps) stay out of the
 //     arena and are only counted.
@@ -18,34 +18,18 @@
 // The peak of live bytes (the largest sum of arena bytes live at one step) is a lower bound on any arena for
 // this schedule; `arenaBytes` is what the heuristic reached, at least that, and more by alignment padding and
 // fragmentation.
+import { lifetimes, MemoryPlanError, type BufferSpec, type Lifetime, type Schedule, type Step } from "../runtime/liveness.js";
 import { size, type Graph } from "./ir.js";
 import { isMovement, movementChains } from "./view.js";
 
-export interface BufferSpec {
-  readonly id: number;
-  readonly bytes: number;
-}
-
-export interface Step {
-  readonly produces: readonly BufferSpec[];
-  readonly reads: readonly number[];
-}
-
-export type Schedule = readonly Step[];
+// Liveness is shared with the WebGPU runtime, which plans its buffers without the compiler.
+export { MemoryPlanError, type Schedule, type Step } from "../runtime/liveness.js";
 
 export interface PlanOptions {
   /** Graph inputs, parameters, outputs: never reused, live for the whole program, not in the arena. */
   readonly pinned?: ReadonlySet<number>;
   /** Offset alignment in bytes; default 256 (WebGPU's minStorageBufferOffsetAlignment). */
   readonly alignment?: number;
-}
-
-export interface Lifetime {
-  /** The step that produces the buffer. */
-  readonly first: number;
-  /** The last step that reads it (its producing step when nothing reads it). */
-  readonly last: number;
-  readonly bytes: number;
 }
 
 export interface MemoryPlan {
@@ -63,41 +47,10 @@ export interface MemoryPlan {
   readonly lifetimes: Map<number, Lifetime>;
 }
 
-export class MemoryPlanError extends Error {}
-
 const DEFAULT_ALIGNMENT = 256;
 
 function alignUp(x: number, a: number): number {
   return Math.ceil(x / a) * a;
-}
-
-/** Lifetimes of the arena buffers, and the pinned bytes; checks that the schedule is well formed. */
-export function lifetimes(schedule: Schedule, pinned: ReadonlySet<number> = new Set()): { lifetimes: Map<number, Lifetime>; pinnedBytes: number } {
-  const born = new Map<number, { first: number; bytes: number }>();
-  const last = new Map<number, number>();
-  let pinnedBytes = 0;
-  schedule.forEach((step, s) => {
-    for (const r of step.reads) {
-      const b = born.get(r);
-      if (b === undefined) {
-        if (pinned.has(r)) continue; // a pinned buffer the runtime provides without a producing step
-        throw new MemoryPlanError(`step ${s} reads buffer ${r}, which no earlier step produces`);
-      }
-      last.set(r, s);
-    }
-    for (const p of step.produces) {
-      if (born.has(p.id)) throw new MemoryPlanError(`buffer ${p.id} is produced twice (steps ${born.get(p.id)!.first} and ${s})`);
-      if (!(Number.isInteger(p.bytes) && p.bytes >= 0)) throw new MemoryPlanError(`buffer ${p.id} has ${p.bytes} bytes`);
-      born.set(p.id, { first: s, bytes: p.bytes });
-      if (pinned.has(p.id)) pinnedBytes += p.bytes;
-    }
-  });
-  const out = new Map<number, Lifetime>();
-  for (const [id, b] of born) {
-    if (pinned.has(id)) continue;
-    out.set(id, { first: b.first, last: Math.max(b.first, last.get(id) ?? b.first), bytes: b.bytes });
-  }
-  return { lifetimes: out, pinnedBytes };
 }
 
 /** The largest sum of bytes live at one step. */

@@ -2,7 +2,7 @@
 // mapping each tensor's name to {dtype, shape, data_offsets} (plus an optional string-to-string
 // `__metadata__`), then the tensors' bytes, little-endian, back to back. PyTorch, JAX and the CUDA host
 // runtime read the same files. Nothing here needs Node.
-import type { DType } from "../compiler/ir.js";
+import type { DType } from "./manifest.js";
 import type { HostTensor } from "./session.js";
 
 const STORED: Record<DType, "F32" | "I32"> = { f32: "F32", f16: "F32", bool: "F32", i32: "I32" };

@@ -3,7 +3,7 @@
 // step) in and out as named host tensors, which is what a checkpoint holds. The reference interpreter, WebGPU
 // (Node or a browser) and native (CPU, CUDA) sessions implement it, so `ulc train`, `ulc sample` and the web
 // page are written once. Nothing here needs Node.
-import type { DType } from "../compiler/ir.js";
+import type { DType } from "./manifest.js";
 
 /** A host tensor as a runtime hands it over: f32 (bools as 0/1) or i32 storage. */
 export interface HostTensor {
@@ -21,7 +21,7 @@ export interface InputTensor {
 
 /**
  * The training state by name: `param:NAME` for each parameter, `optimizer.STATE.PARAM` for optimizer state
- * (compiler/names.ts), `ema:NAME` for the moving average once one is kept.
+ * (`NAMES`, runtime/manifest.ts), `ema:NAME` for the moving average once one is kept.
  */
 export interface TrainingState {
   readonly step: number;

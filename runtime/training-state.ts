@@ -1,17 +1,17 @@
 // Checks a TrainingState (runtime/session.ts) against a program before a session imports it: every tensor must
 // belong to the program (a parameter, its moving average, or the optimizer state of a trained parameter) with
 // the parameter's dtype and shape, and every parameter must be there. Shared by the device runtimes.
-import type { Program } from "../compiler/lower.js";
-import { NAMES } from "../compiler/names.js";
+import { NAMES, type ProgramManifest, type TrainingSpec } from "./manifest.js";
 import type { TrainingState } from "./session.js";
 
-type Entries = readonly { readonly training?: { readonly params: readonly string[]; readonly states: readonly string[] } }[];
+/** What the check reads of a program: a compiled Program (compiler/lower.ts) or a built one's manifest. */
+type Interface = Pick<ProgramManifest, "model" | "params"> & { readonly entries: readonly { readonly training?: Pick<TrainingSpec, "params" | "states"> }[] };
 
 /** A state that does not fit the program: the message names the first tensor that does not. */
 export class StateMismatchError extends Error {}
 
 /** Throws a StateMismatchError naming the first tensor that does not fit. */
-export function checkState(program: Pick<Program, "model" | "params"> & { readonly entries: Entries }, state: TrainingState): void {
+export function checkState(program: Interface, state: TrainingState): void {
   const spec = new Map(program.params.map((p) => [p.name, p]));
   const owners = new Map<string, string>();
   for (const p of program.params) {

@@ -10,7 +10,7 @@ import { emitWgsl } from "../backends/wgsl/program.js";
 import { lowerProgram } from "../compiler/lower.js";
 import { randomUniform } from "../runtime/random.js";
 import type { WebGpu } from "../runtime/webgpu/device.js";
-import { WebGpuSession } from "../runtime/webgpu/session.js";
+import { sessionFromProgram } from "../runtime/webgpu/compile.js";
 import { browserTestDevice, launchChromium, serveDirectory } from "./support/browser.js";
 
 const td = await browserTestDevice();
@@ -72,7 +72,7 @@ describe.skipIf(td.skip !== undefined)("the WGSL runtime in headless Chromium", 
         [data] as const,
       );
       expect(errors).toEqual([]);
-      const inNode = await WebGpuSession.fromProgram(gpu.device, lowerProgram("models/classifier.ul", { bindings: { B: 2 } }), { seed: 6 });
+      const inNode = await sessionFromProgram(gpu.device, lowerProgram("models/classifier.ul", { bindings: { B: 2 } }), { seed: 6 });
       const want = (await inNode.run("logits", new Map([["x", { dtype: "f32", shape: [2, 1, 28, 28], data: Float64Array.from(data) }]]))).get("result")!.data;
       expect(inBrowser.result).toHaveLength(want.length);
       // Two WebGPU implementations (Chromium's, Dawn on lavapipe in Node), each summing in f32 in its own way:

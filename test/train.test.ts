@@ -178,10 +178,10 @@ describe.skipIf(skip !== undefined)("ulc train", () => {
 describe.skipIf(device.skip !== undefined)("the moving average on WebGPU", () => {
   test("it folds as decay·ema + (1 − decay)·param, serves plain entries, and never trains", async () => {
     const { lowerProgram } = await import("../compiler/lower.js");
-    const { WebGpuSession } = await import("../runtime/webgpu/session.js");
+    const { sessionFromProgram } = await import("../runtime/webgpu/compile.js");
     const program = lowerProgram("models/ul_tiny.ul", { bindings: { B: 2, Width: 8, PriorWidth: 8 } });
     const x = new Map([["x", { dtype: "f32" as const, shape: [2, 1, 28, 28], data: new Float32Array(2 * 784).map((_, i) => Math.sin(i)) }]]);
-    const open = () => WebGpuSession.fromProgram(device.gpu!.device, program, { seed: 3 });
+    const open = () => sessionFromProgram(device.gpu!.device, program, { seed: 3 });
     const [a, b] = [await open(), await open()];
     const params = async (s: Session) => new Map([...(await s.exportState()).tensors].filter(([k]) => k.startsWith("param:")));
     for (const s of [a, b]) await s.trainStep("fit", x);

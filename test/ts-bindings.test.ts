@@ -9,13 +9,13 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { bindingsStem, emitBindings } from "../backends/ts/bindings.js";
-import type { ProgramManifest } from "../backends/wgsl/program.js";
+import type { ProgramManifest } from "../runtime/webgpu/program.js";
 import { lowerProgram } from "../compiler/lower.js";
 import { randomUniform } from "../runtime/random.js";
 import { sampleImages } from "../runtime/sampler.js";
 import type { WebGpu } from "../runtime/webgpu/device.js";
 import { tensor, type Tensor } from "../runtime/webgpu/model.js";
-import { WebGpuSession } from "../runtime/webgpu/session.js";
+import { sessionFromProgram } from "../runtime/webgpu/compile.js";
 import { ulc } from "./support/cli.js";
 import { tsc } from "./support/tsc.js";
 import { testDevice } from "./support/webgpu.js";
@@ -147,7 +147,7 @@ describe("typed bindings of a built model", () => {
     test("the generated class equals a WebGpuSession of the model compiled in memory; checkpoints round-trip; sampling goes past the batch", async () => {
       const x = tensor([2, 1, 28, 28], [...randomUniform(11, 0, 0, 2 * 784)].map((v) => 2 * v - 1));
       const model = await UlTiny.create(gpu.device, { seed: 3 });
-      const session = await WebGpuSession.fromProgram(gpu.device, lowerProgram("models/ul_tiny.ul", { bindings: BINDINGS }), { seed: 3 });
+      const session = await sessionFromProgram(gpu.device, lowerProgram("models/ul_tiny.ul", { bindings: BINDINGS }), { seed: 3 });
       try {
         expect(await model.fit(x)).toEqual(Object.fromEntries(await session.trainStep("fit", new Map([["x", { dtype: "f32", ...x }]]))));
 

@@ -7,7 +7,8 @@ import { emitGraph, KernelFiles, type WgslEmitOptions } from "../backends/wgsl/p
 import { interpret } from "../runtime/interpreter.js";
 import { randomNormal, randomUniform } from "../runtime/random.js";
 import type { WebGpu } from "../runtime/webgpu/device.js";
-import { download, runGraph, tilingFor, upload, type DeviceTensor } from "../runtime/webgpu/kernels.js";
+import { tilingFor } from "../runtime/webgpu/compile.js";
+import { download, runGraph, upload, type DeviceTensor } from "../runtime/webgpu/kernels.js";
 import { randomElementwiseGraph, elementwiseStepArb } from "./support/graphs.js";
 import { testDevice } from "./support/webgpu.js";
 
@@ -169,13 +170,13 @@ describe("a WebGPU session against the reference session", () => {
   test("five Adam steps of ul_tiny: the same losses, and parameters within Adam's sensitivity", async () => {
     const { lowerProgram } = await import("../compiler/lower.js");
     const { ReferenceSession } = await import("../runtime/reference.js");
-    const { WebGpuSession } = await import("../runtime/webgpu/session.js");
+    const { sessionFromProgram } = await import("../runtime/webgpu/compile.js");
     const B = 4;
     const program = lowerProgram("models/ul_tiny.ul", { bindings: { B } });
     const x = { dtype: "f32" as const, shape: [B, 1, 28, 28], data: Float64Array.from({ length: B * 784 }, (_, i) => Math.tanh(Math.sin(i / 37) * 2)) };
     const data = new Map([["x", x]]);
     const ref = new ReferenceSession(program, { precision: "f32", seed: 21 });
-    const gpuSession = await WebGpuSession.fromProgram(gpu.device, program, { seed: 21 });
+    const gpuSession = await sessionFromProgram(gpu.device, program, { seed: 21 });
     // The initial parameters: the same Philox draws, scaled in f32 on both sides.
     const first = program.params[0]!.name;
     const p0 = await gpuSession.param(first);

@@ -88,9 +88,9 @@ async function openTarget(program: Program, target: Target, options: OpenOptions
     return { session, target, device: `${target === "cpu" ? "" : "CUDA: "}${session.device.device}`, close: () => session.dispose() };
   }
   const { openDevice } = await import("../runtime/webgpu/device.js");
-  const { WebGpuSession } = await import("../runtime/webgpu/session.js");
+  const { sessionFromProgram } = await import("../runtime/webgpu/compile.js");
   const gpu = await openDevice({ label: `ulc ${program.model}` });
-  const session = await WebGpuSession.fromProgram(gpu.device, program, options);
+  const session = await sessionFromProgram(gpu.device, program, options);
   return {
     session,
     target,

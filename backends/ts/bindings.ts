@@ -7,7 +7,7 @@
 // signatures and the names that connect them to the manifest.
 import { IndentationText, Project, QuoteKind, ts, VariableDeclarationKind, type MethodDeclarationStructure, type OptionalKind, type SourceFile } from "ts-morph";
 import { BoundModel } from "../../runtime/webgpu/model.js";
-import type { EntryManifest, ProgramManifest } from "../wgsl/program.js";
+import type { EntryManifest, ProgramManifest } from "../../runtime/webgpu/program.js";
 
 export interface BindingsOptions {
   /** The `.ul` file the model came from, for the header. */

@@ -3,26 +3,9 @@
 // kernels/*.wgsl hold the shaders. The WebGPU runtime needs nothing else, in Node or in a browser.
 import type { Graph } from "../../compiler/ir.js";
 import type { Program } from "../../compiler/lower.js";
+import type { DispatchEntry, GraphManifest, WgslBuild } from "../../runtime/webgpu/program.js";
 import * as P from "../program.js";
 import { renderKernelWgsl, type WgslKernelOptions } from "./kernel.js";
-
-export { MANIFEST_FORMAT, type BufferEntry } from "../program.js";
-
-export interface DispatchEntry extends P.Dispatch {
-  readonly workgroups: readonly [number, number];
-  /** Binding 0 is the {seed, step} uniform; bindings 1.. are these buffers, inputs then the output. */
-  readonly buffers: readonly number[];
-}
-
-export type GraphManifest = P.GraphManifest<DispatchEntry>;
-export type EntryManifest = P.EntryManifest<DispatchEntry>;
-export type ProgramManifest = P.ProgramManifest<"wgsl", DispatchEntry>;
-
-export interface WgslBuild {
-  readonly manifest: ProgramManifest;
-  /** Kernel file name -> WGSL source. Identical kernels (same WGSL) share one file. */
-  readonly kernels: ReadonlyMap<string, string>;
-}
 
 /** Kernel files `k0.wgsl`, `k1.wgsl`, ...: one per distinct shader. */
 export class KernelFiles extends P.KernelFiles {
@@ -69,6 +52,8 @@ export function emitGraph(g: Graph, files: KernelFiles, options: WgslEmitOptions
 }
 
 export function emitWgsl(program: Program, options: WgslEmitOptions = {}): WgslBuild {
+  const parallel = program.entries.find((e) => e.parallel);
+  if (parallel) throw new P.TargetLimitError(`entry ${parallel.name} is lowered for data-parallel training, which runs on the cpu and cuda targets (their host runtimes do the all-reduce), not on WebGPU`);
   const files = new KernelFiles();
   return { manifest: P.emitProgram(program, "wgsl", dispatcher(files, options), options), kernels: files.files };
 }

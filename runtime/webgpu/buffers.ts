@@ -2,7 +2,7 @@
 // Buffers: upload host data, read results back, and plan which storage buffers a graph's intermediates share.
 // The usage and map-mode flags are spelled out here because Dawn's Node bindings do not put `GPUBufferUsage` /
 // `GPUMapMode` on globalThis (browsers do).
-import type { Lifetime } from "../../compiler/memory.js";
+import type { Lifetime } from "../liveness.js";
 
 export const BufferUsage = {
   MAP_READ: 0x0001,
@@ -87,7 +87,7 @@ export interface PlannedBuffer {
 }
 
 /**
- * Intermediates assigned to as few storage buffers as their lifetimes (compiler/memory.ts) allow: one buffer
+ * Intermediates assigned to as few storage buffers as their lifetimes (runtime/liveness.ts) allow: one buffer
  * holds several whose lifetimes do not overlap. Not one arena with offsets, because WebGPU forbids a dispatch to
  * bind one buffer both read-only and writable, whatever the ranges. In order of first use, an intermediate takes
  * the smallest free buffer that fits it, else the largest free one (which grows), else a new one.

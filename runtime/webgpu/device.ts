@@ -102,7 +102,8 @@ export class WebGpuRequirementError extends Error {
   }
 }
 
-const isNode = typeof process !== "undefined" && typeof process.versions?.node === "string";
+// Typed here rather than through Node's types, which a browser app's type-check does not have.
+const isNode = typeof (globalThis as { process?: { versions?: { node?: unknown } } }).process?.versions?.node === "string";
 
 const dawnInstances = new Map<string, Promise<GPU>>();
 

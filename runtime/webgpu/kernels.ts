@@ -1,24 +1,17 @@
 /// <reference types="@webgpu/types" />
-// Runs a graph of a WGSL Program (backends/wgsl/program.ts) on a GPUDevice: one compute pipeline per kernel
+// Runs a graph of a WGSL Program (runtime/webgpu/program.ts) on a GPUDevice: one compute pipeline per kernel
 // file (compiled once and cached by its source), intermediates in buffers planned once, bind groups kept, every
 // dispatch of the graph in one command buffer. Validation errors are thrown, not left as console warnings.
-import { TILINGS, type BufferEntry, type GraphManifest, type WgslTiling } from "../../backends/wgsl/program.js";
-import { lifetimes } from "../../compiler/memory.js";
+import { lifetimes } from "../liveness.js";
+import type { BufferEntry } from "../manifest.js";
 import { createStorageBuffer, planBuffers, readBuffer, uploadBuffer, uploadUniform } from "./buffers.js";
-import { summarize } from "./device.js";
 import { computePipeline } from "./pipelines.js";
+import type { GraphManifest } from "./program.js";
 
 export interface DeviceTensor {
   readonly buffer: GPUBuffer;
   readonly dtype: string;
   readonly size: number;
-}
-
-/** The tiling for `device` (backends/wgsl/program.ts, TILINGS): "cpu" on a software adapter, else "gpu". */
-export function tilingFor(device: GPUDevice): WgslTiling {
-  const adapter = summarize(device.adapterInfo);
-  const cpu = adapter.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader/i.test(adapter.name);
-  return TILINGS[cpu ? "cpu" : "gpu"];
 }
 
 /** Host data as the storage a kernel reads: i32 as Int32Array, everything else as Float32Array. */

@@ -4,10 +4,10 @@
 // the model is here: loading the Program file, checking inputs against the manifest, checkpoints in
 // safetensors, and sampling in batches of the bound batch size. Nothing here needs Node, except reading a
 // `file:` URL, which only Node asks for.
-import type { ProgramManifest, WgslBuild } from "../../backends/wgsl/program.js";
 import { decodeSafetensors, encodeSafetensors } from "../safetensors.js";
 import { batchFirstCall, sampleCalls, sampleImages, type Sampler } from "../sampler.js";
 import type { HostTensor } from "../session.js";
+import { decodeProgramFile, type ProgramFile, type ProgramManifest, type WgslBuild } from "./program.js";
 import { WebGpuSession } from "./session.js";
 
 /** A tensor whose shape is in its type: `Tensor<readonly [4, 16]>` holds 64 values, row-major. */
@@ -23,30 +23,12 @@ export function tensor<const S extends readonly number[]>(shape: S, data?: Array
   return { shape, data: data === undefined ? new Float32Array(size) : Float32Array.from(data) };
 }
 
-/**
- * The Program in one file, as `--emit ts` writes it beside the bindings: the manifest and every kernel's source.
- * One file, so a bundler ships the Program as one asset (the kernels/ directory of a plain build holds hundreds).
- */
-export interface ProgramFile {
-  readonly manifest: ProgramManifest;
-  readonly kernels: Readonly<Record<string, string>>;
-}
-
-export function encodeProgramFile(build: WgslBuild): string {
-  const file: ProgramFile = { manifest: build.manifest, kernels: Object.fromEntries(build.kernels) };
-  return JSON.stringify(file);
-}
-
-export function decodeProgramFile(file: ProgramFile): WgslBuild {
-  return { manifest: file.manifest, kernels: new Map(Object.entries(file.kernels)) };
-}
-
 /** Reads a URL: `fetch` in browsers; Node's `fetch` cannot read `file:` URLs, so those are read from disk. */
 async function readText(url: URL): Promise<string> {
   if (url.protocol === "file:") {
     // A variable specifier, as in device.ts: browser bundles leave it alone, and browsers never get here.
     const fs = "node:fs/promises";
-    const { readFile } = (await import(/* @vite-ignore */ fs)) as typeof import("node:fs/promises");
+    const { readFile } = (await import(/* @vite-ignore */ fs)) as { readFile(url: URL, encoding: "utf8"): Promise<string> };
     return readFile(url, "utf8");
   }
   const response = await fetch(url);

@@ -3,15 +3,15 @@
 // optimizer state live on the device; each graph runs as its kernels (compiled once, cached) with its
 // intermediates in buffers allocated once, host inputs are written into buffers kept per name, and a train
 // step's new parameters and state replace the old buffers, into which the next step writes its own. The protocol is the reference session's
-// (runtime/reference.ts), so the two are compared step by step. Nothing here needs Node: a browser passes the
-// manifest and kernel files it fetched.
-import { emitWgsl, type EntryManifest, type GraphManifest, type ProgramManifest, type WgslBuild } from "../../backends/wgsl/program.js";
-import type { Program } from "../../compiler/lower.js";
-import { NAMES } from "../../compiler/names.js";
+// (runtime/reference.ts), so the two are compared step by step. Nothing here needs Node or the compiler: a
+// browser passes the manifest and kernel files it fetched, and a Program compiled in memory comes through
+// compile.ts.
+import { NAMES } from "../manifest.js";
 import type { HostTensor, InputTensor, Session, TrainingState } from "../session.js";
 import { checkState } from "../training-state.js";
 import { WebGpuRequirementError } from "./device.js";
-import { download, GraphRunner, hostToStorage, tilingFor, upload, type DeviceTensor } from "./kernels.js";
+import { download, GraphRunner, hostToStorage, upload, type DeviceTensor } from "./kernels.js";
+import type { EntryManifest, GraphManifest, ProgramManifest, WgslBuild } from "./program.js";
 
 export interface WebGpuSessionOptions {
   readonly seed: number;
@@ -67,11 +67,6 @@ export class WebGpuSession implements Session {
     s.runners.get(build.manifest.init)!.destroy();
     s.runners.delete(build.manifest.init);
     return s;
-  }
-
-  /** Compiles an in-memory Program (as `ulc build --target wgsl` would, with the device's tiling) and loads it. */
-  static fromProgram(device: GPUDevice, program: Program, options: WebGpuSessionOptions): Promise<WebGpuSession> {
-    return WebGpuSession.create(device, emitWgsl(program, tilingFor(device)), options);
   }
 
   /**

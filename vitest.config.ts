@@ -1,6 +1,9 @@
+import { fileURLToPath } from "node:url";
 import { defineConfig } from "vitest/config";
 
 export default defineConfig({
+  // Generated bindings import the runtime by the package's name; in the tests that is this checkout's.
+  resolve: { alias: { "ulc/runtime": fileURLToPath(new URL("runtime/index.ts", import.meta.url)) } },
   test: {
     include: ["test/**/*.test.ts"],
     // Builds dist/ once (for the tests that spawn bin/ulc.js); set ULC_PREBUILT=1 to skip when already built.

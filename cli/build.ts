@@ -19,7 +19,6 @@ import { fsFailure } from "../train/checkpoint.js";
 import { encodeProgramFile, type WgslBuild } from "../runtime/webgpu/program.js";
 import { EXIT, resolveColor } from "./args.js";
 import type { CliIo } from "./io.js";
-import { packageInfo } from "./package.js";
 
 export interface BuildCommandOptions {
   readonly emit?: "ir" | "ts";
@@ -74,17 +73,16 @@ function statsTable(entries: readonly ProgramEntry[], kernelCount: (e: ProgramEn
 
 /**
  * `--emit ts`: DIR/STEM.program.json (manifest and kernels in one file, which a bundler ships as one asset) and
- * DIR/STEM.ts, the typed bindings, which import the runtime from this ulc's sources by a relative path.
+ * DIR/STEM.ts, the typed bindings, which import the runtime by the package's name (`ulc/runtime`).
  */
 async function writeBindings(build: WgslBuild, file: string, dir: string): Promise<string[]> {
   // Loaded on use: ts-morph takes over a second to import, which every other build (and train, sample) skips.
   const { bindingsStem, emitBindings } = await import("../backends/ts/bindings.js");
   const stem = bindingsStem(build.manifest.model);
-  const runtime = path.relative(dir, path.join(packageInfo().root, "runtime", "webgpu", "model.js")).split(path.sep).join("/");
   const written = [path.join(dir, `${stem}.program.json`), path.join(dir, `${stem}.ts`)];
   mkdirSync(dir, { recursive: true });
   writeFileSync(written[0]!, encodeProgramFile(build));
-  writeFileSync(written[1]!, emitBindings(build.manifest, { source: path.basename(file), runtime: runtime.startsWith(".") ? runtime : `./${runtime}`, programFile: `${stem}.program.json` }));
+  writeFileSync(written[1]!, emitBindings(build.manifest, { source: path.basename(file), programFile: `${stem}.program.json` }));
   return written;
 }
 

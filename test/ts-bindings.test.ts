@@ -21,13 +21,12 @@ import { tsc } from "./support/tsc.js";
 import { testDevice } from "./support/webgpu.js";
 
 const td = await testDevice();
-const MODEL_TS = path.resolve("runtime/webgpu/model.js");
 /** ul_tiny with a batch of 2 and small widths (generics of the model): the bindings do not depend on them. */
 const BINDINGS = { B: 2, Width: 64, PriorWidth: 32 };
 
 /** An application of the bindings, with the mistakes the types must catch. */
 const CONSUMER = `
-import { tensor, type Tensor } from ${JSON.stringify(MODEL_TS)};
+import { tensor, type Tensor } from "ulc/runtime";
 import { UlTiny, type UlTinyFitResult } from "./model/ul_tiny.js";
 
 export async function use(device: GPUDevice): Promise<number> {
@@ -63,17 +62,17 @@ describe("typed bindings of a built model", () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  test("the build writes the Program in one file and its bindings, which import the runtime by a relative path", () => {
+  test("the build writes the Program in one file and its bindings, which import the runtime by the package's name", () => {
     expect(bindingsStem("UlTiny")).toBe("ul_tiny");
     expect(bindingsStem("HTTPModel2D")).toBe("http_model2_d");
     const source = readFileSync(path.join(dir, "model", "ul_tiny.ts"), "utf8");
-    expect(source).toContain(`from "${path.relative(path.join(dir, "model"), MODEL_TS)}"`);
+    expect(source).toContain('import { BoundModel, type ModelOptions, type SampleOptions, type Tensor } from "ulc/runtime";');
     expect(source).toContain('new URL("./ul_tiny.program.json", import.meta.url)');
     expect(source).toContain("async fit(x: Tensor<readonly [2, 1, 28, 28]>): Promise<UlTinyFitResult>");
     expect(source).toContain("async priorStep(z: Tensor<readonly [2, 16]>, t: number, s: number, step?: number): Promise<Tensor<readonly [2, 16]>>");
     expect(source).toContain("`decoder_step(x_t: f32[2, 1, 28, 28], z0: f32[2, 16], t: f32, s: f32) -> f32[2, 1, 28, 28]`");
     // Generated code is reproducible: the same build gives the same text.
-    expect(emitBindings(manifest, { source: "ul_tiny.ul", runtime: path.relative(path.join(dir, "model"), MODEL_TS), programFile: "ul_tiny.program.json" })).toBe(source);
+    expect(emitBindings(manifest, { source: "ul_tiny.ul", programFile: "ul_tiny.program.json" })).toBe(source);
   });
 
   test("--emit ts goes with --target wgsl and -o DIR", async () => {
@@ -104,7 +103,7 @@ describe("typed bindings of a built model", () => {
         },
       ],
     };
-    const edge = emitBindings(awkward, { source: "awkward.ul", runtime: path.relative(path.join(dir, "model"), MODEL_TS), programFile: "awkward.program.json" });
+    const edge = emitBindings(awkward, { source: "awkward.ul", programFile: "awkward.program.json" });
     expect(edge).toContain(
       "async disposeEntry(new_: Tensor<readonly [2, 1, 28, 28]>, out: Tensor<readonly [2, 16]>, step: Tensor<readonly [2, 16]>, step_?: number): Promise<[Tensor<readonly [2, 16]>, Tensor<readonly [2, 16]>]>",
     );
@@ -118,7 +117,8 @@ describe("typed bindings of a built model", () => {
       path.join(dir, "tsconfig.json"),
       JSON.stringify({
         extends: path.resolve("tsconfig.json"),
-        compilerOptions: { noEmit: true, rootDir: path.parse(dir).root, typeRoots: [path.resolve("node_modules/@types"), path.resolve("node_modules")] },
+        // `ulc/runtime` is this checkout's runtime (an installed package's: test/package.test.ts).
+        compilerOptions: { noEmit: true, rootDir: path.parse(dir).root, typeRoots: [path.resolve("node_modules/@types"), path.resolve("node_modules")], paths: { "ulc/runtime": [path.resolve("runtime/index.ts")] } },
         include: [path.join(dir, "*.ts"), path.join(dir, "model", "*.ts")],
       }),
     );

@@ -75,7 +75,8 @@ describe.skipIf(td.skip !== undefined)("the web page in headless Chromium", () =
     // The page against the generated bindings, as web/tsconfig.json checks it, with @model pointing here (the
     // sources now span two trees, and the type packages are the repository's, not any above the temporary one).
     const web = path.resolve("web");
-    const compilerOptions = { paths: { "@model/*": [`${modelDir}/*`] }, rootDir: path.parse(dir).root, typeRoots: [path.resolve("node_modules/@types"), path.resolve("node_modules")] };
+    const paths = { "@model/*": [`${modelDir}/*`], "ulc/runtime": [path.resolve("runtime/index.ts")] };
+    const compilerOptions = { paths, rootDir: path.parse(dir).root, typeRoots: [path.resolve("node_modules/@types"), path.resolve("node_modules")] };
     writeFileSync(
       path.join(dir, "tsconfig.json"),
       JSON.stringify({ extends: path.join(web, "tsconfig.json"), compilerOptions, include: [path.join(web, "*.ts"), `${modelDir}/*.ts`], exclude: [path.join(web, "vite.config.ts")] }),

@@ -1,6 +1,6 @@
 // Training images for the page: an IDX image file as Fashion-MNIST ships it (gzip-compressed or not), fetched
 // and unpacked in the browser, parsed by runtime/idx.ts.
-import { parseIdx } from "../runtime/idx.js";
+import { parseIdx } from "ulc/runtime";
 
 export interface Images {
   readonly count: number;

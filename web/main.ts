@@ -3,9 +3,7 @@
 // the loss. Query parameters point elsewhere: ?checkpoint=URL (default checkpoint.safetensors; without one the
 // model keeps its initial parameters) and ?data=URL (an IDX image file, default Fashion-MNIST's training split).
 import { UlTiny } from "@model/ul_tiny.js";
-import { imageGrid } from "../runtime/pictures/grid.js";
-import { openDevice, WebGpuUnavailableError } from "../runtime/webgpu/device.js";
-import { tensor } from "../runtime/webgpu/model.js";
+import { imageGrid, openDevice, tensor, WebGpuUnavailableError } from "ulc/runtime";
 import { batch, fetchIdxImages, type Images } from "./data.js";
 
 /** The decay `ulc train` folds the parameters into their moving average with. */

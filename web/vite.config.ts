@@ -35,7 +35,8 @@ export default defineConfig({
   // One page, not a single-page app: a missing checkpoint is a 404 (the page then says it starts from the
   // initial parameters), not index.html.
   appType: "mpa",
-  resolve: { alias: { "@model": path.resolve(repo, process.env.ULC_WEB_MODEL ?? "web/model") } },
+  // The page imports the runtime as an app does, by the package's name: here, this checkout's.
+  resolve: { alias: { "@model": path.resolve(repo, process.env.ULC_WEB_MODEL ?? "web/model"), "ulc/runtime": path.join(repo, "runtime/index.ts") } },
   plugins: [servedFromDisk()],
   build: { outDir: path.join(web, "dist"), emptyOutDir: true, target: "es2022" },
 });

@@ -1,5 +1,6 @@
 // `ulc build --target wgsl --emit ts`: a typed TypeScript module for a built model, generated with ts-morph. It
-// declares one class named after the model, extending the runtime's `BoundModel` (runtime/webgpu/model.ts):
+// declares one class named after the model, extending the runtime's `BoundModel` (runtime/webgpu/model.ts),
+// which it imports from the package (`ulc/runtime`) as an app that installed ulc resolves it:
 // `static create(device)` loads the Program file beside the module, and each entry is a method whose
 // parameter and result types carry the bound shapes (`Tensor<readonly [4, 1, 28, 28]>`), so a wrong shape is
 // a type error in the application, not a validation error on the device. A model with the sampler's entries
@@ -9,11 +10,12 @@ import { IndentationText, Project, QuoteKind, ts, VariableDeclarationKind, type 
 import { BoundModel } from "../../runtime/webgpu/model.js";
 import type { EntryManifest, ProgramManifest } from "../../runtime/webgpu/program.js";
 
+/** The runtime as the generated module imports it: the package's entry (package.json "exports"). */
+export const RUNTIME_MODULE = "ulc/runtime";
+
 export interface BindingsOptions {
   /** The `.ul` file the model came from, for the header. */
   readonly source: string;
-  /** The module specifier of runtime/webgpu/model.ts, as the generated module imports it. */
-  readonly runtime: string;
   /** The Program file's name, beside the generated module. */
   readonly programFile: string;
 }
@@ -189,7 +191,7 @@ export function emitBindings(manifest: ProgramManifest, options: BindingsOptions
   const sample = sampleMethod(manifest);
 
   file.addImportDeclaration({
-    moduleSpecifier: options.runtime,
+    moduleSpecifier: RUNTIME_MODULE,
     namedImports: ["BoundModel", { name: "ModelOptions", isTypeOnly: true }, ...(sample ? [{ name: "SampleOptions", isTypeOnly: true }] : []), { name: "Tensor", isTypeOnly: true }],
   });
   file.addVariableStatement({

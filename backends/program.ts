@@ -88,7 +88,7 @@ function checkSizes(g: Graph, name: string): void {
 export function emitProgram<T extends string, D extends Dispatch>(program: Program, target: T, render: Renderer<D>, options: EmitOptions = {}): ProgramManifest<T, D> {
   checkSizes(program.init, "init");
   checkSizes(program.ema, "ema");
-  for (const e of program.entries) checkSizes(e.graph, e.name);
+  for (const e of program.entries) for (const g of e.parallel ? [e.parallel.gradients, e.parallel.update] : [e.graph]) checkSizes(g, e.name);
   return {
     format: MANIFEST_FORMAT,
     target,
@@ -104,7 +104,12 @@ export function emitProgram<T extends string, D extends Dispatch>(program: Progr
       inputs: e.inputs,
       results: e.results,
       ...(e.training && { training: e.training }),
-      ...emitGraph(e.graph, render, options),
+      ...(e.parallel
+        ? {
+            ...emitGraph(e.parallel.update, render, options),
+            parallel: { gradients: emitGraph(e.parallel.gradients, render, options), reduced: e.parallel.reduced, carried: e.parallel.carried },
+          }
+        : emitGraph(e.graph, render, options)),
     })),
   };
 }

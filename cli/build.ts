@@ -12,7 +12,7 @@ import { checkFiles } from "../dsl/check.js";
 import { renderDiagnostic } from "../dsl/diagnostics.js";
 import { printGraph } from "../compiler/ir.js";
 import { fuse } from "../compiler/kernel/fuse.js";
-import { lowerProgram, type Program, type ProgramEntry } from "../compiler/lower.js";
+import { lowerProgram, type DataShard, type Program, type ProgramEntry } from "../compiler/lower.js";
 import { TargetLimitError } from "../backends/program.js";
 import { writeNativeBuild } from "../runtime/native/compile.js";
 import { fsFailure } from "../train/checkpoint.js";
@@ -36,7 +36,8 @@ export interface BuildCommandOptions {
 }
 
 /** Checks, then lowers; returns the program, or the exit code when checking failed. */
-export function checkAndLower(file: string, bindings: Record<string, number>, model: string | undefined, io: CliIo, command: string): Program | number {
+/** `shard`: lower for one process of a data-parallel job (`bindings` bind its share of the batch). */
+export function checkAndLower(file: string, bindings: Record<string, number>, model: string | undefined, io: CliIo, command: string, shard?: DataShard): Program | number {
   const checked = checkFiles([file], { bindings });
   if (checked.usageErrors.length > 0) {
     for (const e of checked.usageErrors) io.stderr.write(`ulc ${command}: ${e}\n`);
@@ -49,11 +50,11 @@ export function checkAndLower(file: string, bindings: Record<string, number>, mo
     return EXIT.errors;
   }
   try {
-    return lowerProgram(file, { bindings, ...(model && { model }) });
+    return lowerProgram(file, { bindings, ...(model && { model }), ...(shard && { shard }) });
   } catch (e) {
     // Unbound dims or a missing model are the user's to fix; other failures are bugs and propagate.
     const message = e instanceof Error ? e.message : String(e);
-    if (/^bind |declares no model/.test(message)) {
+    if (/^bind |declares no model|cannot be split across ranks/.test(message)) {
       io.stderr.write(`ulc ${command}: ${message}\n`);
       return EXIT.usage;
     }

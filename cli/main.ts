@@ -141,13 +141,14 @@ export function buildProgram(io: CliIo, finish: (code: number) => void): Command
     .option("--model <name>", "the model, when the file declares several")
     .option("--bind <NAME=INT>", "bind a generic of the model, e.g. --bind Width=128 (repeatable)", collectBinding)
     .option("--latents-from <run>", "stage 2: train on the latents of this stage-1 run's training images (its encoder frozen)")
+    .option("--ranks <n>", "data-parallel: run N processes under mpirun (Open MPI), each training its share of every --batch; or start ulc train with mpirun yourself", positiveInt("--ranks"))
     .showHelpAfterError("(run 'ulc train --help' for usage)")
     .addHelpText("after", "\nExamples:\n  ulc train models/ul_tiny.ul --steps 2000 --out runs/tiny\n  ulc train models/ul_tiny.ul --steps 4000 --out runs/tiny --resume\n  ulc train models/ul_tiny.ul --set loss_factor=2.1 --out runs/c2.1")
     .action(async function (this: Command, path: string, options: TrainCommandOptions) {
       const file = sourceFile(this, path);
       const given = new Set(this.options.map((o) => o.attributeName()).filter((k) => this.getOptionValueSource(k) === "cli"));
       const { runTrain } = await import("./train.js");
-      finish(await runTrain(file, options, given, io));
+      finish(await runTrain(file, options, given, io, this.parent!.args.slice(this.parent!.args.indexOf("train") + 1)));
     });
 
   program

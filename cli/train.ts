@@ -1,6 +1,8 @@
 // `ulc train MODEL.ul --data fashion-mnist --out RUN_DIR`: trains a model's train entry on images, with a
 // progress bar, metrics in RUN_DIR/metrics.jsonl, atomic checkpoints, exact resume and a stop on a
 // non-finite loss. The loop itself is train/loop.ts; this file turns flags into a run and reports it.
+// Under mpirun (or with --ranks N, which starts mpirun), each process is one rank of a data-parallel job: it
+// trains its shard of every global batch --batch, and rank 0 alone holds and writes the run.
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Program } from "../compiler/lower.js";
@@ -14,10 +16,12 @@ import { DivergedError, trainLoop } from "../train/loop.js";
 import { DeviceUnavailableError, openSession, resolveTarget, type OpenedSession } from "../train/open-session.js";
 import { writeLossCurve } from "../train/plot.js";
 import { listRunFiles, lockRun, readMetrics, readRunConfig, resolveData, RUN_FILE, RUN_FORMAT, RunError, writeRunConfig, type RunConfig, type Target, type TargetChoice } from "../train/run.js";
+import { NativeError } from "../runtime/native/compile.js";
 import { EXIT } from "./args.js";
 import { checkAndLower } from "./build.js";
 import type { CliIo } from "./io.js";
 import { Progress } from "./progress.js";
+import { launchRanks, mpiRank, withoutRanks, type Rank } from "./ranks.js";
 
 export interface TrainCommandOptions {
   readonly data: string;
@@ -35,6 +39,8 @@ export interface TrainCommandOptions {
   readonly model?: string;
   readonly bind?: Record<string, number>;
   readonly latentsFrom?: string;
+  /** Start an MPI job of this many ranks on this machine (`mpirun -np N ulc train ...`). */
+  readonly ranks?: number;
 }
 
 /**
@@ -65,7 +71,8 @@ function spell(value: unknown): string {
 }
 
 /** The run to train: a new one from the flags (`--target auto` resolved), or the recorded one when resuming. */
-async function runConfig(file: string, options: TrainCommandOptions, given: ReadonlySet<string>, dir: string): Promise<RunConfig> {
+/** `writer`: whether this process writes the run (rank 0 of a job does; its other ranks read what it wrote). */
+async function runConfig(file: string, options: TrainCommandOptions, given: ReadonlySet<string>, dir: string, writer: boolean): Promise<RunConfig> {
   if (options.resume) {
     if (!existsSync(join(dir, RUN_FILE))) throw new UsageError(`--resume: ${dir} holds no run to resume (no ${RUN_FILE})`);
     const config = readRunConfig(dir);
@@ -80,7 +87,7 @@ async function runConfig(file: string, options: TrainCommandOptions, given: Read
     }
     return config;
   }
-  if (existsSync(join(dir, RUN_FILE))) throw new UsageError(`${dir} already holds a run; pass --resume to continue it, or choose another --out`);
+  if (writer && existsSync(join(dir, RUN_FILE))) throw new UsageError(`${dir} already holds a run; pass --resume to continue it, or choose another --out`);
   return newRunConfig(file, options, await resolveTarget(options.target));
 }
 
@@ -160,8 +167,19 @@ function describeMetrics(metrics: ReadonlyMap<string, number>): string {
   return pick.map((k) => `${k} ${metrics.get(k)!.toPrecision(4)}`).join(" ");
 }
 
-export async function runTrain(file: string, options: TrainCommandOptions, given: ReadonlySet<string>, io: CliIo): Promise<number> {
+/** `args`: the command line after `train`, which `--ranks` hands to mpirun. */
+export async function runTrain(file: string, options: TrainCommandOptions, given: ReadonlySet<string>, io: CliIo, args: readonly string[] = []): Promise<number> {
+  const rank = mpiRank(io.env);
+  if (options.ranks !== undefined) {
+    if (rank) {
+      io.stderr.write(`ulc train: --ranks starts an MPI job, and this process is already rank ${rank.index} of one of ${rank.count}: drop --ranks\n`);
+      return EXIT.usage;
+    }
+    if (options.ranks > 1) return launchRanks(options.ranks, ["train", ...withoutRanks(args)], io);
+  }
+  const shard = rank && rank.count > 1 ? rank : undefined;
   const dir = resolve(options.out ?? join("runs", file.replace(/^.*\//, "").replace(/\.ul$/, "")));
+  if (shard && shard.index > 0) return trainRank(file, dir, options, given, io, shard);
   let release: () => void;
   try {
     release = lockRun(dir);
@@ -171,21 +189,42 @@ export async function runTrain(file: string, options: TrainCommandOptions, given
     return EXIT.usage;
   }
   try {
-    return await trainLocked(file, dir, options, given, io);
+    return await trainRank(file, dir, options, given, io, shard);
   } finally {
     release();
   }
 }
 
-/** The run in `dir`, which this process holds. */
-async function trainLocked(file: string, dir: string, options: TrainCommandOptions, given: ReadonlySet<string>, io: CliIo): Promise<number> {
+/**
+ * One process's training: alone, or one rank of a data-parallel job. When mpirun ends the job because another
+ * rank failed, this rank says so before it goes.
+ */
+async function trainRank(file: string, dir: string, options: TrainCommandOptions, given: ReadonlySet<string>, io: CliIo, shard: Rank | undefined): Promise<number> {
+  if (!shard) return trainLocked(file, dir, options, given, io, undefined);
+  const ended = () => {
+    io.stderr.write(`ulc train: rank ${shard.index} of ${shard.count}: the job was ended (mpirun ends every rank when one fails: see its message); --resume continues from the last checkpoint\n`);
+    process.exit(128 + 15);
+  };
+  process.once("SIGTERM", ended);
+  try {
+    return await trainLocked(file, dir, options, given, io, shard);
+  } finally {
+    process.off("SIGTERM", ended);
+  }
+}
+
+/** The run in `dir`, which this process holds (or, as a rank other than 0, reads). */
+async function trainLocked(file: string, dir: string, options: TrainCommandOptions, given: ReadonlySet<string>, io: CliIo, shard: Rank | undefined): Promise<number> {
+  const writer = (shard?.index ?? 0) === 0;
   // First, before anything is written: a killed writer's temporary files could be what fills the disk.
-  removeStaleTemporaries(dir, listRunFiles(dir));
+  if (writer) removeStaleTemporaries(dir, listRunFiles(dir));
   let config: RunConfig, data: TrainingData, program: Program | number;
   try {
-    config = await runConfig(file, options, given, dir);
+    config = await runConfig(file, options, given, dir, writer);
     if (config.bindings.B !== undefined) throw new UsageError("the batch is --batch, not --bind B=...");
-    program = checkAndLower(file, { ...config.bindings, B: config.batch }, config.modelName, io, "train");
+    if (shard) checkDataParallel(config, shard);
+    const local = config.batch / (shard?.count ?? 1);
+    program = checkAndLower(file, { ...config.bindings, B: local }, config.modelName, io, "train", shard && { ...shard, batch: "B" });
     if (typeof program === "number") return program;
     const entry = trainEntry(program, config);
     config = { ...config, entry: entry.name };
@@ -211,25 +250,32 @@ async function trainLocked(file: string, dir: string, options: TrainCommandOptio
     io.stderr.write(`ulc train: ${e.message}\n`);
     return EXIT.device;
   }
+  if (shard && opened.job?.ranks !== shard.count) {
+    opened.close();
+    io.stderr.write(`ulc train: mpirun started ${shard.count} ranks, but the ${config.target} program sees a job of ${opened.job?.ranks ?? 1} (${opened.job?.collective ?? "no MPI"}): its MPI is not the mpirun's\n`);
+    return EXIT.device;
+  }
   try {
-    writeRunConfig(dir, config);
-    io.stderr.write(`ulc train: ${program.model}.${config.entry} on ${data.source}, batch ${config.batch}, ${opened.device}\n`);
+    if (writer) writeRunConfig(dir, config);
+    const ranks = shard ? ` over ${shard.count} ranks (${data.batch} each; ${opened.job!.collective})` : "";
+    if (writer) io.stderr.write(`ulc train: ${program.model}.${config.entry} on ${data.source}, batch ${config.batch}${ranks}, ${opened.device}\n`);
     let progress: Progress | undefined;
     const result = await trainLoop(
       opened.session,
       config,
       data,
       dir,
-      { steps: options.steps, checkpointEvery: options.checkpointEvery, resume: options.resume === true, resumeNeeds: resumeNeeds(program, config.entry) },
+      { steps: options.steps, checkpointEvery: options.checkpointEvery, resume: options.resume === true, resumeNeeds: resumeNeeds(program, config.entry), ...(shard && { shard }) },
       {
         start(taken) {
-          progress = new Progress(io.stderr, "train", options.steps, taken);
+          if (writer) progress = new Progress(io.stderr, "train", options.steps, taken);
         },
         step(step, metrics) {
-          progress!.update(step, describeMetrics(metrics));
+          progress?.update(step, describeMetrics(metrics));
         },
       },
     );
+    if (!writer) return EXIT.ok;
     if (result.lastStep < result.firstStep) io.stderr.write(`ulc train: ${dir} has already taken ${result.lastStep} steps; nothing to do (raise --steps to train on)\n`);
     await writeLossCurve(dir, readMetrics(dir), program.model);
     io.stdout.write(`${dir}: step ${result.lastStep}, checkpoint ${join(dir, "checkpoint.safetensors")}, metrics ${join(dir, "metrics.jsonl")}, loss curve ${join(dir, "loss.svg")}\n`);
@@ -243,8 +289,19 @@ async function trainLocked(file: string, dir: string, options: TrainCommandOptio
       io.stderr.write(`ulc train: ${e.message}\n`);
       return EXIT.usage;
     }
+    if (e instanceof NativeError) {
+      io.stderr.write(`\nulc train: ${shard ? `rank ${shard.index} of ${shard.count}: ` : ""}${e.message}\n`);
+      return EXIT.device;
+    }
     throw e;
   } finally {
     opened.close();
   }
+}
+
+/** What a data-parallel run needs: a native target (its host does the all-reduce) and a batch the ranks share evenly. */
+function checkDataParallel(config: RunConfig, shard: Rank): void {
+  if (config.target !== "cpu" && config.target !== "cuda") throw new UsageError(`a data-parallel run trains on the cpu or cuda target (their host programs do the all-reduce), not ${config.target}`);
+  if (config.batch % shard.count !== 0) throw new UsageError(`--batch ${config.batch} is the global batch, shared by ${shard.count} ranks: it must be a multiple of ${shard.count}`);
+  if (config.latentsFrom) throw new UsageError("--latents-from is not supported in a data-parallel run yet: encode the latents in a run of one process first");
 }

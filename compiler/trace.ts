@@ -161,7 +161,7 @@ export class GraphTracer implements Tracer {
     if (global && shapeEquals(global, shape)) return node(shape);
     const rows = shape[0] ?? 0;
     if (!global || global.length !== shape.length || global[0] !== rows * this.shard.count || !shapeEquals(global.slice(1), shape.slice(1)))
-      throw new Error(`a random draw of shape [${shape.join(", ")}] is [${global?.join(", ") ?? "absent"}] at the global batch: only the first axis of a draw may follow the batch to be split across ranks`);
+      throw new Error(`a random draw of shape [${shape.join(", ")}] is [${global?.join(", ") ?? "absent"}] at the global batch, so it cannot be split across ranks: only a draw's first axis may follow the batch`);
     const start = rows * this.shard.index;
     return this.current.add({ kind: "slice", axis: 0, start, end: start + rows }, [node(global)]);
   }

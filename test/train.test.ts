@@ -14,6 +14,7 @@ import { readCheckpoint } from "../train/checkpoint.js";
 import { FASHION_MNIST_DIR } from "../train/data.js";
 import { decodePng } from "../train/png-decode.js";
 import type { Session } from "../runtime/session.js";
+import { expectSameState } from "./support/runs.js";
 import { testDevice } from "./support/webgpu.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -34,13 +35,6 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const out = (name: string) => join(dir, name);
-
-function expectSameState(a: string, b: string): void {
-  const x = readCheckpoint(a).state, y = readCheckpoint(b).state;
-  expect(y.step).toBe(x.step);
-  expect([...y.tensors.keys()].sort()).toEqual([...x.tensors.keys()].sort());
-  for (const [name, t] of x.tensors) expect(Buffer.from(y.tensors.get(name)!.data.buffer).equals(Buffer.from(t.data.buffer)), name).toBe(true);
-}
 
 describe.skipIf(skip !== undefined)("ulc train", () => {
   test("on WebGPU too, a resumed run equals an uninterrupted one, bit for bit", async () => {

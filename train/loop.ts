@@ -3,6 +3,8 @@
 // the end. A non-finite loss stops the run before anything of that step is saved, so the last checkpoint is the
 // last good state. Resuming loads the checkpoint and continues with the same batches and the same random
 // streams (both are functions of the seed and the step), so it gives what an uninterrupted run gives.
+// In a data-parallel job every rank runs this loop on its shard of each global batch; the step's all-reduce
+// keeps their states equal, and rank 0 alone writes the run's files.
 import { appendFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Session } from "../runtime/session.js";
@@ -21,6 +23,8 @@ export interface LoopOptions {
    * moving average): one without them would start those from zero and diverge from the run it claims to continue.
    */
   readonly resumeNeeds?: readonly string[];
+  /** This process's shard of every global batch, in a data-parallel job; only shard 0 writes metrics and checkpoints. */
+  readonly shard?: { readonly index: number; readonly count: number };
 }
 
 export interface LoopEvents {
@@ -55,6 +59,9 @@ export interface LoopResult {
 export async function trainLoop(session: Session, config: RunConfig, data: TrainingData, dir: string, options: LoopOptions, events: LoopEvents = {}): Promise<LoopResult> {
   let lastCheckpoint: number | undefined;
   const metricsFile = join(dir, METRICS_FILE);
+  const shard = options.shard ?? { index: 0, count: 1 };
+  const writes = shard.index === 0;
+  const write = (f: () => void) => writes && guardedWrite(metricsFile, f);
   if (options.resume && hasCheckpoint(dir)) {
     const { state } = readCheckpoint(dir);
     const lacking = (options.resumeNeeds ?? []).filter((name) => !state.tensors.has(name));
@@ -68,28 +75,30 @@ export async function trainLoop(session: Session, config: RunConfig, data: Train
     }
     lastCheckpoint = state.step;
     // The log keeps exactly the steps the checkpoint has taken.
-    const kept = readMetrics(dir).filter((r) => r.step <= state.step);
-    guardedWrite(metricsFile, () => writeFileSync(metricsFile, kept.map((r) => JSON.stringify(r) + "\n").join("")));
-  } else guardedWrite(metricsFile, () => writeFileSync(metricsFile, ""));
+    // The log keeps exactly the steps the checkpoint has taken.
+    write(() => writeFileSync(metricsFile, readMetrics(dir).filter((r) => r.step <= state.step).map((r) => JSON.stringify(r) + "\n").join("")));
+  } else write(() => writeFileSync(metricsFile, ""));
 
-  const order = new BatchOrder(data.count, data.batch, config.seed);
+  // The global batch's order; each shard takes its consecutive part of every batch.
+  const order = new BatchOrder(data.count, data.batch * shard.count, config.seed);
+  const examples = (step: number) => order.indices(step).slice(shard.index * data.batch, (shard.index + 1) * data.batch);
   const firstStep = session.step + 1;
   const started = performance.now();
   events.start?.(session.step);
   const save = async () => {
-    writeCheckpoint(dir, await session.exportState(), { model: config.model, entry: config.entry });
+    if (writes) writeCheckpoint(dir, await session.exportState(), { model: config.model, entry: config.entry });
     lastCheckpoint = session.step;
     events.checkpoint?.(session.step);
   };
   while (session.step < options.steps) {
     const step = session.step + 1;
-    const metrics = await session.trainStep(config.entry, data.inputs(order.indices(step)));
+    const metrics = await session.trainStep(config.entry, data.inputs(examples(step)));
     for (const [name, value] of metrics) if (!Number.isFinite(value)) throw new DivergedError(step, name, value, lastCheckpoint);
     // Warm-up (as TensorFlow's ExponentialMovingAverage with num_updates): early on the average would be
     // mostly the initial parameters, so the decay grows from 0.18 towards the configured one.
     await session.updateEma(Math.min(config.emaDecay, (1 + step) / (10 + step)));
     const row: MetricsRow = { step, ...Object.fromEntries(metrics) };
-    guardedWrite(metricsFile, () => appendFileSync(metricsFile, JSON.stringify(row) + "\n"));
+    write(() => appendFileSync(metricsFile, JSON.stringify(row) + "\n"));
     events.step?.(step, metrics);
     if (step % options.checkpointEvery === 0 || step === options.steps) await save();
   }

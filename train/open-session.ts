@@ -7,6 +7,7 @@
 //    otherwise.
 // Their errors (no compiler, no GPU, out of memory) say so in words.
 import type { Program } from "../compiler/lower.js";
+import type { JobInfo } from "../runtime/native/host.js";
 import type { Session } from "../runtime/session.js";
 import type { Target, TargetChoice } from "./run.js";
 
@@ -22,6 +23,8 @@ export interface OpenedSession {
   readonly target: Target;
   /** The device in words, for the log. */
   readonly device: string;
+  /** A native target's job: the ranks of a data-parallel program started by mpirun (else one). */
+  readonly job?: JobInfo;
   close(): void;
 }
 
@@ -85,7 +88,7 @@ async function openTarget(program: Program, target: Target, options: OpenOptions
       target === "cpu"
         ? await (await import("../runtime/cpu/session.js")).openCpuSession(program, options)
         : await (await import("../runtime/cuda/session.js")).openCudaSession(program, { ...options, flavour: process.env.ULC_CUDA === "emulated" ? "emulated" : "cuda" });
-    return { session, target, device: `${target === "cpu" ? "" : "CUDA: "}${session.device.device}`, close: () => session.dispose() };
+    return { session, target, device: `${target === "cpu" ? "" : "CUDA: "}${session.device.device}`, job: session.job, close: () => session.dispose() };
   }
   const { openDevice } = await import("../runtime/webgpu/device.js");
   const { sessionFromProgram } = await import("../runtime/webgpu/compile.js");

@@ -10,6 +10,7 @@ import type { Kernel, LibraryCall } from "../../compiler/kernel/ir.js";
 import type { Program } from "../../compiler/lower.js";
 import { SOURCES as NATIVE_SOURCES } from "../native/sources.generated.js";
 import { scheduleTxt } from "../native/schedule.js";
+import { isDataParallel } from "../native/toolchain.js";
 import { emitProgram, kernelBuffers, libraryBuffers, type Dispatch, type ProgramManifest } from "../program.js";
 import { renderKernelCpu } from "./kernel.js";
 import { CPU_LIBRARY, renderLibraryCpu } from "./library.js";
@@ -83,7 +84,7 @@ export function emitCpu(program: Program): CpuBuild {
   const files = new Map<string, string>([
     ["program.cpp", programCpp(program.model, functions)],
     ["schedule.txt", scheduleTxt(manifest)],
-    ["Makefile", cpuMakefile()],
+    ["Makefile", cpuMakefile(isDataParallel(program))],
     ...Object.entries(NATIVE_SOURCES),
     ...Object.entries(SOURCES),
   ]);

@@ -9,6 +9,7 @@ import type { Kernel } from "../../compiler/kernel/ir.js";
 import type { Program } from "../../compiler/lower.js";
 import { SOURCES as NATIVE_SOURCES } from "../native/sources.generated.js";
 import { scheduleTxt } from "../native/schedule.js";
+import { isDataParallel } from "../native/toolchain.js";
 import { emitProgram, kernelBuffers, type Dispatch, type EmitOptions, type GraphManifest, type ProgramManifest } from "../program.js";
 import { KERNEL_NAME, renderKernelCuda, type CudaKernel } from "./kernel.js";
 import { SOURCES } from "./sources.generated.js";
@@ -82,7 +83,7 @@ export function emitCuda(program: Program, options: Pick<EmitOptions, "maxInputs
   const files = new Map<string, string>([
     ["program.cu", programCu(program.model, functions)],
     ["schedule.txt", scheduleTxt(manifest)],
-    ["Makefile", makefile(options.arch ?? DEFAULT_ARCH)],
+    ["Makefile", makefile(options.arch ?? DEFAULT_ARCH, isDataParallel(program))],
     ...Object.entries(NATIVE_SOURCES),
     ...Object.entries(SOURCES),
   ]);

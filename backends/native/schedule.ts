@@ -23,9 +23,19 @@ export function planScratch(g: GraphManifest): { offsets: Map<number, number>; b
   return { offsets: plan.offsets, bytes: plan.arenaBytes };
 }
 
-/** Every graph of a manifest, in the order the host runtime numbers them: init, ema, then the entries. */
+/** Every graph of a manifest, in the order the host runtime numbers them: init, ema, the entries, then the gradients graphs of data-parallel ones. */
 export function manifestGraphs(manifest: ProgramManifest): [string, GraphManifest][] {
-  return [["init", manifest.init], ["ema", manifest.ema], ...manifest.entries.map((e): [string, GraphManifest] => [e.name, e])];
+  return [
+    ["init", manifest.init],
+    ["ema", manifest.ema],
+    ...manifest.entries.map((e): [string, GraphManifest] => [e.name, e]),
+    ...manifest.entries.flatMap((e): [string, GraphManifest][] => (e.parallel ? [[gradientsGraph(e.name), e.parallel.gradients]] : [])),
+  ];
+}
+
+/** The schedule's name for a data-parallel entry's gradients graph. */
+export function gradientsGraph(entry: string): string {
+  return `${entry}.gradients`;
 }
 
 export function scheduleTxt(manifest: ProgramManifest): string {

@@ -14,6 +14,29 @@ export interface BuildCommands {
   readonly binary: string;
 }
 
+/**
+ * MPI for a data-parallel program (one with a ProgramEntry.parallel): its host runtime is compiled with ULC_MPI
+ * and these flags (headers), and linked with MPI's libraries. runtime/native/compile.ts asks mpicc for them.
+ */
+export interface MpiFlags {
+  readonly compile: readonly string[];
+  readonly link: readonly string[];
+}
+
+/** Whether a Program (or its manifest) is a data-parallel one, whose host runtime links MPI. */
+export function isDataParallel(program: { readonly entries: readonly { readonly parallel?: unknown }[] }): boolean {
+  return program.entries.some((e) => e.parallel !== undefined);
+}
+
+/** The flags as a Makefile has them: variables it sets from mpicc (MPI_MAKE_VARIABLES). */
+export const MAKE_MPI: MpiFlags = { compile: ["$(MPI_CFLAGS)"], link: ["$(MPI_LIBS)"] };
+export const MPI_MAKE_VARIABLES = ["MPI_CFLAGS = $(shell mpicc --showme:compile)", "MPI_LIBS = $(shell mpicc --showme:link)"];
+
+/** The compile flags a program needs for MPI, if it does. */
+export function mpiCompileFlags(mpi: MpiFlags | undefined): string[] {
+  return mpi ? ["-DULC_MPI", ...mpi.compile] : [];
+}
+
 /** One argument for a POSIX shell (and make's recipes); make variables `$(NAME)` pass through. */
 export function quote(arg: string): string {
   return /^([\w@%+=:,./-]|\$\([A-Z_]+\))+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;

@@ -3,7 +3,7 @@
 import { emitCpu } from "../../backends/cpu/program.js";
 import { cpuCommands } from "../../backends/cpu/toolchain.js";
 import type { Program } from "../../compiler/lower.js";
-import { compileNative, defaultCache, NativeError } from "../native/compile.js";
+import { compileNative, defaultCache, mpiFlagsFor, NativeError } from "../native/compile.js";
 import { NativeSession, type NativeSessionOptions } from "../native/session.js";
 
 /** A failure of the CPU target the user can act on: no C++ compiler, no oneDNN. */
@@ -22,7 +22,7 @@ const SETUP = "scripts/setup-cpu.sh installs both on Debian";
 export async function openCpuSession(program: Program, options: CpuSessionOptions): Promise<NativeSession> {
   const build = emitCpu(program);
   const compiled = await compileNative(build, {
-    commands: cpuCommands(options.cxx ?? process.env.ULC_CXX),
+    commands: cpuCommands(options.cxx ?? process.env.ULC_CXX, mpiFlagsFor(build)),
     cacheDir: options.cacheDir ?? defaultCache("cpu"),
     flavour: "cpu",
     missing: () => `install Debian's g++ (and libdnnl-dev for oneDNN; ${SETUP}), or point ULC_CXX at a C++17 compiler`,

@@ -5,7 +5,7 @@ import { spawnSync } from "node:child_process";
 import { readdirSync } from "node:fs";
 import type { CudaBuild } from "../../backends/cuda/program.js";
 import { buildCommands, DEFAULT_ARCH, type Flavour, type Tools } from "../../backends/cuda/toolchain.js";
-import { compileNative, defaultCache, NativeError, type Compiled } from "../native/compile.js";
+import { compileNative, defaultCache, mpiFlagsFor, NativeError, type Compiled } from "../native/compile.js";
 
 export { pruneCache, type Compiled } from "../native/compile.js";
 
@@ -45,7 +45,7 @@ export async function compileCuda(build: CudaBuild, options: CompileOptions): Pr
   const arch = options.arch ?? DEFAULT_ARCH;
   const { flavour } = options;
   return compileNative(build, {
-    commands: buildCommands(flavour, arch, { nvcc: options.nvcc ?? process.env.ULC_NVCC, cxx: options.cxx ?? process.env.ULC_CXX }),
+    commands: buildCommands(flavour, arch, { nvcc: options.nvcc ?? process.env.ULC_NVCC, cxx: options.cxx ?? process.env.ULC_CXX, mpi: mpiFlagsFor(build) }),
     cacheDir: options.cacheDir ?? defaultCache("cuda"),
     flavour,
     missing: () => (flavour === "cuda" ? "install the CUDA toolkit, or point ULC_NVCC at nvcc" : "install g++, or point ULC_CXX at a C++17 compiler"),

@@ -2,12 +2,12 @@
 // into a program on disk: writes the directory, runs its compiler commands (the translation units in parallel,
 // then the link), and caches the result by content, so a second session of the same program starts at once.
 // A missing compiler is reported in plain words; each target adds its own readings of its compiler's refusals.
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import type { BuildCommands, Command } from "../../backends/native/toolchain.js";
+import { isDataParallel, type BuildCommands, type Command, type MpiFlags } from "../../backends/native/toolchain.js";
 import type { ProgramManifest } from "../../backends/program.js";
 
 /** A failure the user can act on: no compiler, no device, out of memory, an unsupported architecture. */
@@ -118,6 +118,20 @@ export function pruneCache(cache: string, keep: number): void {
     .map((e) => ({ dir: path.join(cache, e.name), used: statSync(path.join(cache, e.name)).mtimeMs }))
     .sort((a, b) => b.used - a.used);
   for (const p of programs.slice(keep)) rmSync(p.dir, { recursive: true, force: true });
+}
+
+/**
+ * MPI's flags for a data-parallel build (undefined for any other), from Open MPI's `mpicc --showme`; a missing
+ * MPI is a NativeError that says what to install.
+ */
+export function mpiFlagsFor(build: NativeBuild): MpiFlags | undefined {
+  if (!isDataParallel(build.manifest)) return undefined;
+  const ask = (what: string) => {
+    const r = spawnSync("mpicc", [`--showme:${what}`], { encoding: "utf8" });
+    if (r.error || r.status !== 0) throw new NativeError(`a data-parallel program links MPI, and mpicc ${r.error ? "was not found" : `failed: ${r.stderr.trim()}`}: install Debian's openmpi-bin and libopenmpi-dev (scripts/setup-mpi.sh installs them)`);
+    return r.stdout.trim().split(/\s+/).filter((a) => a.length > 0);
+  };
+  return { compile: ask("compile"), link: ask("link") };
 }
 
 /** The default cache of a target's programs: $TMPDIR/ulc-NAME. */

@@ -15,6 +15,8 @@ const enum Op {
   RUN,
   TIME,
   QUIT,
+  RANKS,
+  ALLREDUCE,
 }
 
 /** A request under construction: little-endian fields. */
@@ -55,6 +57,14 @@ export interface DeviceInfo {
   readonly device: string;
   readonly emulated: boolean;
   readonly totalBytes: number;
+}
+
+/** The job the program is a rank of (ulc_serve.h's Job): one rank unless it was built for MPI and started by mpirun. */
+export interface JobInfo {
+  readonly rank: number;
+  readonly ranks: number;
+  /** How it all-reduces, in words. */
+  readonly collective: string;
 }
 
 export class HostProcess {
@@ -137,6 +147,18 @@ export class HostProcess {
       const rest = await this.take(12);
       return { device, emulated: rest.readUInt32LE(0) === 1, totalBytes: Number(rest.readBigUInt64LE(4)) };
     });
+  }
+
+  job(): Promise<JobInfo> {
+    return this.request(new Message().u32(Op.RANKS), async () => {
+      const ids = await this.take(8);
+      return { rank: ids.readUInt32LE(0), ranks: ids.readUInt32LE(4), collective: await this.string() };
+    });
+  }
+
+  /** Replaces `count` f32 values at `offset` with their mean over the job's ranks (every rank must ask). */
+  allReduce(offset: number, count: number): Promise<void> {
+    return this.request(new Message().u32(Op.ALLREDUCE).u64(offset).u64(count), async () => {});
   }
 
   alloc(fixedBytes: number): Promise<void> {

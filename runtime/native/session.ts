@@ -8,13 +8,17 @@
 // its new values to the other ones, which then become current: no copies, and a step's CUDA Graph is
 // captured once per placement (two, alternating) on a GPU. Parameters and the protocol of graph inputs and outputs
 // are those of the reference session (runtime/reference.ts, compiler/names.ts).
-import { ALIGNMENT, ELEMENT_BYTES, planScratch } from "../../backends/native/schedule.js";
+//
+// A data-parallel train entry runs as its gradients graph, the host's all-reduce, then its update graph. What the
+// two hand over has a place of its own in the fixed part: the values to reduce, one after another (each aligned:
+// the all-reduce takes the whole span, gaps included), then the values carried as they are.
+import { ALIGNMENT, ELEMENT_BYTES, gradientsGraph, planScratch } from "../../backends/native/schedule.js";
 import type { BufferEntry, GraphManifest, ProgramManifest } from "../../backends/program.js";
 import { size, type DType } from "../../compiler/ir.js";
 import { NAMES } from "../../compiler/names.js";
 import type { HostTensor, InputTensor, Session, TrainingState } from "../session.js";
 import { checkState } from "../training-state.js";
-import { HostProcess, type DeviceInfo } from "./host.js";
+import { HostProcess, type DeviceInfo, type JobInfo, type Span } from "./host.js";
 
 export interface NativeSessionOptions {
   readonly seed: number;
@@ -48,6 +52,8 @@ interface Plan {
   readonly feeds: ReadonlyMap<string, string>;
   /** Buffer id -> offset, for inputs and outputs that are not training state. */
   readonly io: ReadonlyMap<number, number>;
+  /** Buffer id -> offset, for what a data-parallel step's two graphs hand over (not written by the driver). */
+  readonly handoff: ReadonlyMap<number, number>;
 }
 
 function encode(dtype: DType, data: ArrayLike<number>): Uint8Array {
@@ -68,6 +74,8 @@ export class NativeSession implements Session {
   private emaKept = false;
   private emaInUse = false;
   private readonly plans = new Map<string, Plan>();
+  /** Per data-parallel entry, the span its all-reduce takes. */
+  private readonly reduced = new Map<string, Span>();
   /** Bytes of the arena's fixed part: training state and the I/O region. */
   private readonly fixedBytes: number;
   /** Bytes of the whole device arena. */
@@ -80,6 +88,8 @@ export class NativeSession implements Session {
     readonly dir: string,
     readonly manifest: ProgramManifest,
     readonly device: DeviceInfo,
+    /** The job the program is a rank of (a data-parallel program under mpirun), or a job of one. */
+    readonly job: JobInfo,
     readonly options: NativeSessionOptions,
   ) {
     for (const name of Object.keys(options.hypers ?? {}))
@@ -100,10 +110,22 @@ export class NativeSession implements Session {
       slot(NAMES.ema(p.name), p.name);
     }
     for (const e of manifest.entries) for (const p of e.training?.params ?? []) for (const s of e.training!.states) slot(NAMES.state(s, p), p);
+    // What data-parallel steps hand over, by entry and name.
+    const handoffs = new Map<string, Map<string, number>>();
+    for (const e of manifest.entries) {
+      if (!e.parallel) continue;
+      const places = new Map<string, number>();
+      const shapes = new Map(e.parallel.gradients.outputs.map((o) => [o.name, e.parallel!.gradients.buffers.find((b) => b.id === o.buffer)!.shape]));
+      const start = end;
+      for (const name of e.parallel.reduced) places.set(name, place(size(shapes.get(name)!) * ELEMENT_BYTES));
+      this.reduced.set(e.name, { offset: start, bytes: end - start });
+      for (const name of e.parallel.carried) places.set(name, place(size(shapes.get(name)!) * ELEMENT_BYTES));
+      handoffs.set(e.name, places);
+    }
     // The I/O region is shared: graphs run one at a time.
     const ioBase = end;
     let ioEnd = ioBase;
-    type Graph = [string, GraphManifest, Map<string, string>, EntryManifest?];
+    type Graph = [string, GraphManifest, Map<string, string>, EntryManifest?, ReadonlyMap<string, number>?];
     const graphs: Graph[] = [
       ["init", manifest.init, new Map(manifest.params.map((p) => [p.name, NAMES.newParam(p.name)]))],
       ["ema", manifest.ema, new Map(manifest.params.map((p) => [NAMES.ema(p.name), NAMES.ema(p.name)]))],
@@ -113,19 +135,24 @@ export class NativeSession implements Session {
           feeds.set(NAMES.newParam(p), NAMES.newParam(p));
           for (const s of e.training!.states) feeds.set(NAMES.state(s, p), NAMES.state(s, p));
         }
-        return [e.name, e, feeds, e];
+        return [e.name, e, feeds, e, handoffs.get(e.name)];
       }),
+      // As backends/native/schedule.ts numbers them: after the entries.
+      ...manifest.entries.flatMap((e): Graph[] => (e.parallel ? [[gradientsGraph(e.name), e.parallel.gradients, new Map(), undefined, handoffs.get(e.name)]] : [])),
     ];
-    graphs.forEach(([name, graph, feeds, entry], index) => {
+    graphs.forEach(([name, graph, feeds, entry, places], index) => {
       end = ioBase;
       const io = new Map<number, number>();
+      const handoff = new Map<number, number>();
       const pinned = graph.buffers.filter((b) => b.role !== "intermediate");
       for (const b of pinned) {
         const state = b.role === "param" || (b.role === "input" && this.slots.has(b.name!)) || (b.role === "output" && feeds.has(b.name!));
-        if (!state) io.set(b.id, place(size(b.shape) * ELEMENT_BYTES));
+        const handed = b.role !== "param" ? places?.get(b.name!) : undefined;
+        if (handed !== undefined) handoff.set(b.id, handed);
+        else if (!state) io.set(b.id, place(size(b.shape) * ELEMENT_BYTES));
       }
       ioEnd = Math.max(ioEnd, end);
-      this.plans.set(name, { index, graph, pinned, feeds, io, ...(entry && { entry }) });
+      this.plans.set(name, { index, graph, pinned, feeds, io, handoff, ...(entry && { entry }) });
     });
     const scratch = Math.max(0, ...graphs.map(([, g]) => planScratch(g).bytes));
     this.fixedBytes = ioEnd;
@@ -138,7 +165,7 @@ export class NativeSession implements Session {
     const host = new HostProcess(binary, dir);
     try {
       const device = await host.info();
-      const s = new NativeSession(host, binary, dir, manifest, device, options);
+      const s = new NativeSession(host, binary, dir, manifest, device, await host.job(), options);
       await host.alloc(s.fixedBytes);
       await s.execute(s.plans.get("init")!, new Map(), 0, []);
       return s;
@@ -179,7 +206,7 @@ export class NativeSession implements Session {
 
   /** Where a pinned buffer is for this run. */
   private where(plan: Plan, b: BufferEntry): number {
-    const io = plan.io.get(b.id);
+    const io = plan.io.get(b.id) ?? plan.handoff.get(b.id);
     if (io !== undefined) return io;
     if (b.role === "param") {
       // Only plain entries read the average: train steps and the average's update read the parameters.
@@ -248,6 +275,12 @@ export class NativeSession implements Session {
     this.step += 1;
     await this.startStates(training);
     const results = plan.entry!.results;
+    const reduced = this.reduced.get(name);
+    if (reduced) {
+      // Every rank takes this step: gradients, their mean over the ranks, then the update from it.
+      await this.execute(this.plans.get(gradientsGraph(name))!, values, this.step, []);
+      await this.host.allReduce(reduced.offset, reduced.bytes / ELEMENT_BYTES);
+    }
     const out = await this.execute(plan, values, this.step, results);
     return new Map(results.map((r) => [r, out.get(r)!.data[0]!]));
   }
@@ -300,6 +333,7 @@ export class NativeSession implements Session {
   /** Milliseconds per run of a train entry with these inputs, timed by the device (HostProcess.time); the state is unchanged. */
   async timeTrainStep(name: string, data: ReadonlyMap<string, InputTensor>, repeats: number): Promise<number> {
     const { plan, values, training } = this.trainInputs(name, data, this.step + 1);
+    if (plan.entry?.parallel) throw new Error(`entry ${name} is a data-parallel step, whose time includes the other ranks': time it by training`);
     await this.startStates(training);
     return this.timeGraph(plan, values, this.step + 1, repeats);
   }

@@ -22,8 +22,8 @@ class CpuDevice {
  public:
   static constexpr bool emulated = false;
 
-  /** The processor, its threads and its memory. */
-  static std::string open(uint64_t* total) {
+  /** The processor, its threads and its memory. (Ranks on one machine share it: `local` picks nothing.) */
+  static std::string open(uint64_t* total, int /*local*/) {
     struct sysinfo info;
     *total = sysinfo(&info) == 0 ? (uint64_t)info.totalram * info.mem_unit : 0;
 #ifdef _OPENMP

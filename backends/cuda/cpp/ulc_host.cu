@@ -26,14 +26,16 @@ class CudaDevice {
 #endif
 
   /** The device, or a Failure saying plainly why it cannot run this program. */
-  static std::string open(uint64_t* total) {
+  /** The GPU of this rank: the machine's ranks take its GPUs in turn. */
+  static std::string open(uint64_t* total, int local) {
     int count = 0;
     const cudaError_t e = cudaGetDeviceCount(&count);
     if (e != cudaSuccess || count == 0)
       throw Failure(std::string("no CUDA GPU is usable here (") + (e != cudaSuccess ? cudaGetErrorString(e) : "no device") + ")");
-    check(cudaSetDevice(0), "selecting GPU 0");
+    const int gpu = local % count;
+    check(cudaSetDevice(gpu), "selecting GPU " + std::to_string(gpu));
     cudaDeviceProp p;
-    check(cudaGetDeviceProperties(&p, 0), "reading the GPU's properties");
+    check(cudaGetDeviceProperties(&p, gpu), "reading the GPU's properties");
     *total = p.totalGlobalMem;
     const std::string device = std::string(p.name) + " (sm_" + std::to_string(p.major) + std::to_string(p.minor) + ", " + mib(p.totalGlobalMem) + ")";
     // A build without code for this GPU (no SASS for its architecture, no PTX it can compile) has no image.

@@ -23,16 +23,24 @@
 //         u32 w, w x (u64 offset, u64 n, n bytes), u32 r, r x (u64 offset, u64 n)  -> the r reads' bytes
 //   TIME  (RUN's fields up to the pinned offsets), u32 repeats -> f64 milliseconds per run
 //   QUIT
+//   RANKS                                 -> u32 rank, u32 ranks, string collective
+//   ALLREDUCE u64 offset, u64 n           -> (n f32 values become their mean over the ranks)
+//
+// Built with -DULC_MPI (a data-parallel program), the process is a rank of an MPI job (mpirun starts the driver,
+// which starts this program; MPI_Init finds the job through the environment they share), and ALLREDUCE is
+// MPI_Allreduce through host memory. Otherwise it is a job of one, and ALLREDUCE leaves the values as they are.
 //
 // The includer first defines `ulc_kernel_entry` (a kernel of the program: its `name` and how to launch it); the
 // program's table of them is ulc_kernels. A Device type provides:
-//   static std::string open(uint64_t* total)   the device in words (and its memory), or a Failure saying why not
+//   static std::string open(uint64_t* total, int local)   the device in words (and its memory), or a Failure saying
+//                                              why not; `local` is the rank on this machine (which GPU to use)
 //   static constexpr bool emulated
 //   explicit Device(Schedule)
 //   void alloc(uint64_t fixed); unsigned char* staging(uint64_t n)   (host memory for n bytes, valid until the
 //   next call); write, read, copy (enqueued); sync(); launch(graph, seed, step, pinned); time(..., repeats)
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -42,6 +50,18 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+#ifdef __linux__
+#include <csignal>
+#include <sys/prctl.h>
+#endif
+
+#ifdef ULC_MPI
+// MPI's C interface only: the deprecated C++ bindings would need their own library.
+#define OMPI_SKIP_MPICXX 1
+#define MPICH_SKIP_MPICXX 1
+#include <mpi.h>
+#endif
 
 /** The program's kernels (program.cu or program.cpp, generated). */
 extern const ulc_kernel_entry ulc_kernels[];
@@ -158,9 +178,68 @@ class Arena {
   uint64_t fixed_ = 0, size_ = 0;
 };
 
+// ------------------------------------------------------------------------------------------ the job
+
+/** The job this process is a rank of: MPI's world when built with ULC_MPI, else a job of one. */
+class Job {
+ public:
+  Job(int* argc, char*** argv) {
+#ifdef ULC_MPI
+    MPI_Init(argc, argv);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
+    MPI_Comm_size(MPI_COMM_WORLD, &ranks_);
+    // The ranks on this machine share its GPUs: the local rank picks one.
+    MPI_Comm node;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node);
+    MPI_Comm_rank(node, &local_);
+    MPI_Comm_free(&node);
+#else
+    (void)argc;
+    (void)argv;
+#endif
+  }
+  ~Job() {
+#ifdef ULC_MPI
+    MPI_Finalize();
+#endif
+  }
+  Job(const Job&) = delete;
+  Job& operator=(const Job&) = delete;
+
+  int rank() const { return rank_; }
+  int ranks() const { return ranks_; }
+  /** This rank's index among the ranks on its machine. */
+  int local() const { return local_; }
+
+  static const char* collective() {
+#ifdef ULC_MPI
+    return "MPI_Allreduce through host memory";
+#else
+    return "none (a program built without MPI runs alone)";
+#endif
+  }
+
+  /** Replaces n floats with their mean over the ranks: one in-place sum, then a scale. */
+  void mean(float* values, uint64_t n) const {
+#ifdef ULC_MPI
+    constexpr uint64_t kChunk = 1u << 30;  // MPI counts are ints
+    for (uint64_t at = 0; at < n; at += kChunk)
+      MPI_Allreduce(MPI_IN_PLACE, values + at, (int)std::min(kChunk, n - at), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    const float scale = 1.0f / (float)ranks_;
+    for (uint64_t i = 0; i < n; ++i) values[i] *= scale;
+#else
+    (void)values;
+    (void)n;
+#endif
+  }
+
+ private:
+  int rank_ = 0, ranks_ = 1, local_ = 0;
+};
+
 // ------------------------------------------------------------------------------------------ protocol
 
-enum Op : uint32_t { INFO = 1, ALLOC, WRITE, READ, COPY, RUN, TIME, QUIT };
+enum Op : uint32_t { INFO = 1, ALLOC, WRITE, READ, COPY, RUN, TIME, QUIT, RANKS, ALLREDUCE };
 
 template <class T> T get() {
   T v;
@@ -185,12 +264,12 @@ inline std::vector<uint64_t> get_offsets() {
   return v;
 }
 
-template <class Device> int serve(const std::string& dir) {
+template <class Device> int serve(const std::string& dir, const Job& job) {
   uint64_t total = 0;
   std::string device;
   Schedule schedule;
   try {
-    device = Device::open(&total);
+    device = Device::open(&total, job.local());
     schedule = load_schedule(dir + "/schedule.txt");
   } catch (const Failure& f) {
     std::fprintf(stderr, "%s\n", f.what());
@@ -273,6 +352,23 @@ template <class Device> int serve(const std::string& dir) {
           std::fwrite(stage + 8 + data.size(), 1, out, stdout);
           break;
         }
+        case RANKS:
+          put<uint32_t>(0);
+          put<uint32_t>((uint32_t)job.rank());
+          put<uint32_t>((uint32_t)job.ranks());
+          put_string(Job::collective());
+          break;
+        case ALLREDUCE: {
+          const uint64_t offset = get<uint64_t>(), n = get<uint64_t>();
+          float* values = reinterpret_cast<float*>(rt.staging(n * sizeof(float)));
+          rt.read(offset, values, n * sizeof(float));
+          rt.sync();
+          job.mean(values, n);
+          rt.write(offset, values, n * sizeof(float));
+          rt.sync();
+          put<uint32_t>(0);
+          break;
+        }
         case TIME: {
           const uint32_t graph = get<uint32_t>(), seed = get<uint32_t>(), step = get<uint32_t>();
           const std::vector<uint64_t> pinned = get_offsets();
@@ -298,7 +394,7 @@ template <class Device> int main(int argc, char** argv) {
   if (command == "info" && argc == 2) {
     try {
       uint64_t total = 0;
-      std::printf("%s\n", Device::open(&total).c_str());
+      std::printf("%s\n", Device::open(&total, 0).c_str());
       return 0;
     } catch (const Failure& f) {
       std::fprintf(stderr, "%s\n", f.what());
@@ -306,8 +402,14 @@ template <class Device> int main(int argc, char** argv) {
     }
   }
   if (command == "serve" && argc == 3) {
+#ifdef __linux__
+    // The driver is this program's only user: when it dies (killed, or ended by mpirun), so does the program,
+    // even inside a collective that waits for a rank that is gone.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+#endif
+    const Job job(&argc, &argv);
     try {
-      return serve<Device>(argv[2]);
+      return serve<Device>(argv[2], job);
     } catch (const Failure& f) {
       std::fprintf(stderr, "%s\n", f.what());  // the pipe closed
       return 1;

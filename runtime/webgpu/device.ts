@@ -107,7 +107,15 @@ const isNode = typeof (globalThis as { process?: { versions?: { node?: unknown }
 
 const dawnInstances = new Map<string, Promise<GPU>>();
 
-/** Dawn's `GPU` in Node, created once per set of Dawn options. */
+/**
+ * Dawn's `GPU` in Node, created once per set of Dawn options.
+ *
+ * Its first `requestAdapter` prints "Warning: maxDynamic{Uniform,Storage}BuffersPerPipelineLayout artificially
+ * reduced from 1000000 to 16" on a Vulkan driver that reports more dynamic buffers than Dawn supports (lavapipe
+ * reports 1000000, RADV 500000). Dawn clamps the adapter's limits as it discovers the physical device
+ * (`NormalizeLimits` in Dawn's Limits.cpp), before any device or limit is requested, and writes the warning with
+ * `fprintf(stderr)` whatever its options: no request avoids it, and Node cannot redirect a native write to fd 2.
+ */
 async function dawnGpu(options: readonly string[]): Promise<GPU> {
   const key = JSON.stringify(options);
   let gpu = dawnInstances.get(key);

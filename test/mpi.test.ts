@@ -12,7 +12,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, test } from "vitest";
+import { emitCpu } from "../backends/cpu/program.js";
 import { lowerProgram } from "../compiler/lower.js";
+import { writeNativeBuild } from "../runtime/native/compile.js";
 import { ReferenceSession } from "../runtime/reference.js";
 import { BatchOrder, imageData, inputLayout } from "../train/batches.js";
 import { readCheckpoint } from "../train/checkpoint.js";
@@ -134,6 +136,16 @@ describe.skipIf(skip !== undefined)("mpirun -np 2 ulc train", () => {
     expectSameState(out("two"), out("killed"));
     expect(readFileSync(join(out("killed"), "metrics.jsonl"), "utf8")).toBe(readFileSync(join(out("two"), "metrics.jsonl"), "utf8"));
   }, 600_000);
+
+  test("a data-parallel program's build directory builds with make, linking MPI, and the program runs", () => {
+    const build = out("make");
+    writeNativeBuild(emitCpu(lowerProgram("models/classifier.ul", { bindings: { B: 2 }, shard: { index: 1, count: 2, batch: "B" } })), build);
+    const make = spawnSync("make", ["-C", build], { encoding: "utf8" });
+    expect(make.status, make.stdout + make.stderr).toBe(0);
+    expect(readFileSync(join(build, "Makefile"), "utf8")).toMatch(/mpicc --showme:link/);
+    const info = spawnSync(join(build, "ulc_program_cpu"), ["info"], { encoding: "utf8", env: ENV });
+    expect([info.status, info.stdout]).toEqual([0, expect.stringMatching(/^CPU, \d+ threads?/)]);
+  }, 300_000);
 
   test("on the CUDA target's CPU emulation: 2 ranks train what 1 process trains", async () => {
     const emulated = { ULC_CUDA: "emulated" };

@@ -1,6 +1,7 @@
 // ulc as a package an app builds on (bench/app.mjs): packed, installed from its tarball into a folder outside
 // the repository, its `ulc` generates ul_tiny's bindings, which type-check with only @webgpu/types (no Node
-// types), and Vite bundles a page with them and the runtime, and without the compiler.
+// types), and Vite bundles a page with them and the runtime, and without the compiler; a tool checks the model
+// through `ulc/compiler`.
 import { spawnSync } from "node:child_process";
 import { expect, inject, test } from "vitest";
 
@@ -8,6 +9,7 @@ interface App {
   readonly typecheck: { readonly status: number; readonly output: string };
   readonly files: readonly { readonly file: string; readonly bytes: number }[];
   readonly script: string;
+  readonly tool: { readonly diagnostics: number; readonly entries: readonly string[] };
 }
 
 test("an app installs the packed ulc, builds bindings with its ulc, type-checks them without Node's types and bundles no compiler", (ctx) => {
@@ -23,4 +25,6 @@ test("an app installs the packed ulc, builds bindings with its ulc, type-checks 
   expect(app.script).toContain("ul_tiny.program");
   expect(app.script).toContain("decoder_x_hat");
   expect(app.script).not.toMatch(/@compute|@workgroup_size|chevrotain/);
+  expect(app.tool.diagnostics).toBe(0);
+  expect(app.tool.entries).toContain("fit");
 }, 300_000);

@@ -1,5 +1,5 @@
 // One ul_small convolution layer (3×3, padding 1, bias) on WebGPU: ours (the fused kernel the compiler emits
-// for conv2d + bias: an implicit GEMM in register tiles, as WebGpuSession tiles for this adapter) against
+// for conv2d + bias: an implicit GEMM in register tiles, as sessionFromProgram tiles for this adapter) against
 // TensorFlow.js's WebGPU backend on the same adapter. Each run is dispatch + submit
 // + `queue.onSubmittedWorkDone()`, no readback, for both; contenders take turns run by run.
 //

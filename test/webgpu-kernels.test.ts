@@ -18,7 +18,7 @@ const gpu = td.gpu as WebGpu;
 afterAll(() => gpu?.device.destroy());
 const describe = describeAll.skipIf(td.gpu === undefined);
 
-/** Fuses a graph into WGSL kernels (with the device's register tiles, as WebGpuSession does) and runs them on the device. */
+/** Fuses a graph into WGSL kernels (with the device's register tiles, as sessionFromProgram does) and runs them on the device. */
 async function runFused(g: Graph, buffers: Map<number, DeviceTensor>, seed: number, step: number, options: WgslEmitOptions = tilingFor(gpu.device)): Promise<void> {
   const files = new KernelFiles();
   await runGraph(gpu.device, emitGraph(g, files, options), files.files, buffers, seed, step);

@@ -25,8 +25,10 @@ class CudaDevice {
   static constexpr bool emulated = false;
 #endif
 
-  /** The device, or a Failure saying plainly why it cannot run this program. */
-  /** The GPU of this rank: the machine's ranks take its GPUs in turn. */
+  /**
+   * This rank's GPU (the ranks of a machine take its GPUs in turn), or a Failure saying plainly why it cannot run
+   * this program.
+   */
   static std::string open(uint64_t* total, int local) {
     int count = 0;
     const cudaError_t e = cudaGetDeviceCount(&count);

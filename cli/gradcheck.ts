@@ -1,6 +1,6 @@
 // `ulc gradcheck FILE`: property-checks the gradients of a model's train entry over all its parameters.
 import { loadProgram, diskHost, defaultStdRoot } from "../dsl/loader.js";
-import { gradcheck, GradcheckUsageError } from "../runtime/gradcheck.js";
+import { gradcheck, GradcheckUsageError, KINK_STEPS, type Kink, type ParamReport } from "../runtime/gradcheck.js";
 import { EXIT, plural } from "./args.js";
 import { checkAndLower } from "./build.js";
 import type { CliIo } from "./io.js";
@@ -50,18 +50,34 @@ export function runGradcheck(file: string, options: GradcheckCommandOptions, io:
   }
   if (tty) io.stderr.write("\r\x1b[K");
 
-  const rows = report.params.map((p) => [p.name, `[${p.shape.join(", ")}]`, p.maxRelError.toExponential(2), p.maxScore.toFixed(3), String(p.worstSeed), p.maxScore <= 1 ? "ok" : "MISMATCH"]);
+  const rows = report.params.map((p) => [p.name, `[${p.shape.join(", ")}]`, p.maxRelError.toExponential(2), p.maxScore.toFixed(3), String(p.worstSeed), status(p, options.runs)]);
   const head = ["parameter", "shape", "max rel err", "err/tol", "worst seed", ""];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
   io.stdout.write(`${program.model}.${report.entry}: loss ${report.loss.toPrecision(6)} over ${options.runs} run${options.runs === 1 ? "" : "s"} from seed ${options.seed}\n`);
   io.stdout.write([line(head), ...rows.map(line)].join("\n") + "\n");
+  for (const p of report.params) if (p.kink) io.stdout.write(describeKink(p, p.kink) + "\n");
   const bad = report.params.filter((p) => p.maxScore > 1);
   if (bad.length === 0) {
-    io.stdout.write(`ok: ${plural(report.params.length, "parameter")}, reverse mode agrees with central differences\n`);
+    const kinks = report.params.reduce((n, p) => n + p.kinks, 0);
+    io.stdout.write(`ok: ${plural(report.params.length, "parameter")}, reverse mode agrees with central differences${kinks ? ` wherever they could be compared (${plural(kinks, "run")} straddled a kink)` : ""}\n`);
     return EXIT.ok;
   }
   for (const p of bad)
     io.stderr.write(`gradient mismatch in ${p.name} (seed ${p.worstSeed}): reverse mode gives ${p.analytic.toPrecision(8)}, finite differences ${p.numeric.toPrecision(8)}; rerun with --seed ${p.worstSeed} --runs 1\n`);
   return EXIT.errors;
+}
+
+function status(p: ParamReport, runs: number): string {
+  if (p.maxScore > 1) return "MISMATCH";
+  if (p.kinks === runs) return "kink: not compared";
+  return p.kinks ? `ok (kink in ${p.kinks} of ${runs})` : "ok";
+}
+
+/** Where a run's finite-difference points straddled a kink, and what became of the run. */
+function describeKink(p: ParamReport, k: Kink): string {
+  const at = p.shape.length ? ` near element [${k.element.join(", ")}]` : "";
+  const straddle = `${p.name}: seed ${k.seed}'s points at step ${k.epsilon.toExponential(0)} straddle a kink of the loss${at} (slopes ${k.left.toPrecision(6)} and ${k.right.toPrecision(6)} either side, reverse mode's ${k.analytic.toPrecision(6)} between)`;
+  if (k.comparedAt !== undefined) return `${straddle}; at step ${k.comparedAt.toExponential(0)} they do not, and reverse mode agrees`;
+  return `${straddle}, down to step ${(k.epsilon / 10 ** (KINK_STEPS - 1)).toExponential(0)}: central differences estimate no gradient across a kink (abs, maximum, relu have them), so the run is not compared and not a mismatch`;
 }

@@ -103,7 +103,7 @@ export function buildProgram(io: CliIo, finish: (code: number) => void): Command
     .command("gradcheck")
     .summary("check a train entry's gradients against finite differences")
     .description(
-      "Compare reverse-mode gradients of a train entry's loss with central finite differences along random directions, in float64, for every trained parameter. Prints the largest relative error per parameter; exits 1 naming the parameter and the seed on a mismatch.",
+      "Compare reverse-mode gradients of a train entry's loss with central finite differences along random directions, in float64, for every trained parameter. Prints the largest relative error per parameter; exits 1 naming the parameter and the seed on a mismatch. Points that straddle a kink of the loss (abs, maximum, relu) are retried at smaller steps, and a run no step avoids it in is named and not compared.",
     )
     .argument("<file>", "the .ul file declaring the model")
     .option("--entry <name>", "the train entry (default: the first)")

@@ -5,6 +5,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import type { CliIo } from "../cli/io.js";
 import { main } from "../cli/main.js";
+import { lowerProgram } from "../compiler/lower.js";
+import { gradcheck } from "../runtime/gradcheck.js";
 
 let dir: string;
 const file = (name: string, text: string) => {
@@ -116,6 +118,47 @@ describe("ulc gradcheck", () => {
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/^w .*MISMATCH$/m);
     expect(r.stderr).toMatch(/gradient mismatch in w \(seed 1[01]\).*rerun with --seed 1[01] --runs 1/);
+  });
+
+  // An L1 loss is piecewise smooth: along a random direction, a central difference whose two points straddle a
+  // zero of some error element estimates a mean of the slopes either side, not the gradient (err/tol ~5000 on
+  // seed 8 here before kinks were told apart).
+  const L1 = `
+from std.layers import Linear
+from std.optim import Adam
+model L1Fit {
+  net: Linear<16, 64>
+  train fit<B>(x: f32[B, 16]) -> { loss: f32 } minimize loss with Adam(lr = 1e-3) {
+    { loss: mean(abs(net(x) - 0.5)) }
+  }
+}
+`;
+
+  test("a kink between the finite-difference points is named, and the run compared at a smaller step instead", async () => {
+    const r = await ulc(["gradcheck", file("l1.ul", L1), "--bind", "B=64", "--runs", "10"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^net\.weight\s+\[16, 64\].*\sok$/m);
+    expect(r.stdout).toMatch(/^net\.weight: seed \d+'s points at step 1e-5 straddle a kink of the loss near element \[\d+, \d+\] \(slopes \S+ and \S+ either side, reverse mode's \S+ between\); at step 1e-6 they do not, and reverse mode agrees$/m);
+  });
+
+  test("a run whose every step straddles a kink is reported as such, not as a mismatch", () => {
+    // At steps 1, 0.1 and 0.01 the points cross zeros of many of the 4096 errors: no step avoids the kinks.
+    const program = lowerProgram(file("l1-wide.ul", L1), { bindings: { B: 64 } });
+    const report = gradcheck(program, { runs: 2, seed: 0, epsilon: 1 });
+    const weight = report.params.find((p) => p.name === "net.weight")!;
+    expect(report.ok).toBe(true);
+    expect(weight.kinks).toBe(2);
+    expect(weight.kink).toMatchObject({ seed: 0, epsilon: 1 });
+    expect(weight.kink!.comparedAt).toBeUndefined();
+    expect(Math.min(weight.kink!.left, weight.kink!.right)).toBeLessThanOrEqual(weight.kink!.analytic);
+    expect(Math.max(weight.kink!.left, weight.kink!.right)).toBeGreaterThanOrEqual(weight.kink!.analytic);
+  });
+
+  test("a wrong gradient in a loss with kinks is still a mismatch", async () => {
+    const cheat = L1.replace("mean(abs(net(x) - 0.5))", "mean(abs(net(x) - 0.5)) + sum(stop_gradient(net.bias) * net.bias)");
+    const r = await ulc(["gradcheck", file("l1-cheat.ul", cheat), "--bind", "B=64", "--runs", "3"]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/^net\.bias .*MISMATCH$/m);
   });
 
   test("a model without a train entry is a usage error", async () => {

@@ -2,7 +2,8 @@
 import { sortDiagnostics, type Diagnostic } from "./diagnostics.js";
 import { Checker, type CheckedEntry } from "./checker.js";
 import type { GenericKind } from "./ast.js";
-import { defaultStdRoot, diskHost, loadProgram, stdDeclarations, type LoadResult, type SourceHost } from "./loader.js";
+import { defaultStdRoot, diskHost, loadProgram, stdDeclarations, type LoadResult, type LoadedFile, type SourceHost } from "./loader.js";
+import type { CheckObserver } from "./values.js";
 
 export type { SourceHost } from "./loader.js";
 
@@ -13,6 +14,8 @@ export interface CheckOptions {
   host?: SourceHost;
   /** The folder holding the standard library (`std.layers` is `STDROOT/layers.ul`). */
   stdRoot?: string;
+  /** Told every value the checker computes and every name it resolves (the language server's hover and definitions). */
+  observer?: CheckObserver;
 }
 
 export interface CheckResult {
@@ -21,6 +24,8 @@ export interface CheckResult {
   diagnostics: Diagnostic[];
   /** The entry points of every model that checked, with their input and output types. */
   entries: CheckedEntry[];
+  /** Every file read, by absolute path, with its AST and resolved imports. */
+  files: ReadonlyMap<string, LoadedFile>;
 }
 
 export function checkFiles(paths: string[], options: CheckOptions = {}): CheckResult {
@@ -29,12 +34,12 @@ export function checkFiles(paths: string[], options: CheckOptions = {}): CheckRe
   const program = loadProgram(paths, host, stdRoot);
   const usageErrors = program.roots.filter((r) => !program.files.has(r)).map((r) => `cannot read ${r}`);
   usageErrors.push(...bindingErrors(program, options.bindings ?? {}));
-  if (usageErrors.length > 0) return { usageErrors, diagnostics: sortDiagnostics(program.diagnostics), entries: [] };
+  if (usageErrors.length > 0) return { usageErrors, diagnostics: sortDiagnostics(program.diagnostics), entries: [], files: program.files };
   let std: Map<string, string> | undefined;
   const stdNames = () => (std ??= stdDeclarations(host, stdRoot)); // read only when a name is unknown
-  const checker = new Checker(program, { ...(options.bindings && { bindings: options.bindings }), stdNames });
+  const checker = new Checker(program, { ...(options.bindings && { bindings: options.bindings }), stdNames, ...(options.observer && { observer: options.observer }) });
   checker.run();
-  return { usageErrors, diagnostics: sortDiagnostics([...program.diagnostics, ...checker.diagnostics.items]), entries: checker.entries };
+  return { usageErrors, diagnostics: sortDiagnostics([...program.diagnostics, ...checker.diagnostics.items]), entries: checker.entries, files: program.files };
 }
 
 /** A binding must name a generic parameter of a model or an entry, and a dim must be at least 1. */

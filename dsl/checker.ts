@@ -11,7 +11,7 @@ import { KEYWORD_WORDS } from "./lexer.js";
 import { displayPath, type LoadResult, type LoadedFile } from "./loader.js";
 import { isStackOverflow } from "./overflow.js";
 import { joinSpans, type SourceFile, type Span } from "./source.js";
-import { ERROR, Scope, describe, intValue, joinValues, shapeText, tensor, tensorText, typeKey, type DType, type Home, type Instance, type TensorValue, type Tracer, type Value } from "./values.js";
+import { ERROR, Scope, describe, intValue, joinValues, shapeText, tensor, tensorText, typeKey, type CheckObserver, type DType, type Home, type Instance, type TensorValue, type Tracer, type Value } from "./values.js";
 
 /** An evaluated type annotation. */
 type TypeVal =
@@ -41,6 +41,8 @@ export interface CheckerOptions {
   readonly tracer?: Tracer;
   /** The std module declaring each name, asked when a name is unknown: the import a diagnostic suggests. */
   readonly stdNames?: () => ReadonlyMap<string, string>;
+  /** Told every value and name resolution (editors); absent when compiling. */
+  readonly observer?: CheckObserver;
 }
 
 export interface CheckedEntry {
@@ -86,7 +88,7 @@ export class Checker {
 
   /** Declares every file's names and binds its imports. */
   prepare(): { d: A.Decl; home: Home }[] {
-    const builtins = new Scope(undefined);
+    const builtins = new Scope(undefined, this.options.observer);
     for (const name of BUILTINS.keys()) builtins.define(name, { k: "builtin", name }, undefined);
     for (const [name, v] of DTYPE_VALUES) builtins.define(name, v, undefined);
     const parsed = [...this.program.files.values()].filter((f) => f.ast);
@@ -179,6 +181,7 @@ export class Checker {
             this.error("E0502", name.span, `'${name.name}' is not declared in ${d.source.kind === "std" ? d.source.path.join(".") : d.source.path}${didYouMean(name.name, names)}`);
             continue;
           }
+          if (b.span) this.options.observer?.resolved(name.span, b.span);
           // Imported consts resolve lazily through the target file's scope.
           const pending = this.pendingConsts.get(targetHome.scope)?.get(name.name);
           bind(alias ?? name, pending ? this.lookup(name.name, targetHome.scope, name.span) : b.value);
@@ -199,6 +202,7 @@ export class Checker {
   private lookup(name: string, scope: Scope, span: Span): Value {
     const b = scope.lookup(name);
     if (!b) return this.unknownName(name, scope, span);
+    if (b.span) this.options.observer?.resolved(span, b.span);
     if (b.value.k === "error") {
       // A const not evaluated yet: find its declaring scope and evaluate it now.
       for (let s: Scope | undefined = scope; s; s = s.parent) {
@@ -235,6 +239,7 @@ export class Checker {
       if (decl.type) v = this.expectType(v, this.evalType(decl.type, scope), decl.value.span, `const '${decl.name.name}'`);
       if (v.k === "tensor") v = this.error("E0401", decl.value.span, `a const must be a compile-time value, but this is ${describe(v)}; use a let inside a function`);
       binding.value = v;
+      this.options.observer?.value(decl.name.span, v);
       this.pendingConsts.get(scope)?.delete(decl.name.name);
       return v;
     } finally {
@@ -1215,6 +1220,12 @@ export class Checker {
   // ---------------------------------------------------------------- expressions
 
   eval(e: A.Expr, scope: Scope): Value {
+    const v = this.evalExpr(e, scope);
+    this.options.observer?.value(e.span, v);
+    return v;
+  }
+
+  private evalExpr(e: A.Expr, scope: Scope): Value {
     this.lastSpan = e.span;
     switch (e.kind) {
       case "number":
@@ -1290,6 +1301,8 @@ export class Checker {
       }
       case "instance": {
         const m = obj.inst.members.get(name);
+        const declared = obj.inst.scope.ownBinding(name)?.span;
+        if (m && declared) this.options.observer?.resolved(field.span, declared);
         return m ?? this.error("E0309", field.span, `module ${obj.inst.decl.name.name} has no member '${name}'${didYouMean(name, obj.inst.members.keys())}`);
       }
       case "namespace": {

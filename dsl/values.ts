@@ -61,12 +61,31 @@ export interface Binding {
   readonly span: Span | undefined;
 }
 
+/**
+ * Told what the checker computes, for editors (lsp/): hover shows a value's type, go-to-definition follows a
+ * name to its binding. The checker calls it only when given one.
+ */
+export interface CheckObserver {
+  /** The value of an expression, or of a name where it is bound; a function checked at several instantiations reports each. */
+  value(span: Span, v: Value): void;
+  /** The name used at `use` is the one bound at `declared`. */
+  resolved(use: Span, declared: Span): void;
+}
+
 export class Scope {
   private readonly names = new Map<string, Binding>();
-  constructor(readonly parent: Scope | undefined) {}
+  /** The root scope's observer, which every scope below it tells its definitions. */
+  private readonly observer: CheckObserver | undefined;
+  constructor(
+    readonly parent: Scope | undefined,
+    observer?: CheckObserver,
+  ) {
+    this.observer = observer ?? parent?.observer;
+  }
 
   define(name: string, value: Value, span: Span | undefined, mutable = false): void {
     this.names.set(name, { value, mutable, span });
+    if (span) this.observer?.value(span, value);
   }
 
   lookup(name: string): Binding | undefined {

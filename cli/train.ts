@@ -20,7 +20,7 @@ import { NativeError } from "../runtime/native/compile.js";
 import { EXIT } from "./args.js";
 import { checkAndLower } from "./build.js";
 import type { CliIo } from "./io.js";
-import { Progress } from "./progress.js";
+import { metricFields, Progress } from "./progress.js";
 import { launchRanks, mpiRank, withoutRanks, type Rank } from "./ranks.js";
 
 export interface TrainCommandOptions {
@@ -162,11 +162,6 @@ function resumeNeeds(program: Program, entry: string): string[] {
   return [...program.params.flatMap((p) => [NAMES.newParam(p.name), NAMES.ema(p.name)]), ...training.params.flatMap((p) => training.states.map((s) => NAMES.state(s, p)))];
 }
 
-function describeMetrics(metrics: ReadonlyMap<string, number>): string {
-  const pick = ["loss", "prior_loss", "decoder_loss", "bpp", "accuracy"].filter((k) => metrics.has(k));
-  return pick.map((k) => `${k} ${metrics.get(k)!.toPrecision(4)}`).join(" ");
-}
-
 /** `args`: the command line after `train`, which `--ranks` hands to mpirun. */
 export async function runTrain(file: string, options: TrainCommandOptions, given: ReadonlySet<string>, io: CliIo, args: readonly string[] = []): Promise<number> {
   const rank = mpiRank(io.env);
@@ -260,6 +255,7 @@ async function trainLocked(file: string, dir: string, options: TrainCommandOptio
     const ranks = shard ? ` over ${shard.count} ranks (${data.batch} each; ${opened.job!.collective})` : "";
     if (writer) io.stderr.write(`ulc train: ${program.model}.${config.entry} on ${data.source}, batch ${config.batch}${ranks}, ${opened.device}\n`);
     let progress: Progress | undefined;
+    const loss = program.entries.find((e) => e.name === config.entry)!.training!.loss;
     const result = await trainLoop(
       opened.session,
       config,
@@ -271,7 +267,7 @@ async function trainLocked(file: string, dir: string, options: TrainCommandOptio
           if (writer) progress = new Progress(io.stderr, "train", options.steps, taken);
         },
         step(step, metrics) {
-          progress?.update(step, describeMetrics(metrics));
+          progress?.update(step, metricFields(metrics, loss));
         },
       },
     );

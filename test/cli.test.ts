@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
 import { collectBinding, parseBinding, plural, resolveColor, validateSourceFiles } from "../cli/args.js";
 import { centreCrop } from "../cli/eval.js";
+import { metricFields, Progress } from "../cli/progress.js";
 import { ulc } from "./support/cli.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -324,6 +325,35 @@ describe("argument helpers (cli/args.ts)", () => {
     expect(resolveColor(true, {}, { NO_COLOR: "1" })).toBe(true);
     expect(plural(1, "file")).toBe("1 file");
     expect(plural(0, "error")).toBe("0 errors");
+  });
+});
+
+describe("the progress bar's fields (cli/progress.ts)", () => {
+  test("a train step's metrics: the minimised one first, then the model's own in its record's order, compactly", () => {
+    const metrics = new Map([["psnr", 21.23456], ["elbo", 3.5e-7], ["mse", 0.01], ["total", 0.123456]]);
+    expect(metricFields(metrics, "total")).toEqual(["total 0.1235", "psnr 21.23", "elbo 3.5e-7", "mse 0.01"]);
+  });
+
+  const lines = (columns: number | undefined, fields: string[]) => {
+    let text = "";
+    const bar = new Progress({ write: (s: string) => (text += s), isTTY: columns !== undefined, ...(columns && { columns }) }, "train", 10);
+    bar.update(10, fields);
+    return text.replace(/\r\x1b\[K/g, "").trimEnd();
+  };
+  const fields = ["loss 0.1235", "psnr 21.23", "mse 0.01", "kl 1.5"];
+
+  test("on a terminal, as many whole fields as fit beside the rate and the ETA", () => {
+    const wide = lines(200, fields);
+    expect(wide).toMatch(/^train \[=+\] 10\/10 loss 0\.1235 psnr 21\.23 mse 0\.01 kl 1\.5 \| [\d.]+ step\/s ETA 0s$/);
+    for (const columns of [80, 90, 100]) {
+      const line = lines(columns, fields);
+      expect(line.length, line).toBeLessThan(columns);
+      expect(line, line).toMatch(/ 10\/10 loss 0\.1235( [a-z]+ [\d.]+)* … \| [\d.]+ step\/s ETA 0s$/);
+    }
+  });
+
+  test("in a log, every field", () => {
+    expect(lines(undefined, fields)).toContain("10/10 loss 0.1235 psnr 21.23 mse 0.01 kl 1.5 | ");
   });
 });
 

@@ -166,6 +166,87 @@ export class GraphTracer implements Tracer {
     return this.current.add({ kind: "slice", axis: 0, start, end: start + rows }, [node(global)]);
   }
 
+  // ------------------------------------------------------------------ operations composed of primitives
+
+  /** `value` with the shape and dtype of node `like`. */
+  private fill(value: number, like: number): number {
+    const n = this.current.node(like);
+    return this.broadcastTo(this.scalar(value, n.dtype), n.shape);
+  }
+
+  private op(fn: BinaryFn, x: number, y: number): number {
+    return this.current.add({ kind: "binary", fn }, [x, y]);
+  }
+
+  /** `values` (rank 1) along `axis` of `shape`, repeated over the other axes. */
+  private along(values: number, axis: number, shape: readonly number[]): number {
+    const line = shape.map((d, i) => (i === axis ? d : 1));
+    return this.broadcastTo(this.current.add({ kind: "reshape" }, [values], line), shape);
+  }
+
+  /**
+   * An order-reversing involution, so that min = mirror ∘ max ∘ mirror: −x, and for i32 ~x = −x − 1, which
+   * cannot overflow as −(−2³¹) does.
+   */
+  private mirror(x: number): number {
+    const neg = this.current.add({ kind: "unary", fn: "neg" }, [x]);
+    return this.current.node(x).dtype === "i32" ? this.op("sub", neg, this.fill(1, x)) : neg;
+  }
+
+  /** A reduction keeping the reduced axes as size 1; min is a max between mirrors, so it shares max's VJP rule and kernels. */
+  private reduce(fn: "sum" | "max" | "min", x: number, axes: readonly number[]): number {
+    if (fn === "min") return this.mirror(this.reduce("max", this.mirror(x), axes));
+    return this.current.add({ kind: "reduce", fn, axes }, [x]);
+  }
+
+  /**
+   * slope·x where x ≤ 0, else x (NaN passes through). A select rather than maximum(x, slope·x): its derivative at
+   * 0 is slope, as PyTorch's and TF.js's, where maximum would split the cotangent of the tie. relu (slope 0)
+   * takes the constant 0, since 0·x is NaN at x = −∞.
+   */
+  private leakyRelu(x: number, slope: number): number {
+    const zero = this.fill(0, x);
+    const low = slope === 0 ? zero : this.op("mul", x, this.fill(slope, x));
+    return this.current.add({ kind: "select" }, [this.current.add({ kind: "compare", fn: "le" }, [x, zero]), low, x]);
+  }
+
+  /**
+   * GELU's tanh approximation 0.5·x·(1 + tanh(u)), u = √(2/π)·(x + 0.044715·x³), as x·σ(2u): the same function
+   * (1 + tanh(u) = 2σ(2u)), without the cancellation of 1 + tanh(u) where tanh nears −1.
+   */
+  private gelu(x: number): number {
+    const cubic = this.op("mul", x, this.op("add", this.fill(1, x), this.op("mul", this.fill(0.044715, x), this.op("mul", x, x))));
+    const gate = this.current.add({ kind: "unary", fn: "sigmoid" }, [this.op("mul", this.fill(2 * Math.sqrt(2 / Math.PI), x), cubic)]);
+    return this.op("mul", x, gate);
+  }
+
+  /** 1.0 where the last axis's index equals the label, else 0.0 (all zeros for a label out of range). */
+  private oneHot(labels: number, shape: readonly number[]): number {
+    const axis = shape.length - 1;
+    const classes = this.current.add({ kind: "iota" }, [], [shape[axis]!], "i32");
+    const spread = this.broadcastTo(this.current.add({ kind: "reshape" }, [labels], [...shape.slice(0, axis), 1]), shape);
+    const hit = this.current.add({ kind: "compare", fn: "eq" }, [spread, this.along(classes, axis, shape)]);
+    return this.current.add({ kind: "cast" }, [hit], shape, "f32");
+  }
+
+  /**
+   * The first index along `axis` where x equals its maximum, or is NaN: max propagates NaN, so a NaN wins (as in
+   * numpy and PyTorch). That is a min over the candidates' indices, with n for the other elements.
+   */
+  private argmax(x: number, axis: number, shape: readonly number[]): number {
+    const b = this.current;
+    const { shape: xs, dtype } = b.node(x);
+    const n = xs[axis]!;
+    const index = this.along(b.add({ kind: "iota" }, [], [n], "i32"), axis, xs);
+    const choose = (cond: number, otherwise: number) => b.add({ kind: "select" }, [cond, index, otherwise]);
+    const none = this.broadcastTo(this.scalar(n, "i32"), xs);
+    // An integer is never NaN (and C++ compilers reject the test x != x on one).
+    const notTop = dtype === "i32" ? none : choose(b.add({ kind: "compare", fn: "ne" }, [x, x]), none);
+    const top = this.broadcastTo(this.reduce("max", x, [axis]), xs);
+    const candidate = choose(b.add({ kind: "compare", fn: "eq" }, [x, top]), notTop);
+    return b.add({ kind: "reshape" }, [this.reduce("min", candidate, [axis])], shape);
+  }
+
   builtin(name: string, args: ReadonlyMap<string, Value>, result: Value): Value {
     if (result.k !== "tensor") return result;
     const shape = dims(result.shape);
@@ -188,18 +269,31 @@ export class GraphTracer implements Tracer {
         return done(b.add({ kind: "select" }, [this.broadcastTo(node("cond"), shape), this.broadcastTo(node("a"), shape), this.broadcastTo(node("b"), shape)]));
       case "sum":
       case "mean":
-      case "max": {
+      case "max":
+      case "min": {
         const x = b.node(node("x"));
         const rank = x.shape.length;
         const given = arg("axis").k === "list" && items(arg("axis")).length === 0 ? x.shape.map((_, i) => i) : ints("axis");
         const axes = given.map((a) => normalizeAxis(a, rank)!).sort((p, q) => p - q);
-        let r = b.add({ kind: "reduce", fn: name === "max" ? "max" : "sum", axes }, [x.id]);
+        let r = this.reduce(name === "mean" ? "sum" : name, x.id, axes);
         if (name === "mean") {
           const count = axes.reduce((p, a) => p * x.shape[a]!, 1);
           r = b.add({ kind: "binary", fn: "div" }, [r, this.broadcastTo(this.scalar(count, x.dtype), b.node(r).shape)]);
         }
         return done(shapeEquals(b.node(r).shape, shape) ? r : b.add({ kind: "reshape" }, [r], shape));
       }
+      case "relu":
+        return done(this.leakyRelu(node("x"), 0));
+      case "leaky_relu":
+        return done(this.leakyRelu(node("x"), numberOf(arg("slope"))));
+      case "gelu":
+        return done(this.gelu(node("x")));
+      case "flatten":
+        return done(b.add({ kind: "reshape" }, [node("x")], shape));
+      case "one_hot":
+        return done(this.oneHot(node("labels"), shape));
+      case "argmax":
+        return done(this.argmax(node("x"), normalizeAxis(numberOf(arg("axis")), shape.length + 1)!, shape));
       case "conv2d":
         return done(b.add({ kind: "conv2d", stride: numberOf(arg("stride")), padding: numberOf(arg("padding")), groups: numberOf(arg("groups")) }, [node("x"), node("w")]));
       case "upsample_nearest":

@@ -98,6 +98,23 @@ class Args {
     });
   }
 
+  /** A compile-time number (an int or a float), known. */
+  number(name: string): number {
+    const v = this.value(name);
+    if (v.k !== "int" && v.k !== "float") this.fail(name, `${this.op} needs a compile-time number for '${name}', but got ${describe(v)}`);
+    const n = v.k === "int" ? v.value.value : v.value;
+    if (n === undefined) this.fail(name, `${this.op} needs '${name}' to be known at compile time`, "E0310");
+    return n;
+  }
+
+  /** An axis of `x`, normalised (negative counts from the end). */
+  axis(name: string, x: TensorValue): number {
+    const ax = this.constInt(name);
+    const axis = normalizeAxis(ax, x.shape.length);
+    if (axis === undefined) this.fail(name, `${this.op}: axis ${ax} is out of range for ${tensorText(x)} (rank ${x.shape.length})`, "E0405");
+    return axis;
+  }
+
   bool(name: string): boolean {
     const v = this.value(name);
     if (v.k !== "bool" || v.value === undefined) this.fail(name, `${this.op} needs a compile-time bool for '${name}', but got ${describe(v)}`);
@@ -317,6 +334,22 @@ function reduction(name: string): Builtin {
   );
 }
 
+/**
+ * An element-wise function of a floating-point tensor that the tracer composes from primitives (relu, gelu, ...);
+ * `numbers` are its compile-time parameters.
+ */
+function composite(name: string, numbers: Param[] = []): Builtin {
+  return def(
+    [req("x"), ...numbers],
+    (a: Args, ctx: OpContext) => {
+      for (const p of numbers) a.number(p.name);
+      const x = a.float("x");
+      return tensor(x.dtype, x.shape, ctx.span);
+    },
+    name,
+  );
+}
+
 function creation(name: string, withValue: boolean): Builtin {
   return def(
     withValue ? [req("shape"), req("value")] : [req("shape")],
@@ -344,6 +377,49 @@ export const BUILTINS: ReadonlyMap<string, Builtin> = new Map<string, Builtin>([
   ["sum", reduction("sum")],
   ["mean", reduction("mean")],
   ["max", reduction("max")],
+  ["min", reduction("min")],
+  ["relu", composite("relu")],
+  ["leaky_relu", composite("leaky_relu", [none("slope", F(0.01))])],
+  ["gelu", composite("gelu")],
+  [
+    "flatten",
+    def(
+      [req("x"), none("start", I(1))],
+      (a: Args, ctx: OpContext) => {
+        const x = a.tensor("x");
+        const start = a.axis("start", x);
+        return tensor(x.dtype, [...x.shape.slice(0, start), product(x.shape.slice(start))], ctx.span);
+      },
+      "flatten",
+    ),
+  ],
+  [
+    "one_hot",
+    def(
+      [req("labels"), req("classes")],
+      (a: Args, ctx: OpContext) => {
+        const labels = a.tensor("labels");
+        if (labels.dtype !== "i32") a.fail("labels", `one_hot needs i32 class indices for 'labels', but got ${tensorText(labels)}; convert them with cast(labels, i32)`);
+        const classes = a.int("classes");
+        if (classes.value !== undefined && classes.value < 1) a.fail("classes", `one_hot needs classes ≥ 1, got ${classes}`, "E0407");
+        return tensor("f32", [...labels.shape, classes], ctx.span);
+      },
+      "one_hot",
+    ),
+  ],
+  [
+    "argmax",
+    def(
+      [req("x"), req("axis")],
+      (a: Args, ctx: OpContext) => {
+        const x = a.tensor("x");
+        if (x.dtype === "bool") a.fail("x", `argmax needs a numeric tensor, not ${tensorText(x)}`);
+        const axis = a.axis("axis", x);
+        return tensor("i32", x.shape.toSpliced(axis, 1), ctx.span);
+      },
+      "argmax",
+    ),
+  ],
   [
     "matmul",
     def([req("a"), req("b")], (a: Args, ctx: OpContext) => matmul(a.value("a"), a.value("b"), ctx.argSpan("a"), ctx.argSpan("b"), ctx), "matmul"),
@@ -515,16 +591,14 @@ export const BUILTINS: ReadonlyMap<string, Builtin> = new Map<string, Builtin>([
       [req("x"), req("axis"), req("start"), req("end")],
       (a: Args, ctx: OpContext) => {
         const x = a.tensor("x");
-        const ax = a.constInt("axis");
-        const axis = normalizeAxis(ax, x.shape.length);
-        if (axis === undefined) a.fail("axis", `slice: axis ${ax} is out of range for ${tensorText(x)}`, "E0405");
+        const axis = a.axis("axis", x);
         const start = a.int("start");
         const end = a.int("end");
         const len = end.sub(start);
         const dim = x.shape[axis]!;
         if ((start.value !== undefined && start.value < 0) || (len.value !== undefined && len.value < 1)) a.fail("end", `slice: [${start}, ${end}) is empty or negative`, "E0409");
         const past = end.sub(dim).value;
-        if (past !== undefined && past > 0) a.fail("end", `slice: end ${end} is past the dim ${dim} of axis ${ax}`, "E0409");
+        if (past !== undefined && past > 0) a.fail("end", `slice: end ${end} is past the dim ${dim} of axis ${axis}`, "E0409");
         return tensor(
           x.dtype,
           x.shape.map((d, i) => (i === axis ? len : d)),
@@ -546,9 +620,7 @@ export const BUILTINS: ReadonlyMap<string, Builtin> = new Map<string, Builtin>([
           return it;
         });
         const first = ts[0]!;
-        const ax = a.constInt("axis");
-        const axis = normalizeAxis(ax, first.shape.length);
-        if (axis === undefined) a.fail("axis", `concat: axis ${ax} is out of range for ${tensorText(first)}`, "E0405");
+        const axis = a.axis("axis", first);
         let total = Dim.const(0);
         ts.forEach((t, i) => {
           if (t.dtype !== first.dtype) a.fail("xs", `concat: element ${i} is ${tensorText(t)} but element 0 is ${tensorText(first)}`);
@@ -556,7 +628,7 @@ export const BUILTINS: ReadonlyMap<string, Builtin> = new Map<string, Builtin>([
           t.shape.forEach((d, j) => {
             if (j !== axis && d.differs(first.shape[j]!))
               throw new OpFailure(
-                ctx.error("E0402", ctx.argSpan("xs"), `concat: element ${i} is ${tensorText(t)} but element 0 is ${tensorText(first)}; they may differ only on axis ${ax}`, [
+                ctx.error("E0402", ctx.argSpan("xs"), `concat: element ${i} is ${tensorText(t)} but element 0 is ${tensorText(first)}; they may differ only on axis ${axis}`, [
                   { span: first.origin, message: `element 0 is ${tensorText(first)}, from here` },
                   { span: t.origin, message: `element ${i} is ${tensorText(t)}, from here` },
                 ]),

@@ -32,20 +32,23 @@ function concatOfTensors(args: readonly CallArg[]): Misuse | undefined {
   return { span: joinSpans(tensors[0]!.span, tensors[tensors.length - 1]!.span), message: `concat takes one list of tensors, not the tensors one by one: concat(${call})` };
 }
 
-/** `max(x, 0.0)`: the element-wise maximum (PyTorch's torch.max(a, b)) written with the reduction. */
-function maxOfTwo(args: readonly CallArg[]): Misuse | undefined {
-  if (args.length !== 2) return undefined;
-  const [x, other] = args as readonly [CallArg, CallArg];
-  if (x.name || other.name || (other.value.k !== "tensor" && other.value.k !== "float")) return undefined;
-  return {
-    span: other.span,
-    message: `max reduces one tensor over an axis, so its second argument is the axis; the element-wise maximum is maximum(${spanText(x.span)}, ${spanText(other.span)})`,
+/** `max(x, 0.0)`: the element-wise maximum (PyTorch's torch.max(a, b)) written with the reduction; or `min`. */
+function ofTwo(reduction: "max" | "min", elementwise: "maximum" | "minimum") {
+  return (args: readonly CallArg[]): Misuse | undefined => {
+    if (args.length !== 2) return undefined;
+    const [x, other] = args as readonly [CallArg, CallArg];
+    if (x.name || other.name || (other.value.k !== "tensor" && other.value.k !== "float")) return undefined;
+    return {
+      span: other.span,
+      message: `${reduction} reduces one tensor over an axis, so its second argument is the axis; the element-wise ${elementwise} is ${elementwise}(${spanText(x.span)}, ${spanText(other.span)})`,
+    };
   };
 }
 
 const MISUSES = new Map<string, (args: readonly CallArg[]) => Misuse | undefined>([
   ["concat", concatOfTensors],
-  ["max", maxOfTwo],
+  ["max", ofTwo("max", "maximum")],
+  ["min", ofTwo("min", "minimum")],
 ]);
 
 /** A primitive called the way another library calls its namesake, or undefined. */

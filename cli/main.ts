@@ -212,6 +212,13 @@ export function buildProgram(io: CliIo, finish: (code: number) => void): Command
       finish(runPlot(dirs, options, io));
     });
 
+  program
+    .command("lsp")
+    .summary("the language server for editors: diagnostics, hover with shapes, definitions, completion")
+    .description("Serve the Language Server Protocol over stdin and stdout for .ul files: diagnostics as you type (the codes and places of ulc check), hover with the dtype and shape of an expression, go to definition across imports and std, completion, document symbols. Editors start it; editor/vscode is a VS Code extension that does.")
+    .option("--stdio", "talk over stdin and stdout (the only transport; accepted because clients pass it)")
+    .action(async () => (await import("./lsp.js")).runLsp());
+
   return program;
 }
 

@@ -1111,6 +1111,8 @@ export class Checker {
           return;
         }
         b.value = v;
+        this.options.observer?.value(s.name.span, v);
+        if (b.span) this.options.observer?.resolved(s.name.span, b.span);
         return;
       }
       case "for":

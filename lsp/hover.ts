@@ -1,0 +1,103 @@
+// Hover: the type the checker computed for the expression or name under the cursor, once for each distinct
+// instantiation of the code around it (a module checked with its generics as symbols and again inside a model
+// shows both `f32[B, C, H, W]` and `f32[B, 64, 8, 8]`), with a declaration's doc comment.
+import type { Hover } from "vscode-languageserver";
+import type * as A from "../dsl/ast.js";
+import { BUILTINS } from "../dsl/builtins.js";
+import { displayPath } from "../dsl/loader.js";
+import { spanText, type Span } from "../dsl/source.js";
+import { tensorText, type Value } from "../dsl/values.js";
+import type { Analysis } from "./analysis.js";
+import { spanRange } from "./positions.js";
+
+/** Instantiations listed before the rest are counted instead: a loop unrolled 64 times binds its index 64 ways. */
+const MAX_LISTED = 8;
+
+/** Values whose text names them already (`fn silu(x) -> ...`), so a hover shows no `name: ` before it. */
+const SELF_NAMED = new Set<Value["k"]>(["fn", "decl", "builtin", "namespace"]);
+
+export function hover(analysis: Analysis, path: string, offset: number): Hover | null {
+  const fact = analysis.factAt(path, offset, (f) => f.values.some((v) => v.k !== "error"));
+  if (!fact) return null;
+  const written = spanText(fact.span);
+  const label = (v: Value) => (/^[A-Za-z_]\w*$/.test(written) && !SELF_NAMED.has(v.k) ? `${written}: ` : "");
+  const types = [...new Set(fact.values.filter((v) => v.k !== "error").map((v) => label(v) + typeText(v)))];
+  const lines = types.slice(0, MAX_LISTED);
+  if (types.length > MAX_LISTED) lines.push(`// and ${types.length - MAX_LISTED} more`);
+  const decl = fact.values.find((v): v is Extract<Value, { k: "fn" | "decl" }> => v.k === "fn" || v.k === "decl");
+  const doc = decl ? docComment(decl.decl.span) : "";
+  return { contents: { kind: "markdown", value: ["```ul", ...lines, "```", ...(doc ? ["", doc] : [])].join("\n") }, range: spanRange(fact.span) };
+}
+
+/** A value's type as .ul writes it; compile-time numbers with their value when known. */
+export function typeText(v: Value): string {
+  switch (v.k) {
+    case "tensor":
+      return tensorText(v);
+    case "int":
+      return `int = ${v.value}`;
+    case "float":
+    case "bool":
+      return v.value === undefined ? v.k : `${v.k} = ${v.value}`;
+    case "string":
+      return "string";
+    case "dtype":
+      return `dtype ${v.dtype}`;
+    case "list":
+      return `[${v.items.map(typeText).join(", ")}]`;
+    case "tuple":
+      return `(${v.items.map(typeText).join(", ")})`;
+    case "record":
+      return `{ ${[...v.fields].map(([n, f]) => `${n}: ${typeText(f)}`).join(", ")} }`;
+    case "instance":
+      return instanceText(v.inst.decl, (name) => v.inst.scope.ownBinding(name)?.value);
+    case "array":
+      return `[${instanceText(v.element.decl, (name) => v.element.scope.ownBinding(name)?.value)}; ${v.count}]`;
+    case "fn":
+      // The signature as written: everything before the body's brace.
+      return v.decl.span.file.text.slice(v.decl.span.start, v.decl.body.span.start).trim();
+    case "decl":
+      return containerHeader(v.decl);
+    case "builtin":
+      return `builtin ${v.name}(${BUILTINS.get(v.name)!.params.map((p) => (p.default ? `${p.name} = ${argText(p.default)}` : p.name)).join(", ")})`;
+    case "namespace":
+      return `import ${displayPath(v.file.filePath)}`;
+    case "error":
+      return "error";
+  }
+}
+
+/** `Conv2d<In = 1, Out = 32, K = 3>`: a module with the values its generics have in this instance. */
+function instanceText(decl: A.ContainerDecl, generic: (name: string) => Value | undefined): string {
+  const args = decl.generics.map((g) => {
+    const v = generic(g.name.name);
+    return `${g.name.name} = ${v ? argText(v) : "?"}`;
+  });
+  return `${decl.kind} ${decl.name.name}${args.length ? `<${args.join(", ")}>` : ""}`;
+}
+
+/** A generic argument or a default: a known compile-time value alone, anything else by its type. */
+function argText(v: Value): string {
+  if (v.k === "int") return String(v.value);
+  if ((v.k === "float" || v.k === "bool") && v.value !== undefined) return String(v.value);
+  return typeText(v);
+}
+
+/** `module Linear<In, Out>`: a container's declaration up to its opening brace. */
+function containerHeader(decl: A.ContainerDecl): string {
+  const text = decl.span.file.text;
+  const brace = text.indexOf("{", decl.name.span.end);
+  return text.slice(decl.span.start, brace < 0 ? decl.span.end : brace).trim();
+}
+
+/** The `///` lines right above a declaration, without their slashes. */
+function docComment(decl: Span): string {
+  const file = decl.file;
+  const lines: string[] = [];
+  for (let line = file.position(decl.start).line - 1; line >= 1; line--) {
+    const m = /^\s*\/\/\/ ?(.*)$/.exec(file.lineText(line));
+    if (!m) break;
+    lines.unshift(m[1]!);
+  }
+  return lines.join("\n");
+}

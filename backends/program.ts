@@ -5,7 +5,7 @@
 // backends/cuda/program.ts.
 import type { Graph } from "../compiler/ir.js";
 import { fuse, type FuseOptions } from "../compiler/kernel/fuse.js";
-import type { Kernel, LibraryCall } from "../compiler/kernel/ir.js";
+import { kernelOutputs, type Kernel, type LibraryCall } from "../compiler/kernel/ir.js";
 import type { Program } from "../compiler/lower.js";
 import { memoryStats } from "../compiler/memory.js";
 import { MANIFEST_FORMAT, type BufferEntry, type Dispatch, type GraphManifest, type ProgramManifest } from "../runtime/manifest.js";
@@ -19,7 +19,7 @@ export const MAX_ELEMENTS = 2 ** 31 - 1;
 /** A Program past what a target can run, naming the tensor: a build error, not a shader that cannot compile. */
 export class TargetLimitError extends Error {}
 
-export interface EmitOptions extends Pick<FuseOptions, "maxInputs" | "tile" | "library"> {}
+export interface EmitOptions extends Pick<FuseOptions, "maxInputs" | "tile" | "library" | "siblings"> {}
 
 /** How a target makes a dispatch of a fused kernel and, for the ops it runs as library calls, of such a call. */
 export interface Renderer<D extends Dispatch> {
@@ -51,9 +51,15 @@ export function libraryBuffers(call: LibraryCall): number[] {
   return [...call.operands.map((o) => o.node), call.node];
 }
 
-/** The buffers a kernel binds: its inputs, then its output. */
+/** What a kernel's dispatch binds: its inputs, then its outputs (how many, when more than one). */
+export function kernelBinding(k: Kernel): Pick<Dispatch, "buffers" | "outputs"> {
+  const outputs = kernelOutputs(k).length;
+  return { buffers: kernelBuffers(k), ...(outputs > 1 && { outputs }) };
+}
+
+/** The buffers a kernel binds: its inputs, then its outputs. */
 export function kernelBuffers(k: Kernel): number[] {
-  return [...k.inputs.map((i) => i.node), k.node];
+  return [...k.inputs.map((i) => i.node), ...kernelOutputs(k).map((o) => o.node)];
 }
 
 /** One graph fused into kernels, each made a dispatch by `render`. */

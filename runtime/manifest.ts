@@ -58,7 +58,10 @@ export interface BufferEntry {
 /** What every target's dispatch records: the kernel and its buffers, inputs then the output. */
 export interface Dispatch {
   readonly kernel: string;
+  /** Its inputs, then its outputs. */
   readonly buffers: readonly number[];
+  /** How many of the last buffers it writes, when more than one (a kernel with sibling outputs). */
+  readonly outputs?: number;
 }
 
 export interface GraphManifest<D extends Dispatch = Dispatch> {

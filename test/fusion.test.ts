@@ -3,6 +3,7 @@ import fc from "fast-check";
 import { describe, expect, test } from "vitest";
 import { GraphBuilder, size, type Graph } from "../compiler/ir.js";
 import { fuse, type FuseOptions } from "../compiler/kernel/fuse.js";
+import { kernelOutputs, type Kernel } from "../compiler/kernel/ir.js";
 import { lowerProgram } from "../compiler/lower.js";
 import { interpret } from "../runtime/interpreter.js";
 import { runSchedule } from "../runtime/js/schedule.js";
@@ -61,6 +62,20 @@ describe("fused schedules of the models", () => {
     expect(transposed.length).toBeGreaterThan(0);
     for (const o of transposed) expect(fit.graph.nodes[o.node]!.op.kind).not.toBe("transpose");
     expectSameOutputs(fit.graph, params, 9, { library });
+  }, 120_000);
+
+  test("ul_tiny's train step with sibling outputs (as the native targets run it): the optimizer's updates share kernels, outputs equal", () => {
+    const program = lowerProgram("models/ul_tiny.ul", { bindings: { B: 2 } });
+    const fit = program.entries.find((e) => e.name === "fit")!;
+    const params = interpret(program.init, {}, { precision: "f64", seed: 4, step: 0 });
+    const options = { library: new Set(["matmul"]), maxInputs: 32 };
+    const kernels = (siblings: boolean) => fuse(fit.graph, { ...options, siblings }).steps.flatMap((s) => (s.kind === "kernel" ? [s.kernel] : []));
+    const state = new Set(fit.graph.outputs.filter((o) => /^(param:|optimizer\.)/.test(o.name)).map((o) => o.node));
+    // Three outputs per parameter (it, Adam's m and v): without siblings a kernel each, with them a few kernels in all.
+    const updating = (ks: Kernel[]) => ks.filter((k) => kernelOutputs(k).some((o) => state.has(o.node))).length;
+    expect(updating(kernels(false))).toBe(3 * fit.training!.params.length);
+    expect(updating(kernels(true))).toBeLessThanOrEqual(fit.training!.params.length / 2);
+    expectSameOutputs(fit.graph, params, 9, { ...options, siblings: true });
   }, 120_000);
 
   test("ul_small's train step runs in fewer kernels than half its primitive ops", () => {
@@ -224,7 +239,9 @@ describe("fusion rules", () => {
   test("random element-wise / movement / reduce graphs: fused equals unfused", () => {
     fc.assert(
       fc.property(fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 1, maxLength: 3 }), fc.array(elementwiseStepArb, { minLength: 1, maxLength: 10 }), (shape, steps) => {
-        expectSameOutputs(randomElementwiseGraph(shape, steps), new Map(), 5);
+        const g = randomElementwiseGraph(shape, steps);
+        expectSameOutputs(g, new Map(), 5);
+        expectSameOutputs(g, new Map(), 5, { siblings: true, maxInputs: 3 });
       }),
       { numRuns: 300, seed: 77 },
     );

@@ -1,11 +1,11 @@
-// A fused kernel (compiler/kernel/ir.ts) as a C++ function for the CPU: a loop over its outputs, parallel with
-// OpenMP once there is enough work to pay for waking the threads, and, for a reduction, an inner loop over its
-// terms that the compiler may vectorise (`omp simd`: sums in another order than the interpreter, within float32
-// rounding). A reduction with too few outputs to share among the threads shares its terms instead. Where every
+// A fused kernel (compiler/kernel/ir.ts) as a C++ function for the CPU: a loop over its outputs (each of an
+// element-wise kernel's sibling outputs stored per index too), parallel with OpenMP once there is enough work to
+// pay for waking the threads, and, for a reduction, an inner loop over its terms that the compiler may vectorise
+// (`omp simd`: sums in another order than the interpreter, within float32 rounding). A reduction with too few outputs to share among the threads shares its terms instead. Where every
 // division of the output index (or of the reduction counter) is by a multiple of a block, the loop runs as two,
 // outer and inner (compiler/kernel/split.ts), and the inner one reads memory contiguously. Expressions come from
 // the shared C-like renderer in the C++ dialect the CUDA target also uses (backends/native/dialect.ts).
-import type { Kernel, Sx } from "../../compiler/kernel/ir.js";
+import { kernelOutputs, type Kernel, type Sx } from "../../compiler/kernel/ir.js";
 import { innerBlock, splitCounter, splitNames } from "../../compiler/kernel/split.js";
 import { literal, renderSx } from "../c-like/expr.js";
 import { CPP, drawsRandom, STORAGE } from "../native/dialect.js";
@@ -37,19 +37,20 @@ export function renderKernelCpu(k: Kernel, name: string): string {
   const render = (x: Sx) => renderSx(x, inputs, CPP);
   const lines = [`// ${k.name}: fuses %${k.fused.join(", %")}`, `static void ${name}(void* const* b, const unsigned* rng) {`];
   k.inputs.forEach((input, i) => lines.push(`  const ${STORAGE[input.dtype]}* __restrict in${i} = (const ${STORAGE[input.dtype]}*)b[${i}];`));
-  lines.push(`  ${STORAGE[k.dtype]}* __restrict out = (${STORAGE[k.dtype]}*)b[${k.inputs.length}];`);
+  const outputs = kernelOutputs(k);
+  outputs.forEach((o, i) => lines.push(`  ${STORAGE[o.dtype]}* __restrict out${i || ""} = (${STORAGE[o.dtype]}*)b[${k.inputs.length + i}];`));
   lines.push(drawsRandom(k) ? "  const unsigned seed = rng[0], step = rng[1];" : "  (void)rng;");
-  const store = (value: string) => `out[gid] = ${k.dtype === "bool" ? `(${value} ? 1.0f : 0.0f)` : value};`;
+  const store = (value: string, i = 0) => `out${i || ""}[gid] = ${outputs[i]!.dtype === "bool" ? `(${value} ? 1.0f : 0.0f)` : value};`;
   const r = k.reduce;
   const work = k.size * (r?.count ?? 1);
   const parallel = "#pragma omp parallel for schedule(static)";
   if (!r) {
     // Element-wise: every output on its own, so the inner loop is vector lanes.
     const block = innerBlock(k, "gid");
-    const body = block === undefined ? render(k.body) : render(splitCounter(k.body, "gid", block));
+    const stores = outputs.map((o, i) => store(render(block === undefined ? o.body : splitCounter(o.body, "gid", block)), i));
     const { outer, inner } = splitNames("gid");
     const at = block === undefined ? [] : [`const int gid = ${outer} * ${block} + ${inner};`];
-    lines.push(...indent(loop("gid", k.size, block, work >= PARALLEL_WORK ? parallel : undefined, "#pragma omp simd", [...at, store(body)])));
+    lines.push(...indent(loop("gid", k.size, block, work >= PARALLEL_WORK ? parallel : undefined, "#pragma omp simd", [...at, ...stores])));
   } else {
     const sum = r.fn === "sum";
     const acc = STORAGE[k.dtype];

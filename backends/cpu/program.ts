@@ -11,7 +11,7 @@ import type { Program } from "../../compiler/lower.js";
 import { SOURCES as NATIVE_SOURCES } from "../native/sources.generated.js";
 import { scheduleTxt } from "../native/schedule.js";
 import { isDataParallel } from "../native/toolchain.js";
-import { emitProgram, kernelBuffers, libraryBuffers, type Dispatch, type ProgramManifest } from "../program.js";
+import { emitProgram, kernelBinding, libraryBuffers, type Dispatch, type ProgramManifest } from "../program.js";
 import { renderKernelCpu } from "./kernel.js";
 import { CPU_LIBRARY, renderLibraryCpu } from "./library.js";
 import { SOURCES } from "./sources.generated.js";
@@ -38,7 +38,7 @@ class Functions {
   readonly code: string[] = [];
   private readonly byText = new Map<string, string>();
 
-  add(text: string, buffers: number[]): Dispatch {
+  add(text: string, binding: Pick<Dispatch, "buffers" | "outputs">): Dispatch {
     const key = text.slice(text.indexOf("\n") + 1);
     let name = this.byText.get(key);
     if (name === undefined) {
@@ -46,7 +46,7 @@ class Functions {
       this.byText.set(key, name);
       this.code.push(text.replace(NAME, name));
     }
-    return { kernel: name, buffers };
+    return { kernel: name, ...binding };
   }
 
   names(): string[] {
@@ -76,10 +76,10 @@ export function emitCpu(program: Program): CpuBuild {
     program,
     "cpu",
     {
-      kernel: (k: Kernel) => functions.add(renderKernelCpu(k, NAME), kernelBuffers(k)),
-      library: (call: LibraryCall, g: Graph) => functions.add(renderLibraryCpu(call, g, NAME), libraryBuffers(call)),
+      kernel: (k: Kernel) => functions.add(renderKernelCpu(k, NAME), kernelBinding(k)),
+      library: (call: LibraryCall, g: Graph) => functions.add(renderLibraryCpu(call, g, NAME), { buffers: libraryBuffers(call) }),
     },
-    { maxInputs: MAX_INPUTS, library: CPU_LIBRARY },
+    { maxInputs: MAX_INPUTS, library: CPU_LIBRARY, siblings: true },
   );
   const files = new Map<string, string>([
     ["program.cpp", programCpp(program.model, functions)],

@@ -11,7 +11,7 @@
 // Warps and blocks sum in another order than the interpreter, within float32 rounding. Buffers hold float
 // (f32, f16, and bools as 0/1) or int (i32); index arithmetic is int, as in WGSL. Random streams read the
 // launch's {seed, step} from device memory, so a captured CUDA Graph replays with new values.
-import type { Kernel } from "../../compiler/kernel/ir.js";
+import { kernelOutputs, type Kernel } from "../../compiler/kernel/ir.js";
 import { literal, renderSx } from "../c-like/expr.js";
 import { CPP as CUDA, drawsRandom, STORAGE } from "../native/dialect.js";
 
@@ -36,7 +36,7 @@ export function strategy(k: Kernel): Strategy {
 export interface CudaKernel {
   /** The function's text with `NAME` for its name, so identical kernels can share one function. */
   readonly code: string;
-  /** The C++ types of the kernel's buffer parameters: its inputs, then its output. */
+  /** The C++ types of the kernel's buffer parameters: its inputs, then its outputs. */
   readonly buffers: readonly string[];
   /** It draws random numbers: a last parameter points to the launch's {seed, step}. */
   readonly draws: boolean;
@@ -52,12 +52,15 @@ export function renderKernelCuda(k: Kernel): CudaKernel {
   if (k.size > 2147483647) throw new Error(`${k.name} has ${k.size} elements: CUDA kernels index with int (at most 2^31 - 1)`);
   const inputs = k.inputs.map((i) => i.dtype);
   const draws = drawsRandom(k);
-  const buffers = [...k.inputs.map((i) => `const ${STORAGE[i.dtype]}*`), `${STORAGE[k.dtype]}*`];
+  const outputs = kernelOutputs(k);
+  const buffers = [...k.inputs.map((i) => `const ${STORAGE[i.dtype]}*`), ...outputs.map((o) => `${STORAGE[o.dtype]}*`)];
   const params = [...buffers, ...(draws ? ["const unsigned*"] : [])];
-  const names = [...k.inputs.map((_, i) => `in${i}`), "out", ...(draws ? ["rng"] : [])];
+  const names = [...k.inputs.map((_, i) => `in${i}`), ...outputs.map((_, i) => `out${i || ""}`), ...(draws ? ["rng"] : [])];
   const signature = params.map((p, i) => `${p} __restrict__ ${names[i]}`).join(", ");
-  const body = renderSx(k.body, inputs, CUDA);
-  const value = k.dtype === "bool" ? `(${body} ? 1.0f : 0.0f)` : body;
+  const stores = outputs.map((o, i) => {
+    const value = renderSx(o.body, inputs, CUDA);
+    return `  out${i || ""}[gid] = ${o.dtype === "bool" ? `(${value} ? 1.0f : 0.0f)` : value};`;
+  });
   const how = strategy(k);
   const lines = [`// ${k.name}: fuses %${k.fused.join(", %")}`, `__global__ void __launch_bounds__(${BLOCK_SIZE}) ${KERNEL_NAME}(${signature}) {`];
   if (how === "thread") lines.push(`  const int gid = (int)(blockIdx.x * ${BLOCK_SIZE}u + threadIdx.x);`);
@@ -79,7 +82,7 @@ export function renderKernelCuda(k: Kernel): CudaKernel {
     if (how === "warp") lines.push(`  acc = ulc_warp_reduce(acc, ${op});`, "  if (lane != 0) return;");
     if (how === "block") lines.push(`  acc = ulc_block_reduce(acc, ${op}, ${init});`, "  if (threadIdx.x != 0) return;");
   }
-  lines.push(`  out[gid] = ${value};`, "}");
+  lines.push(...stores, "}");
   const grid = { thread: Math.ceil(k.size / BLOCK_SIZE), warp: Math.ceil(k.size / (BLOCK_SIZE / WARP)), block: k.size }[how];
   return { code: lines.join("\n") + "\n", buffers, draws, grid, block: BLOCK_SIZE, cooperative: how !== "thread" };
 }

@@ -10,7 +10,7 @@ import type { Program } from "../../compiler/lower.js";
 import { SOURCES as NATIVE_SOURCES } from "../native/sources.generated.js";
 import { scheduleTxt } from "../native/schedule.js";
 import { isDataParallel } from "../native/toolchain.js";
-import { emitProgram, kernelBuffers, type Dispatch, type EmitOptions, type GraphManifest, type ProgramManifest } from "../program.js";
+import { emitProgram, kernelBinding, type Dispatch, type EmitOptions, type GraphManifest, type ProgramManifest } from "../program.js";
 import { KERNEL_NAME, renderKernelCuda, type CudaKernel } from "./kernel.js";
 import { SOURCES } from "./sources.generated.js";
 import { DEFAULT_ARCH, makefile } from "./toolchain.js";
@@ -44,7 +44,7 @@ class Functions {
       this.byKey.set(key, name);
       this.kernels.push({ name, kernel: c, comment: c.code.slice(0, c.code.indexOf("\n")) });
     }
-    return { kernel: name, grid: c.grid, block: c.block, buffers: kernelBuffers(k) };
+    return { kernel: name, grid: c.grid, block: c.block, ...kernelBinding(k) };
   }
 }
 
@@ -79,7 +79,7 @@ export const MAX_INPUTS = 32;
 /** A Program as a CUDA build directory. Kernels are never tiled: CUDA renders every kernel a thread (or warp, or block) per output. */
 export function emitCuda(program: Program, options: Pick<EmitOptions, "maxInputs"> & { arch?: string } = {}): CudaBuild {
   const functions = new Functions();
-  const manifest = emitProgram(program, "cuda", { kernel: (k) => functions.add(k) }, { maxInputs: options.maxInputs ?? MAX_INPUTS });
+  const manifest = emitProgram(program, "cuda", { kernel: (k) => functions.add(k) }, { maxInputs: options.maxInputs ?? MAX_INPUTS, siblings: true });
   const files = new Map<string, string>([
     ["program.cu", programCu(program.model, functions)],
     ["schedule.txt", scheduleTxt(manifest)],

@@ -1,7 +1,7 @@
 // A renderer of the kernel IR to JavaScript: the third C-like target, which runs fused kernels on the CPU so
 // that fusion is tested against the reference interpreter without a GPU. Its arithmetic is float64 with the
 // interpreter's scalar semantics (compiler/scalar.ts), i32 wrapping included.
-import { tileFactors, type Ix, type Kernel, type Sx } from "../../compiler/kernel/ir.js";
+import { kernelOutputs, tileFactors, type Ix, type Kernel, type Sx } from "../../compiler/kernel/ir.js";
 
 export function renderIx(ix: Ix): string {
   switch (ix.k) {
@@ -57,13 +57,17 @@ export function renderSx(x: Sx): string {
   }
 }
 
-/** The statement storing the output element `gid` as the interpreter stores a result of this dtype: i32 wraps, bool is 0 or 1. */
+/** The statements storing each output's element `gid` as the interpreter stores a result of its dtype: i32 wraps, bool is 0 or 1. */
 function store(k: Kernel): string {
-  const value = renderSx(k.body);
-  return `out[gid] = ${k.dtype === "i32" ? `${value} | 0` : k.dtype === "bool" ? `(${value} !== 0 ? 1 : 0)` : value};`;
+  return kernelOutputs(k)
+    .map((o, i) => {
+      const value = renderSx(o.body);
+      return `outs[${i}][gid] = ${o.dtype === "i32" ? `${value} | 0` : o.dtype === "bool" ? `(${value} !== 0 ? 1 : 0)` : value};`;
+    })
+    .join(" ");
 }
 
-/** The body of `function (ins, out, seed, step, U, B, BI, toI32, uniformAt, normalAt)`. */
+/** The body of `function (ins, outs, seed, step, U, B, BI, toI32, uniformAt, normalAt)`: `outs` holds the kernel's outputs (kernelOutputs). */
 export function renderKernel(k: Kernel): string {
   const lines = [`// ${k.name}: fuses %${k.fused.join(", %")}`, ...k.inputs.map((_, i) => `const in${i} = ins[${i}];`), "const scratch = new Uint32Array(4);"];
   if (k.tile) return [...lines, ...renderTiled(k)].join("\n");

@@ -1,7 +1,7 @@
 // The C++ spelling of kernel expressions, shared by the CUDA and CPU targets: both compile with a C++ compiler
 // (nvcc, g++) against the same scalar helpers (backends/native/cpp/ulc_scalar.h).
 import type { DType } from "../../compiler/ir.js";
-import type { Kernel, Sx } from "../../compiler/kernel/ir.js";
+import { kernelOutputs, type Kernel, type Sx } from "../../compiler/kernel/ir.js";
 import { C_BINARY, C_UNARY, call, calls, type Dialect } from "../c-like/expr.js";
 
 /** Buffers hold float (f32, f16, and bools as 0/1) or int (i32). */
@@ -45,5 +45,5 @@ function usesRandom(x: Sx): boolean {
 
 /** Whether a kernel draws random numbers (and so reads the launch's {seed, step}). */
 export function drawsRandom(k: Kernel): boolean {
-  return usesRandom(k.body) || (k.reduce !== undefined && usesRandom(k.reduce.body));
+  return kernelOutputs(k).some((o) => usesRandom(o.body)) || (k.reduce !== undefined && usesRandom(k.reduce.body));
 }

@@ -16,8 +16,8 @@ export function planScratch(g: GraphManifest): { offsets: Map<number, number>; b
   const bytes = new Map(g.buffers.map((b) => [b.id, size(b.shape) * ELEMENT_BYTES]));
   const pinned = new Set(g.buffers.filter((b) => b.role !== "intermediate").map((b) => b.id));
   const steps = g.dispatches.map((d) => {
-    const out = d.buffers.at(-1)!;
-    return { produces: [{ id: out, bytes: bytes.get(out)! }], reads: d.buffers.slice(0, -1) };
+    const written = d.outputs ?? 1;
+    return { produces: d.buffers.slice(-written).map((id) => ({ id, bytes: bytes.get(id)! })), reads: d.buffers.slice(0, -written) };
   });
   const plan = planMemory(steps, { pinned, alignment: ALIGNMENT });
   return { offsets: plan.offsets, bytes: plan.arenaBytes };

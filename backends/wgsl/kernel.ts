@@ -97,6 +97,7 @@ function grid(groups: number): [number, number] {
 
 /** The shader's text and the dispatch it needs. */
 export function renderKernelWgsl(k: Kernel, options: WgslKernelOptions = {}): { code: string; workgroups: [number, number] } {
+  if (k.siblings) throw new Error(`${k.name} has sibling outputs, which WGSL kernels do not write (fuse without FuseOptions.siblings)`);
   const inputs = k.inputs.map((i) => i.dtype);
   const body = renderSx(k.body, inputs, WGSL);
   const reduceBody = k.reduce ? renderSx(k.reduce.body, inputs, WGSL) : "";

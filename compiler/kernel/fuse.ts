@@ -5,9 +5,11 @@
 // A value with several consumers is materialised rather than recomputed, as is every graph output. Matmul and
 // the convolutions are sums of products shaped like a batch of matrix products; given `tile`, a kernel whose
 // output is such a sum computes a register tile of outputs per invocation (kernel/ir.ts, Tile). Library calls
-// (tuned templates such as a register-blocked matmul) replace the ops named in `library`.
+// (tuned templates such as a register-blocked matmul) replace the ops named in `library`. With `siblings`,
+// adjacent element-wise kernels of one size then merge into kernels of several outputs (kernel/siblings.ts).
 import { strides, type Graph, type Node } from "../ir.js";
 import { GID, R, ixAdd, ixConst, ixDiv, ixMod, ixMul, type Ix, type Kernel, type KernelInput, type LibraryOperand, type Schedule, type Step, type Sx, type Tile } from "./ir.js";
+import { mergeSiblings } from "./siblings.js";
 
 const ELEMENTWISE = new Set(["unary", "binary", "compare", "select", "cast", "stop_gradient"]);
 /** Ops computed by a reduction loop: each is its own kernel unless it fuses into its consumer. */
@@ -39,6 +41,8 @@ export interface FuseOptions {
    * tile splits its matrices into equal blocks.
    */
   readonly tile?: { readonly rows: number; readonly cols: number; readonly minProducts?: number };
+  /** Merge adjacent element-wise kernels of one size into multi-output kernels (kernel/siblings.ts); default off. */
+  readonly siblings?: boolean;
 }
 
 export function fuse(g: Graph, options: FuseOptions = {}): Schedule {
@@ -69,7 +73,7 @@ export function fuse(g: Graph, options: FuseOptions = {}): Schedule {
   const maxInputs = options.maxInputs ?? 7;
   for (;;) {
     const retry = buildSchedule(g, materialized, library, maxInputs, options.tile);
-    if (typeof retry !== "number") return retry;
+    if (typeof retry !== "number") return options.siblings ? { ...retry, steps: mergeSiblings(retry.steps, maxInputs + 1) } : retry;
     materialized.add(retry);
   }
 }

@@ -153,6 +153,13 @@ export interface Tile {
   readonly cols: number;
 }
 
+/** Another output of an element-wise kernel (kernel/siblings.ts): written at the same index, from its own body. */
+export interface SiblingOutput {
+  readonly node: number;
+  readonly dtype: DType;
+  readonly body: Sx;
+}
+
 export interface Kernel {
   readonly name: string;
   /** The graph node this kernel materialises. */
@@ -167,8 +174,15 @@ export interface Kernel {
   readonly tile?: Tile;
   /** The output element (uses `acc` when there is a reduction). */
   readonly body: Sx;
+  /** More outputs of an element-wise kernel (no reduction, no tile), each written at the same index. */
+  readonly siblings?: readonly SiblingOutput[];
   /** The graph nodes fused into this kernel, for statistics and debugging. */
   readonly fused: readonly number[];
+}
+
+/** Every output of a kernel: its own node, then its siblings'. */
+export function kernelOutputs(k: Kernel): SiblingOutput[] {
+  return [{ node: k.node, dtype: k.dtype, body: k.body }, ...(k.siblings ?? [])];
 }
 
 /** The two factors of a tiled kernel's term (see Tile). */

@@ -4,7 +4,7 @@
 // constant across the inner loop, and `counter % c` is `(outer % (c/L))·L + inner`, so the inner loop reads
 // memory contiguously or not at all, where the flat loop divided every index by constants. A broadcast of a
 // per-channel value over an image, or a reduction over a batch of images, becomes a loop a compiler vectorises.
-import { ixAdd, ixDiv, ixMod, ixMul, type Ix, type Kernel, type Sx } from "./ir.js";
+import { ixAdd, ixDiv, ixMod, ixMul, kernelOutputs, type Ix, type Kernel, type Sx } from "./ir.js";
 
 export type Counter = "gid" | "r";
 
@@ -57,7 +57,7 @@ function divisors(x: Ix, counter: Counter, out: number[]): void {
 
 /** The expressions in which `counter` varies: the output value for gid, the reduction's term for r. */
 function scope(k: Kernel, counter: Counter): Sx[] {
-  return counter === "r" ? [k.reduce!.body] : [k.body, ...(k.reduce ? [k.reduce.body] : [])];
+  return counter === "r" ? [k.reduce!.body] : [...kernelOutputs(k).map((o) => o.body), ...(k.reduce ? [k.reduce.body] : [])];
 }
 
 /** L, the inner block of `counter` in kernel k, or undefined where the kernel is better run as one flat loop. */

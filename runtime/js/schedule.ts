@@ -2,20 +2,20 @@
 // reference interpreter. Float64 only: it exists to check fusion against the interpreter, not to be fast.
 import { renderKernel } from "../../backends/js/render.js";
 import { GraphBuilder, type Graph } from "../../compiler/ir.js";
-import type { Kernel, Schedule } from "../../compiler/kernel/ir.js";
+import { kernelOutputs, type Kernel, type Schedule } from "../../compiler/kernel/ir.js";
 import { BINARY, BINARY_I32, UNARY, saturateToI32 } from "../../compiler/scalar.js";
 import { interpret, type InterpretEnv } from "../interpreter.js";
 import { normalAt, uniformAt } from "../random.js";
 import type { Tensor } from "../tensor.js";
 
-type KernelFn = (ins: Float64Array[], out: Float64Array, seed: number, step: number, ...lib: unknown[]) => void;
+type KernelFn = (ins: Float64Array[], outs: Float64Array[], seed: number, step: number, ...lib: unknown[]) => void;
 
 const compiled = new WeakMap<Kernel, KernelFn>();
 
 function compile(k: Kernel): KernelFn {
   let f = compiled.get(k);
   if (!f) {
-    f = new Function("ins", "out", "seed", "step", "U", "B", "BI", "toI32", "uniformAt", "normalAt", renderKernel(k)) as KernelFn;
+    f = new Function("ins", "outs", "seed", "step", "U", "B", "BI", "toI32", "uniformAt", "normalAt", renderKernel(k)) as KernelFn;
     compiled.set(k, f);
   }
   return f;
@@ -32,10 +32,11 @@ export function runSchedule(g: Graph, schedule: Schedule, env: InterpretEnv, opt
   for (const step of schedule.steps) {
     if (step.kind === "kernel") {
       const k = step.kernel;
-      const out = new Float64Array(k.size);
+      const outputs = kernelOutputs(k);
+      const outs = outputs.map(() => new Float64Array(k.size));
       compile(k)(
         k.inputs.map((i) => buffers.get(i.node)!),
-        out,
+        outs,
         options.seed,
         options.step,
         UNARY,
@@ -45,7 +46,7 @@ export function runSchedule(g: Graph, schedule: Schedule, env: InterpretEnv, opt
         uniformAt,
         normalAt,
       );
-      buffers.set(k.node, out);
+      outputs.forEach((o, i) => buffers.set(o.node, outs[i]!));
       continue;
     }
     // A library op: the interpreter runs it alone, on its materialised operands (transposed where it reads them so).

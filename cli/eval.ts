@@ -11,11 +11,12 @@ import { DataError, loadImages, type ImageSet } from "../train/data.js";
 import { entryOutputs, featureDistance, meanMetrics, meanPsnr, reconstructions, samples } from "../train/evaluate.js";
 import { writeLossCurve } from "../train/plot.js";
 import { readMetrics, readRunConfig, RunError, type TargetChoice } from "../train/run.js";
-import { sampleCalls, type Sampler } from "../runtime/sampler.js";
+import { sampleCalls, stepEntry, type Sampler } from "../runtime/sampler.js";
+import { EntryError, requireEntries, type ConventionName } from "../train/conventions.js";
 import { EXIT } from "./args.js";
 import type { CliIo } from "./io.js";
 import { Progress } from "./progress.js";
-import { imageSampler, loadRun, writeGrid, type LoadedRun } from "./sample.js";
+import { imageSampler, loadRun, writeGrid, type ImageSampler, type LoadedRun } from "./sample.js";
 
 export interface EvalCommandOptions {
   readonly classifier?: string;
@@ -30,20 +31,37 @@ export interface EvalCommandOptions {
   readonly target?: TargetChoice;
 }
 
-/**
- * An entry eval relies on (docs/language.md, "Entries the commands rely on"), or a DataError saying which run
- * needs it for what, and what its model has instead.
- */
-function entry(run: LoadedRun, name: string, purpose: string): ProgramEntry {
-  const found = run.program.entries.find((e) => e.name === name);
-  if (found) return found;
-  const has = run.program.entries.map((e) => e.name).join(", ");
-  throw new DataError(`${purpose} needs the entry '${name}', which model ${run.program.model} of ${run.dir} lacks (it has ${has})`);
+/** An entry eval relies on, which `measures` has checked is there with its signature (train/conventions.ts). */
+function entry(run: LoadedRun, name: ConventionName): ProgramEntry {
+  return run.program.entries.find((e) => e.name === name)!;
+}
+
+/** What eval measures of a run, by the entries its model has; each needs entries the run's model must have. */
+interface Measures {
+  /** A model without `decoder_step` (and not stage 2) is a classifier: its test loss and accuracy. */
+  readonly classifier: boolean;
+  readonly heldOut: boolean;
+  readonly psnr: boolean;
+  readonly frechet: boolean;
+}
+
+/** The measures of `run`, its entries checked for them before any is taken (an EntryError says what is missing). */
+function measures(run: LoadedRun, options: EvalCommandOptions): Measures {
+  const has = (name: string) => run.program.entries.some((e) => e.name === name);
+  const stage2 = Boolean(run.config.latentsFrom);
+  if (!has("decoder_step") && !stage2) {
+    requireEntries(run.program, ["evaluate"], `measuring ${run.dir} as a classifier (a model without decoder_step)`);
+    return { classifier: true, heldOut: false, psnr: false, frechet: false };
+  }
+  const m = { classifier: false, heldOut: has("evaluate"), psnr: has("encode") && has("decoder_step"), frechet: Boolean(options.classifier) && (has("prior_step") || stage2) };
+  requireEntries(run.program, m.heldOut ? ["evaluate"] : [], `the held-out metrics of ${run.dir}`);
+  requireEntries(run.program, m.psnr ? ["encode", stepEntry("decoder", options.sampler), "decoder_x_hat"] : [], `the reconstruction PSNR of ${run.dir}`, ["noise_latent"]);
+  return m;
 }
 
 /** Test loss and accuracy of a classifier run. */
 async function classifierReport(run: LoadedRun, set: ImageSet, n: number, io: CliIo): Promise<Record<string, number>> {
-  const layout = inputLayout(entry(run, "evaluate", "measuring a classifier (a model without 'decoder_step')"), set);
+  const layout = inputLayout(entry(run, "evaluate"), set);
   const progress = new Progress(io.stderr, "classifier test split", Math.floor(n / layout.batch), 0, "batch");
   let done = 0;
   return meanMetrics(run.opened.session, "evaluate", set, layout, n, 0, () => progress.update(++done));
@@ -66,7 +84,7 @@ export function centreCrop(images: Float32Array, shape: readonly number[], want:
 
 /** The classifier's input for images of `shape`: the images, or their centre crop; a DataError when neither fits. */
 function classifierInput(run: LoadedRun, images: Float32Array, shape: readonly number[]): Float32Array {
-  const want = entry(run, "features", "the Fréchet distance's classifier").inputs[0]!.shape.slice(1);
+  const want = entry(run, "features").inputs[0]!.shape.slice(1);
   if (shape.slice(1).join() === want.join()) return images;
   const crop = centreCrop(images, shape, want);
   if (!crop) throw new DataError(`the classifier takes [${want.join(", ")}] images; the run's are [${shape.slice(1).join(", ")}], and no centre crop gives the former`);
@@ -74,7 +92,7 @@ function classifierInput(run: LoadedRun, images: Float32Array, shape: readonly n
 }
 
 async function features(run: LoadedRun, images: Float32Array, count: number, batch: number): Promise<Float32Array> {
-  const spec = entry(run, "features", "the Fréchet distance's classifier").inputs[0]!;
+  const spec = entry(run, "features").inputs[0]!;
   const per = spec.shape.slice(1).reduce((a, b) => a * b, 1);
   return entryOutputs(run.opened.session, "features", (indices) => {
     const data = new Float32Array(batch * per);
@@ -85,7 +103,7 @@ async function features(run: LoadedRun, images: Float32Array, count: number, bat
 
 /** Reconstruction PSNR, with a picture of pairs (original, reconstruction). */
 async function reconstructionReport(run: LoadedRun, set: ImageSet, options: EvalCommandOptions, dir: string, io: CliIo): Promise<number> {
-  const layout = inputLayout(entry(run, "encode", "reconstruction"), set);
+  const layout = inputLayout(entry(run, "encode"), set);
   io.stderr.write(`reconstructing ${options.recon} test images (${options.steps} decoder steps each)...\n`);
   const { real, fake } = await reconstructions(run.opened.session, run.program.entries, set, layout, options.recon, { steps: options.steps, sampler: options.sampler, seed: options.seed });
   const per = real.length / options.recon;
@@ -100,75 +118,71 @@ async function reconstructionReport(run: LoadedRun, set: ImageSet, options: Eval
 }
 
 /** The Fréchet distance between test images and samples on the classifier's features; a grid of the samples. */
-async function frechetReport(run: LoadedRun, set: ImageSet, options: EvalCommandOptions, dir: string, io: CliIo): Promise<Record<string, unknown> | number> {
-  const classifier = await loadRun(options.classifier!, { batch: options.batch, seed: options.seed, ema: true, ...(options.target && { target: options.target }) }, io, "eval");
-  if (typeof classifier === "number") return classifier;
-  const sampler = await imageSampler(run, options.batch, options, io, "eval");
-  try {
-    if (typeof sampler === "number") return sampler;
-    for (const name of ["evaluate", "features"]) entry(classifier, name, "--classifier (the Fréchet distance's classifier)");
-    const accuracy = await classifierReport(classifier, set, set.count, io);
-    const bar = new Progress(io.stderr, "samples for the Fréchet distance", options.fdN, 0, "image");
-    let done = 0;
-    const fakes = await samples(options.fdN, options.batch, sampleCalls(options.steps), async (firstCall) => {
-      const images = await sampler.sample(options.seed, firstCall);
-      bar.update((done = Math.min(options.fdN, done + options.batch)));
-      return images;
-    });
-    const per = fakes.data.length / options.fdN;
-    await writeGrid(join(dir, "eval-samples.png"), { data: fakes.data.subarray(0, Math.min(64, options.fdN) * per), shape: [Math.min(64, options.fdN), ...fakes.shape.slice(1)] });
-    // Real images go to the classifier straight from the data set, in its own batches.
-    const layout = inputLayout(entry(classifier, "features", "the Fréchet distance's classifier"), set);
-    const fr = await entryOutputs(classifier.opened.session, "features", (indices) => batchOf(set, layout, indices.map((i) => i % set.count)), options.fdN, layout.batch, 0);
-    const ff = await features(classifier, classifierInput(classifier, fakes.data as Float32Array, [options.fdN, ...fakes.shape.slice(1)]), options.fdN, options.batch);
-    return {
-      distance: featureDistance(fr, ff, fr.length / options.fdN),
-      samples: options.fdN,
-      sampler: `${sampler.describe}, ${options.sampler}, ${options.steps} steps`,
-      features: "the classifier's penultimate layer: an FID for Fashion-MNIST with our classifier in place of Inception",
-      classifier: { run: options.classifier, step: classifier.step, ...accuracy },
-    };
-  } finally {
-    if (typeof sampler === "object") sampler.close();
-    classifier.opened.close();
-  }
+async function frechetReport(classifier: LoadedRun, sampler: ImageSampler, set: ImageSet, options: EvalCommandOptions, dir: string, io: CliIo): Promise<Record<string, unknown>> {
+  const accuracy = await classifierReport(classifier, set, set.count, io);
+  const bar = new Progress(io.stderr, "samples for the Fréchet distance", options.fdN, 0, "image");
+  let done = 0;
+  const fakes = await samples(options.fdN, options.batch, sampleCalls(options.steps), async (firstCall) => {
+    const images = await sampler.sample(options.seed, firstCall);
+    bar.update((done = Math.min(options.fdN, done + options.batch)));
+    return images;
+  });
+  const per = fakes.data.length / options.fdN;
+  await writeGrid(join(dir, "eval-samples.png"), { data: fakes.data.subarray(0, Math.min(64, options.fdN) * per), shape: [Math.min(64, options.fdN), ...fakes.shape.slice(1)] });
+  // Real images go to the classifier straight from the data set, in its own batches.
+  const layout = inputLayout(entry(classifier, "features"), set);
+  const fr = await entryOutputs(classifier.opened.session, "features", (indices) => batchOf(set, layout, indices.map((i) => i % set.count)), options.fdN, layout.batch, 0);
+  const ff = await features(classifier, classifierInput(classifier, fakes.data as Float32Array, [options.fdN, ...fakes.shape.slice(1)]), options.fdN, options.batch);
+  return {
+    distance: featureDistance(fr, ff, fr.length / options.fdN),
+    samples: options.fdN,
+    sampler: `${sampler.describe}, ${options.sampler}, ${options.steps} steps`,
+    features: "the classifier's penultimate layer: an FID for Fashion-MNIST with our classifier in place of Inception",
+    classifier: { run: options.classifier, step: classifier.step, ...accuracy },
+  };
 }
 
 export async function runEval(dir: string, options: EvalCommandOptions, io: CliIo): Promise<number> {
   const run = await loadRun(dir, { batch: options.batch, seed: options.seed, ema: options.ema, ...(options.target && { target: options.target }) }, io, "eval");
   if (typeof run === "number") return run;
+  let classifier: LoadedRun | undefined, sampler: ImageSampler | undefined;
   try {
+    // Everything the measures need is checked, and loaded, before the first is taken.
+    const m = measures(run, options);
+    if (m.frechet) {
+      const loaded = await loadRun(options.classifier!, { batch: options.batch, seed: options.seed, ema: true, ...(options.target && { target: options.target }) }, io, "eval");
+      if (typeof loaded === "number") return loaded;
+      classifier = loaded;
+      requireEntries(classifier.program, ["evaluate", "features"], `--classifier ${options.classifier} (the Fréchet distance's classifier)`);
+      const made = await imageSampler(run, options.batch, options, io, "eval");
+      if (typeof made === "number") return made;
+      sampler = made;
+    }
     const set = loadImages(run.config.latentsFrom ? readRunConfig(run.config.latentsFrom).data : run.config.data, "test");
     const n = Math.min(options.n, set.count);
     const report: Record<string, unknown> = { run: dir, model: run.program.model, step: run.step, ema: run.usesEma, data: set.source };
-    const has = (entry: string) => run.program.entries.some((e) => e.name === entry);
-    if (!has("decoder_step") && !run.config.latentsFrom) {
-      Object.assign(report, { examples: n }, await classifierReport(run, set, n, io));
-    } else {
-      if (has("evaluate")) {
-        const layout = inputLayout(entry(run, "evaluate", "held-out metrics"), set);
-        const bar = new Progress(io.stderr, "held-out metrics", Math.floor(n / layout.batch), 0, "batch");
-        let done = 0;
-        report.heldOut = { examples: Math.floor(n / layout.batch) * layout.batch, ...(await meanMetrics(run.opened.session, "evaluate", set, layout, n, 0, () => bar.update(++done))) };
-      }
-      if (has("encode") && has("decoder_step")) report.psnr = await reconstructionReport(run, set, options, dir, io);
-      if (options.classifier && (has("prior_step") || run.config.latentsFrom)) {
-        const frechet = await frechetReport(run, set, options, dir, io);
-        if (typeof frechet === "number") return frechet;
-        report.frechet = frechet;
-      }
+    if (m.classifier) Object.assign(report, { examples: n }, await classifierReport(run, set, n, io));
+    if (m.heldOut) {
+      const layout = inputLayout(entry(run, "evaluate"), set);
+      const bar = new Progress(io.stderr, "held-out metrics", Math.floor(n / layout.batch), 0, "batch");
+      let done = 0;
+      report.heldOut = { examples: Math.floor(n / layout.batch) * layout.batch, ...(await meanMetrics(run.opened.session, "evaluate", set, layout, n, 0, () => bar.update(++done))) };
     }
+    if (m.psnr) report.psnr = await reconstructionReport(run, set, options, dir, io);
+    if (classifier && sampler) report.frechet = await frechetReport(classifier, sampler, set, options, dir, io);
     writeFileAtomic(join(dir, "eval.json"), JSON.stringify(report, null, 2) + "\n");
     await writeLossCurve(dir, readMetrics(dir), run.program.model);
     io.stdout.write(JSON.stringify(report, null, 2) + "\n");
     return EXIT.ok;
   } catch (e) {
-    if (e instanceof DataError || e instanceof RunError) {
+    if (e instanceof DataError || e instanceof RunError || e instanceof EntryError) {
       io.stderr.write(`ulc eval: ${e.message}\n`);
       return EXIT.usage;
     }
     throw e;
   } finally {
+    sampler?.close();
+    classifier?.opened.close();
     run.opened.close();
   }
 }

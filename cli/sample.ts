@@ -6,10 +6,11 @@ import { dirname, join } from "node:path";
 import type { Program } from "../compiler/lower.js";
 import { imageGrid } from "../runtime/pictures/grid.js";
 import { encodePng } from "../runtime/pictures/png.js";
-import { decode, sampleCalls, sampleImages, samplePrior, type Sampler } from "../runtime/sampler.js";
+import { decode, sampleCalls, sampleImages, samplePrior, stepEntry, type Sampler } from "../runtime/sampler.js";
 import type { HostTensor } from "../runtime/session.js";
 import { StateMismatchError } from "../runtime/training-state.js";
 import { CheckpointError, fsFailure, makeFolder, readCheckpoint } from "../train/checkpoint.js";
+import { EntryError, requireEntries, type ConventionName } from "../train/conventions.js";
 import { DeviceUnavailableError, openSession, type OpenedSession } from "../train/open-session.js";
 import { readRunConfig, RunError, type RunConfig, type TargetChoice } from "../train/run.js";
 import { EXIT } from "./args.js";
@@ -113,11 +114,16 @@ export interface ImageSampler {
 
 export async function imageSampler(run: LoadedRun, batch: number, options: Pick<SampleCommandOptions, "steps" | "sampler" | "seed" | "ema" | "target">, io: CliIo, command: string): Promise<ImageSampler | number> {
   const base = { steps: options.steps, sampler: options.sampler };
-  const step = options.sampler === "ddpm" ? "prior_step" : "prior_ddim_step";
-  if (!run.program.entries.some((e) => e.name === step)) {
-    io.stderr.write(`ulc ${command}: model ${run.program.model} has no prior to sample from (no '${step}' entry); train a stage-2 base model on its latents (ulc train models/ul_tiny_base.ul --latents-from RUN_DIR) and sample that run\n`);
-    return EXIT.usage;
-  }
+  const prior = stepEntry("prior", options.sampler);
+  const decoder: ConventionName[] = [stepEntry("decoder", options.sampler), "decoder_x_hat"];
+  const refused = entriesRefused(io, command, () => {
+    const stage2 = Boolean(run.config.latentsFrom);
+    // A model with a decoder and no prior (a stage-1 run, a VAE) is sampled through a stage-2 run over its latents.
+    const noPrior = !run.program.entries.some((e) => e.name === prior) && run.program.entries.some((e) => e.name === decoder[0]);
+    const hint = noPrior ? "; train a stage-2 base model on its latents (ulc train models/ul_tiny_base.ul --latents-from RUN_DIR) and sample that run" : "";
+    requireEntries(run.program, stage2 ? [prior] : [prior, ...decoder], `sampling ${run.dir} (--sampler ${options.sampler})`, [], hint);
+  });
+  if (refused !== undefined) return refused;
   if (!run.config.latentsFrom) {
     return {
       describe: "prior and decoder",
@@ -127,6 +133,11 @@ export async function imageSampler(run: LoadedRun, batch: number, options: Pick<
   }
   const stage1 = await loadRun(run.config.latentsFrom, { batch, seed: options.seed, ema: options.ema, ...(options.target && { target: options.target }) }, io, command);
   if (typeof stage1 === "number") return stage1;
+  const decoderRefused = entriesRefused(io, command, () => requireEntries(stage1.program, decoder, `decoding stage 2's samples with ${run.config.latentsFrom}'s decoder`));
+  if (decoderRefused !== undefined) {
+    stage1.opened.close();
+    return decoderRefused;
+  }
   return {
     describe: `stage 2 over ${run.config.latentsFrom}'s decoder`,
     async sample(seed, firstCall, onProgress) {
@@ -137,6 +148,18 @@ export async function imageSampler(run: LoadedRun, batch: number, options: Pick<
     },
     close: () => stage1.opened.close(),
   };
+}
+
+/** Runs `check`; on an EntryError, says why and gives exit 2. */
+function entriesRefused(io: CliIo, command: string, check: () => void): number | undefined {
+  try {
+    check();
+    return undefined;
+  } catch (e) {
+    if (!(e instanceof EntryError)) throw e;
+    io.stderr.write(`ulc ${command}: ${e.message}\n`);
+    return EXIT.usage;
+  }
 }
 
 export async function runSample(dir: string, options: SampleCommandOptions, io: CliIo): Promise<number> {

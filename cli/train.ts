@@ -10,6 +10,7 @@ import { NAMES } from "../compiler/names.js";
 import { decodeSafetensors, encodeSafetensors } from "../runtime/safetensors.js";
 import { imageData, inputLayout, tensorData, type TrainingData } from "../train/batches.js";
 import { CheckpointError, removeStaleTemporaries, writeFileAtomic } from "../train/checkpoint.js";
+import { EntryError, requireEntries } from "../train/conventions.js";
 import { DataError, loadImages } from "../train/data.js";
 import { entryOutputs } from "../train/evaluate.js";
 import { DivergedError, trainLoop } from "../train/loop.js";
@@ -129,8 +130,8 @@ async function stage1Latents(config: RunConfig, dir: string, entry: Program["ent
   const stage1 = await loadRun(config.latentsFrom!, { batch: config.batch, seed: config.seed, ema: true, target: config.target }, io, "train");
   if (typeof stage1 === "number") throw new UsageError(`--latents-from ${config.latentsFrom}: the stage-1 run cannot be loaded (above)`);
   try {
-    const encode = stage1.program.entries.find((e) => e.name === "encode");
-    if (!encode) throw new UsageError(`--latents-from: model ${stage1.program.model} has no 'encode' entry`);
+    requireEntries(stage1.program, ["encode"], `--latents-from ${config.latentsFrom} (stage 2's latents)`);
+    const encode = stage1.program.entries.find((e) => e.name === "encode")!;
     const set = loadImages(stage1.config.data, "train");
     const layout = inputLayout(encode, set);
     io.stderr.write(`ulc train: encoding ${set.count} images with the frozen encoder of ${config.latentsFrom} (step ${stage1.step})\n`);
@@ -231,7 +232,7 @@ async function trainLocked(file: string, dir: string, options: TrainCommandOptio
       data = imageData(set, inputLayout(entry, set));
     }
   } catch (e) {
-    if (e instanceof UsageError || e instanceof DataError || e instanceof RunError) {
+    if (e instanceof UsageError || e instanceof DataError || e instanceof RunError || e instanceof EntryError) {
       io.stderr.write(`ulc train: ${e.message}\n`);
       return EXIT.usage;
     }

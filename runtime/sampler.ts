@@ -57,7 +57,8 @@ export function batchFirstCall(k: number, calls: number): number {
   return 1 + k * calls;
 }
 
-function stepEntry(prefix: string, sampler: Sampler): string {
+/** The name of a stage's step entry for `sampler`: `prior_step`, `decoder_ddim_step`, ... */
+export function stepEntry<P extends string>(prefix: P, sampler: Sampler): `${P}_step` | `${P}_ddim_step` {
   return sampler === "ddpm" ? `${prefix}_step` : `${prefix}_ddim_step`;
 }
 

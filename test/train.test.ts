@@ -249,7 +249,7 @@ describe.skipIf(skip !== undefined)("stage 2, the VAE baseline and ulc eval", ()
     expect(vae.psnr).toBeGreaterThan(0);
     expect(vae.frechet).toBeUndefined(); // a VAE alone has no prior to sample from: stage 2 does that
     const noPrior = await ulc(["sample", out("vae"), "--n", "4", "-o", join(dir, "vae.png")]);
-    expect([noPrior.code, noPrior.stderr]).toEqual([2, expect.stringMatching(/model VaeTiny has no prior to sample from \(no 'prior_step' entry\); train a stage-2 base model/)]);
+    expect([noPrior.code, noPrior.stderr]).toEqual([2, expect.stringMatching(/sampling .*vae \(--sampler ddpm\) needs an entry that model VaeTiny lacks: prior_step\(z: f32\[B, \.\.\.Z\], t: f32, s: f32\) -> f32\[B, \.\.\.Z\] is missing .*; train a stage-2 base model/)]);
   }, 600_000);
 });
 

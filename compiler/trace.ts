@@ -48,16 +48,21 @@ export class GraphTracer implements Tracer {
   private randomKey: number;
   private current: GraphBuilder;
   private readonly shard: TraceShard | undefined;
+  /** Whether this trace is a train entry's: what `training()` is. */
+  private readonly training: boolean;
+  /** The node of the gradients' global norm, once lower.ts has built the backward pass: what `grad_norm()` is. */
+  gradNorm: number | undefined;
 
   /** `firstRandomKey`: where this trace's keys start, past those of the graphs traced before it (lower.ts). */
   constructor(
     readonly builder: GraphBuilder,
-    options: { withInit?: boolean; firstRandomKey?: number; shard?: TraceShard } = {},
+    options: { withInit?: boolean; firstRandomKey?: number; shard?: TraceShard; training?: boolean } = {},
   ) {
     this.current = builder;
     this.initBuilder = options.withInit ? new GraphBuilder() : undefined;
     this.randomKey = options.firstRandomKey ?? 0;
     this.shard = options.shard;
+    this.training = options.training ?? false;
   }
 
   /** One past the last random key this trace used. */
@@ -178,10 +183,15 @@ export class GraphTracer implements Tracer {
     return this.current.add({ kind: "binary", fn }, [x, y]);
   }
 
-  /** `values` (rank 1) along `axis` of `shape`, repeated over the other axes. */
-  private along(values: number, axis: number, shape: readonly number[]): number {
-    const line = shape.map((d, i) => (i === axis ? d : 1));
-    return this.broadcastTo(this.current.add({ kind: "reshape" }, [values], line), shape);
+  /** `x` reshaped to `view` (the same elements, with size-1 axes where it is repeated) and broadcast to `shape`. */
+  private spread(x: number, view: readonly number[], shape: readonly number[]): number {
+    return this.broadcastTo(this.current.add({ kind: "reshape" }, [x], view), shape);
+  }
+
+  /** 0, 1, ..., shape[axis] − 1 along `axis` of `shape`, repeated over the other axes. */
+  private indexAlong(axis: number, shape: readonly number[]): number {
+    const iota = this.current.add({ kind: "iota" }, [], [shape[axis]!], "i32");
+    return this.spread(iota, shape.map((d, i) => (i === axis ? d : 1)), shape);
   }
 
   /**
@@ -223,9 +233,7 @@ export class GraphTracer implements Tracer {
   /** 1.0 where the last axis's index equals the label, else 0.0 (all zeros for a label out of range). */
   private oneHot(labels: number, shape: readonly number[]): number {
     const axis = shape.length - 1;
-    const classes = this.current.add({ kind: "iota" }, [], [shape[axis]!], "i32");
-    const spread = this.broadcastTo(this.current.add({ kind: "reshape" }, [labels], [...shape.slice(0, axis), 1]), shape);
-    const hit = this.current.add({ kind: "compare", fn: "eq" }, [spread, this.along(classes, axis, shape)]);
+    const hit = this.current.add({ kind: "compare", fn: "eq" }, [this.spread(labels, [...shape.slice(0, axis), 1], shape), this.indexAlong(axis, shape)]);
     return this.current.add({ kind: "cast" }, [hit], shape, "f32");
   }
 
@@ -236,15 +244,36 @@ export class GraphTracer implements Tracer {
   private argmax(x: number, axis: number, shape: readonly number[]): number {
     const b = this.current;
     const { shape: xs, dtype } = b.node(x);
-    const n = xs[axis]!;
-    const index = this.along(b.add({ kind: "iota" }, [], [n], "i32"), axis, xs);
+    const index = this.indexAlong(axis, xs);
     const choose = (cond: number, otherwise: number) => b.add({ kind: "select" }, [cond, index, otherwise]);
-    const none = this.broadcastTo(this.scalar(n, "i32"), xs);
+    const none = this.broadcastTo(this.scalar(xs[axis]!, "i32"), xs);
     // An integer is never NaN (and C++ compilers reject the test x != x on one).
     const notTop = dtype === "i32" ? none : choose(b.add({ kind: "compare", fn: "ne" }, [x, x]), none);
     const top = this.broadcastTo(this.reduce("max", x, [axis]), xs);
     const candidate = choose(b.add({ kind: "compare", fn: "eq" }, [x, top]), notTop);
     return b.add({ kind: "reshape" }, [this.reduce("min", candidate, [axis])], shape);
+  }
+
+  /**
+   * x's slices at `indices` along `axis` (numpy's take), as tinygrad writes it: each index is compared with every
+   * position on the axis and the slice that matches is summed with zeros. So the gradient (a scatter-add) comes
+   * from the rules of select, broadcast and sum, and every backend runs it, at n times the work of a direct read.
+   * An index outside [0, n) matches nothing: zeros.
+   */
+  private gather(x: number, indices: number, axis: number, shape: readonly number[]): number {
+    const b = this.current;
+    const xs = b.node(x).shape;
+    const is = b.node(indices).shape;
+    const [lead, rest] = [xs.slice(0, axis), xs.slice(axis + 1)];
+    const ones = (s: readonly number[]) => s.map(() => 1);
+    // [...lead, ...is, n, ...rest]: each index against every position, the positions at `at`
+    const wide = [...lead, ...is, xs[axis]!, ...rest];
+    const at = axis + is.length;
+    const values = this.spread(x, [...lead, ...ones(is), xs[axis]!, ...rest], wide);
+    const wanted = this.spread(indices, [...ones(lead), ...is, 1, ...ones(rest)], wide);
+    const hit = b.add({ kind: "compare", fn: "eq" }, [wanted, this.indexAlong(at, wide)]);
+    const picked = b.add({ kind: "select" }, [hit, values, this.fill(0, values)]);
+    return b.add({ kind: "reshape" }, [this.reduce("sum", picked, [at])], shape);
   }
 
   builtin(name: string, args: ReadonlyMap<string, Value>, result: Value): Value {
@@ -292,6 +321,10 @@ export class GraphTracer implements Tracer {
         return done(b.add({ kind: "reshape" }, [node("x")], shape));
       case "one_hot":
         return done(this.oneHot(node("labels"), shape));
+      case "gather": {
+        const x = node("x");
+        return done(this.gather(x, node("indices"), normalizeAxis(numberOf(arg("axis")), b.node(x).shape.length)!, shape));
+      }
       case "argmax":
         return done(this.argmax(node("x"), normalizeAxis(numberOf(arg("axis")), shape.length + 1)!, shape));
       case "conv2d":
@@ -345,6 +378,11 @@ export class GraphTracer implements Tracer {
         return done(this.scalar(this.shard?.index ?? 0, "f32"));
       case "data_shards":
         return done(this.scalar(this.shard?.count ?? 1, "f32"));
+      case "training":
+        return done(this.scalar(this.training ? 1 : 0, "f32"));
+      case "grad_norm":
+        if (this.gradNorm === undefined) throw new Error("grad_norm() traced before the backward pass");
+        return done(this.gradNorm);
       case "cast":
         return done(b.add({ kind: "cast" }, [node("x")], shape, result.dtype));
       default:

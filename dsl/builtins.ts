@@ -107,6 +107,20 @@ class Args {
     return n;
   }
 
+  /** A tensor of numbers: not bool. */
+  numeric(name: string): TensorValue {
+    const t = this.tensor(name);
+    if (t.dtype === "bool") this.fail(name, `${this.op} needs a numeric tensor, not ${tensorText(t)}`);
+    return t;
+  }
+
+  /** A tensor of indices: i32. */
+  indices(name: string): TensorValue {
+    const t = this.tensor(name);
+    if (t.dtype !== "i32") this.fail(name, `${this.op} needs i32 indices for '${name}', but got ${tensorText(t)}; convert them with cast(${name}, i32)`);
+    return t;
+  }
+
   /** An axis of `x`, normalised (negative counts from the end). */
   axis(name: string, x: TensorValue): number {
     const ax = this.constInt(name);
@@ -315,8 +329,7 @@ function reduction(name: string): Builtin {
   return def(
     [req("x"), none("axis", ALL_AXES), none("keepdims", B(false))],
     (a: Args, ctx: OpContext) => {
-      const x = a.tensor("x");
-      if (x.dtype === "bool") a.fail("x", `${name} needs a numeric tensor, not ${tensorText(x)}`);
+      const x = a.numeric("x");
       const rank = x.shape.length;
       const given = a.ints("axis");
       const axes = new Set<number>();
@@ -398,8 +411,7 @@ export const BUILTINS: ReadonlyMap<string, Builtin> = new Map<string, Builtin>([
     def(
       [req("labels"), req("classes")],
       (a: Args, ctx: OpContext) => {
-        const labels = a.tensor("labels");
-        if (labels.dtype !== "i32") a.fail("labels", `one_hot needs i32 class indices for 'labels', but got ${tensorText(labels)}; convert them with cast(labels, i32)`);
+        const labels = a.indices("labels");
         const classes = a.int("classes");
         if (classes.value !== undefined && classes.value < 1) a.fail("classes", `one_hot needs classes ≥ 1, got ${classes}`, "E0407");
         return tensor("f32", [...labels.shape, classes], ctx.span);
@@ -412,12 +424,24 @@ export const BUILTINS: ReadonlyMap<string, Builtin> = new Map<string, Builtin>([
     def(
       [req("x"), req("axis")],
       (a: Args, ctx: OpContext) => {
-        const x = a.tensor("x");
-        if (x.dtype === "bool") a.fail("x", `argmax needs a numeric tensor, not ${tensorText(x)}`);
+        const x = a.numeric("x");
         const axis = a.axis("axis", x);
         return tensor("i32", x.shape.toSpliced(axis, 1), ctx.span);
       },
       "argmax",
+    ),
+  ],
+  [
+    "gather",
+    def(
+      [req("x"), req("indices"), none("axis", I(0))],
+      (a: Args, ctx: OpContext) => {
+        const x = a.numeric("x");
+        const indices = a.indices("indices");
+        const axis = a.axis("axis", x);
+        return tensor(x.dtype, x.shape.toSpliced(axis, 1, ...indices.shape), ctx.span);
+      },
+      "gather",
     ),
   ],
   [
@@ -687,6 +711,11 @@ export const BUILTINS: ReadonlyMap<string, Builtin> = new Map<string, Builtin>([
   // what statistics over the whole batch need, such as an example's global index.
   ["data_shard", def([], (_a: Args, ctx: OpContext) => tensor("f32", [], ctx.span), "data_shard")],
   ["data_shards", def([], (_a: Args, ctx: OpContext) => tensor("f32", [], ctx.span), "data_shards")],
+  // 1 while a train entry takes a step, 0 in plain entries and initialisers: what dropout reads to switch itself off.
+  ["training", def([], (_a: Args, ctx: OpContext) => tensor("f32", [], ctx.span), "training")],
+  // The L2 norm of every trained parameter's gradient at this step, for clipping (the checker allows it only in an
+  // optimizer's update, which runs once the whole backward pass has).
+  ["grad_norm", def([], (_a: Args, ctx: OpContext) => tensor("f32", [], ctx.span), "grad_norm")],
   [
     "stop_gradient",
     def([req("x")], (a: Args, ctx: OpContext) => {

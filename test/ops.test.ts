@@ -1,5 +1,5 @@
 // The operations the tracer composes from IR primitives (compiler/trace.ts): relu, leaky_relu, gelu, flatten,
-// min, one_hot and argmax. They have no VJP rule or kernel of their own, so this checks the compositions, traced
+// min, one_hot, argmax and gather. They have no VJP rule or kernel of their own, so this checks the compositions, traced
 // from the .ul model below (one entry per case):
 //  - forward values against TF.js's CPU backend, our interpreter in f64 and in f32 (gelu against tfjs-layers'
 //    `gelu_new`, the tanh approximation);
@@ -8,7 +8,8 @@
 //  - every entry, and a train step through all of them, on the CPU target and on WebGPU against the f32
 //    interpreter.
 // Values stay away from kinks and ties where conventions differ (relu and leaky_relu at 0, min at ties, whose
-// gradients TF.js gives to every tied element); argmax's ties are kept, since both take the first maximum.
+// gradients TF.js gives to every tied element); argmax's ties are kept, since both take the first maximum, and
+// gather's repeated indices too.
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
 import { GeluNew } from "@tensorflow/tfjs-layers/dist/activations.js";
@@ -22,7 +23,7 @@ import { openCudaSession } from "../runtime/cuda/session.js";
 import { interpret } from "../runtime/interpreter.js";
 import { ReferenceSession } from "../runtime/reference.js";
 import type { Session } from "../runtime/session.js";
-import { tensorOf, type Precision } from "../runtime/tensor.js";
+import { tensorOf, type Precision, type Tensor } from "../runtime/tensor.js";
 import { sessionFromProgram } from "../runtime/webgpu/compile.js";
 import type { WebGpu } from "../runtime/webgpu/device.js";
 import { near } from "./support/native.js";
@@ -58,11 +59,13 @@ const i32Extremes: Gen = (n, r) => Array.from({ length: n }, () => [-(2 ** 31), 
 interface OpCase {
   readonly entry: string;
   readonly x: { readonly dtype: DType; readonly shape: readonly number[] };
-  /** The entry's body, of its input `x`, and its result type. */
+  /** The entry's body, of its input `x` (and `indices`), and its result type. */
   readonly body: string;
   readonly result: string;
   readonly values: Gen;
-  readonly tf: (x: tf.Tensor) => tf.Tensor;
+  /** A second input, i32 `indices`, not differentiated. */
+  readonly indices?: { readonly shape: readonly number[]; readonly values: Gen };
+  readonly tf: (x: tf.Tensor, indices?: tf.Tensor) => tf.Tensor;
   /** The largest relative difference from TF.js allowed, forward and gradient: 0 is bitwise (as float32). */
   readonly tolerance: number;
 }
@@ -87,6 +90,10 @@ const CASES: readonly OpCase[] = [
   { entry: "argmax_", x: X, body: "argmax(x, axis = 1)", result: "i32[2, 4]", values: integers(-2, 2), tf: (x) => tf.argMax(x, 1), tolerance: 0 },
   { entry: "argmax_last", x: X, body: "argmax(x, axis = -1)", result: "i32[2, 3]", values: integers(-2, 2), tf: (x) => tf.argMax(x, -1), tolerance: 0 },
   { entry: "argmax_i32", x: { dtype: "i32", shape: [2, 3, 4] }, body: "argmax(x, axis = 0)", result: "i32[3, 4]", values: i32Extremes, tf: (x) => tf.argMax(x, 0), tolerance: 0 },
+  // Repeated indices: their gradients add up, in another order in TF.js (unsortedSegmentSum), hence 2^-22
+  { entry: "gather_rows", x: { dtype: "f32", shape: [5, 3] }, indices: { shape: [2, 3], values: integers(0, 4) }, body: "gather(x, indices)", result: "f32[2, 3, 3]", values: uniform(-3, 3), tf: (x, i) => tf.gather(x, i!), tolerance: 2 ** -22 },
+  { entry: "gather_axis", x: X, indices: { shape: [5], values: integers(0, 2) }, body: "gather(x, indices, axis = -2)", result: "f32[2, 5, 4]", values: uniform(-3, 3), tf: (x, i) => tf.gather(x, i!, 1), tolerance: 2 ** -22 },
+  { entry: "gather_i32", x: { dtype: "i32", shape: [2, 3, 4] }, indices: { shape: [2, 2], values: integers(0, 3) }, body: "gather(x, indices, axis = 2)", result: "i32[2, 3, 2, 2]", values: i32Extremes, tf: (x, i) => tf.gather(x, i!, 2), tolerance: 0 },
 ];
 
 // A train step through every differentiable composition (and one_hot), with a plain SGD so that the model needs
@@ -108,7 +115,7 @@ module Probe {
 model Ops {
   probe: Probe
   train fit(x: f32[2, 3, 4], labels: i32[2]) -> { loss: f32 } minimize loss with Sgd() { { loss: probe(x, labels) } }
-${CASES.map((c) => `  entry ${c.entry}(x: ${c.x.dtype}[${c.x.shape.join(", ")}]) -> ${c.result} { ${c.body} }`).join("\n")}
+${CASES.map((c) => `  entry ${c.entry}(x: ${c.x.dtype}[${c.x.shape.join(", ")}]${c.indices ? `, indices: i32[${c.indices.shape.join(", ")}]` : ""}) -> ${c.result} { ${c.body} }`).join("\n")}
 }
 `;
 
@@ -116,9 +123,13 @@ const FILE = "/ops/ops.ul";
 const HOST: SourceHost = { readFile: (p) => (p === FILE ? SOURCE : undefined) };
 const program = lowerProgram(FILE, { bindings: {}, host: HOST });
 
-/** The case's input, drawn from `seed`. */
-function inputOf(c: OpCase, seed: number) {
-  return { dtype: c.x.dtype, shape: c.x.shape, data: Float64Array.from(c.values(size(c.x.shape), mulberry32(seed))) };
+/** The case's inputs by name, drawn from `seed`. */
+function inputsOf(c: OpCase, seed: number): Map<string, Tensor> {
+  const r = mulberry32(seed);
+  const draw = (dtype: DType, shape: readonly number[], values: Gen) => ({ dtype, shape, data: Float64Array.from(values(size(shape), r)) });
+  const inputs = new Map([["x", draw(c.x.dtype, c.x.shape, c.values)]]);
+  if (c.indices) inputs.set("indices", draw("i32", c.indices.shape, c.indices.values));
+  return inputs;
 }
 
 const TF_DTYPE: Record<DType, "float32" | "int32" | "bool"> = { f32: "float32", f16: "float32", i32: "int32", bool: "bool" };
@@ -129,7 +140,7 @@ function withGradient(g: Graph): Graph {
   const b = new GraphBuilder();
   for (const n of g.nodes) b.add(n.op, n.inputs, n.shape, n.dtype);
   const y = g.outputs[0]!.node;
-  const x = g.nodes.find((n) => n.op.kind === "input")!.id;
+  const x = g.nodes.find((n) => n.op.kind === "input" && n.op.name === "x")!.id;
   const c = b.add({ kind: "input", name: "c" }, [], b.node(y).shape, "f32");
   const prod = b.add({ kind: "binary", fn: "mul" }, [c, y]);
   const f = b.add({ kind: "reduce", fn: "sum", axes: [...b.node(y).shape.keys()] }, [prod]);
@@ -152,7 +163,7 @@ const SEEDS = [1, 2, 3, 4, 5];
 describe("against TF.js", () => {
   beforeAll(async () => {
     // tfjs-core's Node entry registers no gradient (see test/tfjs-oracle.test.ts): these are the ones f needs.
-    const names = ["Add", "LeakyRelu", "Min", "Multiply", "Pow", "Relu", "Reshape", "Sum", "Tanh"];
+    const names = ["Add", "GatherV2", "LeakyRelu", "Min", "Multiply", "Pow", "Relu", "Reshape", "Sum", "Tanh"];
     const modules = await Promise.all(names.map((n) => import(/* @vite-ignore */ `@tensorflow/tfjs-core/dist/gradients/${n}_grad.js`) as Promise<Record<string, unknown>>));
     for (const m of modules) for (const [k, v] of Object.entries(m)) if (k.endsWith("GradConfig")) tf.registerGradient(v as tf.GradConfig);
     tf.env().set("PROD", true);
@@ -165,19 +176,21 @@ describe("against TF.js", () => {
     const graph = differentiable ? withGradient(entry.graph) : entry.graph;
     const yShape = entry.graph.nodes[entry.graph.outputs[0]!.node]!.shape;
     for (const seed of SEEDS) {
-      const x = inputOf(c, seed);
+      const given = inputsOf(c, seed);
       const ct = uniform(-1, 1)(size(yShape), mulberry32(seed + 100));
       const [tfY, tfG] = tf.tidy(() => {
-        const xt = tf.tensor(Array.from(x.data), x.shape as number[], TF_DTYPE[x.dtype]);
-        const y = c.tf(xt);
-        const g = differentiable ? tf.grad((v: tf.Tensor) => tf.sum(tf.mul(tf.tensor(ct, y.shape), c.tf(v))))(xt).dataSync() : [];
+        const [xt, it] = ["x", "indices"].map((name) => {
+          const t = given.get(name);
+          return t && tf.tensor(Array.from(t.data), t.shape as number[], TF_DTYPE[t.dtype]);
+        });
+        const y = c.tf(xt!, it);
+        const g = differentiable ? tf.grad((v: tf.Tensor) => tf.sum(tf.mul(tf.tensor(ct, y.shape), c.tf(v, it))))(xt!).dataSync() : [];
         return [y.dataSync(), g] as const;
       });
       for (const precision of ["f64", "f32"] as Precision[]) {
-        const inputs = new Map([
-          ["x", tensorOf(x.dtype, x.shape, x.data, x.dtype === "i32" ? "f64" : precision)],
-          ["c", tensorOf("f32", yShape, ct, precision)],
-        ]);
+        // i32 values stay in a Float64Array in both modes (the interpreter's contract)
+        const inputs = new Map([...given].map(([name, t]) => [name, tensorOf(t.dtype, t.shape, t.data, t.dtype === "i32" ? "f64" : precision)]));
+        inputs.set("c", tensorOf("f32", yShape, ct, precision));
         const out = interpret(graph, { inputs }, { precision, seed: 0, step: 0 });
         close(out.get(differentiable ? "y" : "result")!.data, tfY, c.tolerance, `${c.entry} forward (${precision}, seed ${seed})`);
         if (differentiable) close(out.get("g")!.data, tfG as Float32Array, c.tolerance, `${c.entry} gradient (${precision}, seed ${seed})`);
@@ -195,14 +208,14 @@ describe("gradients against central differences", () => {
     const yShape = graph.nodes[graph.outputs[0]!.node]!.shape;
     for (const seed of SEEDS) {
       const r = mulberry32(seed + 200);
-      const x = inputOf(c, seed).data;
+      const given = inputsOf(c, seed);
+      const x = given.get("x")!.data;
       const t = uniform(-1, 1)(x.length, r);
       const ct = uniform(-1, 1)(size(yShape), r);
       const at = (h: number) => {
-        const inputs = new Map([
-          ["x", tensorOf("f32", c.x.shape, x.map((v, i) => v + h * t[i]!), "f64")],
-          ["c", tensorOf("f32", yShape, ct, "f64")],
-        ]);
+        const inputs = new Map(given);
+        inputs.set("x", tensorOf("f32", c.x.shape, x.map((v, i) => v + h * t[i]!), "f64"));
+        inputs.set("c", tensorOf("f32", yShape, ct, "f64"));
         return interpret(graph, { inputs }, { precision: "f64", seed: 0, step: 0 });
       };
       const here = at(0);
@@ -230,6 +243,14 @@ test("NaN: relu and leaky_relu pass it, min and max propagate it, argmax takes t
   expect(run("argmax_")).toEqual([2, 0, 0, 0, 0, 0, 2, 0]);
 });
 
+test("gather: an index outside [0, n) gives zeros", () => {
+  const ref = new ReferenceSession(program, { precision: "f64", seed: 1 });
+  const x = { dtype: "f32" as const, shape: [5, 3], data: Float64Array.from({ length: 15 }, (_, i) => i + 1) };
+  const indices = { dtype: "i32" as const, shape: [2, 3], data: Float64Array.of(-1, 4, 5, 0, 2147483647, -2147483648) };
+  const got = ref.run("gather_rows", new Map([["x", x], ["indices", indices]])).get("result")!.data;
+  expect(Array.from(got)).toEqual([0, 0, 0, 13, 14, 15, 0, 0, 0, 1, 2, 3, ...Array(6).fill(0)]);
+});
+
 // ---------------------------------------------------------------------------------------------------------
 // The targets: every entry and a train step, against the reference session in f32.
 
@@ -253,9 +274,8 @@ async function againstReference(target: Target): Promise<void> {
   const bound = (w: number) => 1e-6 * Math.max(1, Math.abs(w));
   try {
     for (const c of CASES) {
-      const xs = [inputOf(c, 11), ...(target.nan && c.x === X ? [WITH_NAN] : [])];
-      for (const x of xs) {
-        const inputs = new Map([["x", x]]);
+      const given = inputsOf(c, 11);
+      for (const inputs of [given, ...(target.nan && c.x === X ? [new Map(given).set("x", WITH_NAN)] : [])]) {
         const got = await session.run(c.entry, inputs);
         near(got.get("result")!.data, ref.run(c.entry, inputs).get("result")!.data, bound, c.entry);
       }

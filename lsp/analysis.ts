@@ -6,6 +6,7 @@ import type { Diagnostic } from "../dsl/diagnostics.js";
 import type { LoadedFile, SourceHost } from "../dsl/loader.js";
 import type { SourceFile, Span } from "../dsl/source.js";
 import type { CheckObserver, Value } from "../dsl/values.js";
+import { spanContains } from "./positions.js";
 
 /** What the checker said about one span. */
 export interface Fact {
@@ -42,12 +43,12 @@ export class Analysis {
     this.files = result.files;
   }
 
-  /** The innermost span of the file at `path` that contains `offset` (its end included: a cursor just after a name is on it) and has what `wanted` asks. */
+  /** The innermost span of the file at `path` that the cursor at `offset` is on and that has what `wanted` asks. */
   factAt(path: string, offset: number, wanted: (f: Fact) => boolean): Fact | undefined {
     const source = this.files.get(path)?.source;
     let best: Fact | undefined;
     for (const f of (source && this.facts.get(source)?.values()) ?? []) {
-      if (f.span.start > offset || f.span.end < offset || !wanted(f)) continue;
+      if (!spanContains(f.span, offset) || !wanted(f)) continue;
       if (!best || f.span.end - f.span.start < best.span.end - best.span.start) best = f;
     }
     return best;

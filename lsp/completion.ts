@@ -4,8 +4,9 @@ import { CompletionItemKind, type CompletionItem, type TextEdit } from "vscode-l
 import type * as A from "../dsl/ast.js";
 import { BUILTINS } from "../dsl/builtins.js";
 import { KEYWORD_WORDS } from "../dsl/lexer.js";
+import type { Span } from "../dsl/source.js";
 import { DTYPES } from "../dsl/values.js";
-import { spanRange } from "./positions.js";
+import { spanContains, spanRange } from "./positions.js";
 
 export interface CompletionContext {
   /** The document's declarations: its text's if it parses, else the last text that did. */
@@ -51,7 +52,7 @@ interface Named {
  */
 function namesInScope(ast: A.FileAst | undefined, offset: number): Named[] {
   const out: Named[] = [];
-  const inside = (s: { span: { start: number; end: number } }) => s.span.start <= offset && offset <= s.span.end;
+  const inside = (s: { readonly span: Span }) => spanContains(s.span, offset);
   const signature = (generics: readonly A.GenericParam[], params: readonly A.ParamDecl[]) => {
     for (const g of generics) out.push({ name: g.name.name, kind: CompletionItemKind.TypeParameter, detail: `generic ${g.kind}` });
     for (const p of params) out.push({ name: p.name.name, kind: CompletionItemKind.Variable, detail: "parameter" });

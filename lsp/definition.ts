@@ -3,7 +3,7 @@ import type { Location } from "vscode-languageserver";
 import type { Span } from "../dsl/source.js";
 import type { Value } from "../dsl/values.js";
 import type { Analysis } from "./analysis.js";
-import { pathUri, spanLocation } from "./positions.js";
+import { pathUri, spanContains, spanLocation } from "./positions.js";
 
 /** Imports chain (the `a` this file imports is the `a` another file imports from a third): at most this many are followed. */
 const MAX_HOPS = 8;
@@ -13,7 +13,7 @@ type Declared = Extract<Value, { k: "fn" | "decl" | "namespace" }>;
 export function definition(analysis: Analysis, path: string, offset: number): Location | null {
   // An import's module path leads to the file it names.
   for (const [decl, target] of analysis.files.get(path)?.imports ?? [])
-    if (decl.source.span.start <= offset && offset <= decl.source.span.end) return fileStart(target);
+    if (spanContains(decl.source.span, offset)) return fileStart(target);
   const fact = analysis.factAt(path, offset, (f) => f.declared !== undefined || f.values.some(isDeclared));
   if (!fact) return null;
   // Functions, modules and namespaces know where they are declared, whatever imports the name came through.

@@ -19,6 +19,11 @@ export function spanPath(span: Span): string {
   return path.resolve(span.file.path);
 }
 
+/** Whether a cursor at `offset` is on the span: its end included, as a cursor just after a name is on it. */
+export function spanContains(span: { readonly start: number; readonly end: number }, offset: number): boolean {
+  return span.start <= offset && offset <= span.end;
+}
+
 export function spanRange(span: Span): Range {
   const start = span.file.position(span.start);
   const end = span.file.position(span.end);

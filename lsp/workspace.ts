@@ -14,7 +14,7 @@ export class Workspace {
 
   readonly host: SourceHost = {
     readFile: (p) => this.openDocument(p)?.getText() ?? diskHost.readFile(p),
-    listFolder: (p) => diskHost.listFolder!(p),
+    listFolder: diskHost.listFolder,
   };
 
   constructor(

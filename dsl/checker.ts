@@ -239,7 +239,7 @@ export class Checker {
       if (decl.type) v = this.expectType(v, this.evalType(decl.type, scope), decl.value.span, `const '${decl.name.name}'`);
       if (v.k === "tensor") v = this.error("E0401", decl.value.span, `a const must be a compile-time value, but this is ${describe(v)}; use a let inside a function`);
       binding.value = v;
-      this.options.observer?.value(decl.name.span, v);
+      this.options.observer?.value(decl.name.span, v, scope);
       this.pendingConsts.get(scope)?.delete(decl.name.name);
       return v;
     } finally {
@@ -251,6 +251,13 @@ export class Checker {
 
   /** `path` names the component being declared, so that traced instances get their own parameters. */
   private evalType(t: A.TypeExpr, scope: Scope, path = ""): TypeVal {
+    const v = this.evalTypeExpr(t, scope, path);
+    // A tensor or module annotation, as evaluated here (`f32[B, Zc, H, W]` as `f32[B, 4, 8, 8]`).
+    if (v.k === "tensor" || v.k === "instance" || v.k === "array") this.options.observer?.value(t.span, this.valueOf(v), scope);
+    return v;
+  }
+
+  private evalTypeExpr(t: A.TypeExpr, scope: Scope, path: string): TypeVal {
     const span = t.span;
     switch (t.kind) {
       case "tuple":
@@ -1111,7 +1118,7 @@ export class Checker {
           return;
         }
         b.value = v;
-        this.options.observer?.value(s.name.span, v);
+        this.options.observer?.value(s.name.span, v, scope);
         if (b.span) this.options.observer?.resolved(s.name.span, b.span);
         return;
       }
@@ -1223,7 +1230,7 @@ export class Checker {
 
   eval(e: A.Expr, scope: Scope): Value {
     const v = this.evalExpr(e, scope);
-    this.options.observer?.value(e.span, v);
+    this.options.observer?.value(e.span, v, scope);
     return v;
   }
 

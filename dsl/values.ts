@@ -66,8 +66,11 @@ export interface Binding {
  * name to its binding. The checker calls it only when given one.
  */
 export interface CheckObserver {
-  /** The value of an expression, or of a name where it is bound; a function checked at several instantiations reports each. */
-  value(span: Span, v: Value): void;
+  /**
+   * The value of an expression, an annotation or a name where it is bound, computed in `scope`; a function
+   * checked at several instantiations reports each, in the scope that binds its generics.
+   */
+  value(span: Span, v: Value, scope: Scope): void;
   /** The name used at `use` is the one bound at `declared`. */
   resolved(use: Span, declared: Span): void;
 }
@@ -85,7 +88,7 @@ export class Scope {
 
   define(name: string, value: Value, span: Span | undefined, mutable = false): void {
     this.names.set(name, { value, mutable, span });
-    if (span) this.observer?.value(span, value);
+    if (span) this.observer?.value(span, value, this);
   }
 
   lookup(name: string): Binding | undefined {

@@ -1,12 +1,12 @@
 // The operations the tracer composes from IR primitives (compiler/trace.ts): relu, leaky_relu, gelu, flatten,
-// min, one_hot, argmax and gather. They have no VJP rule or kernel of their own, so this checks the compositions, traced
-// from the .ul model below (one entry per case):
+// min, one_hot, argmax and gather. They have no VJP rule or kernel of their own, so this checks the
+// compositions, traced from the .ul model below (one entry per case):
 //  - forward values against TF.js's CPU backend, our interpreter in f64 and in f32 (gelu against tfjs-layers'
 //    `gelu_new`, the tanh approximation);
 //  - the gradient of f = Σ c ⊙ op(x), appended by `vjp`, against TF.js's tf.grads and against a central
 //    difference in float64 (as test/autodiff.test.ts does for each primitive);
-//  - every entry, and a train step through all of them, on the CPU target and on WebGPU against the f32
-//    interpreter.
+//  - every entry, and a train step through all of them, on the CPU target, the CUDA target's CPU emulation and
+//    WebGPU against the f32 interpreter.
 // Values stay away from kinks and ties where conventions differ (relu and leaky_relu at 0, min at ties, whose
 // gradients TF.js gives to every tied element); argmax's ties are kept, since both take the first maximum, and
 // gather's repeated indices too.
@@ -54,7 +54,11 @@ const integers =
   (n, r) =>
     Array.from({ length: n }, () => lo + Math.floor((hi - lo + 1) * r()));
 /** i32 values with both extremes, where a min written as −max(−x) would overflow. */
-const i32Extremes: Gen = (n, r) => Array.from({ length: n }, () => [-(2 ** 31), 2 ** 31 - 1, 0][Math.floor(4 * r())] ?? Math.floor(2 ** 32 * r()) - 2 ** 31);
+const i32Extremes: Gen = (n, r) =>
+  Array.from({ length: n }, () => {
+    const k = r();
+    return k < 0.25 ? -(2 ** 31) : k < 0.5 ? 2 ** 31 - 1 : Math.floor(2 ** 32 * r()) - 2 ** 31;
+  });
 
 interface OpCase {
   readonly entry: string;
@@ -108,7 +112,7 @@ module Probe {
   fn forward(x: f32[2, 3, 4], labels: i32[2]) -> f32 {
     let h = w * x
     let y = relu(h) + 2.0 * leaky_relu(h, slope = 0.2) + 3.0 * gelu(h) + min(h, axis = 1, keepdims = true)
-    sum(flatten(y) * flatten(h)) + sum(one_hot(labels, 4) * min(h, axis = 1))
+    sum(flatten(y) * flatten(h)) + sum(one_hot(labels, 4) * min(h, axis = 1)) + sum(gather(h, labels, axis = 2))
   }
 }
 
@@ -245,9 +249,11 @@ test("NaN: relu and leaky_relu pass it, min and max propagate it, argmax takes t
 
 test("gather: an index outside [0, n) gives zeros", () => {
   const ref = new ReferenceSession(program, { precision: "f64", seed: 1 });
-  const x = { dtype: "f32" as const, shape: [5, 3], data: Float64Array.from({ length: 15 }, (_, i) => i + 1) };
-  const indices = { dtype: "i32" as const, shape: [2, 3], data: Float64Array.of(-1, 4, 5, 0, 2147483647, -2147483648) };
-  const got = ref.run("gather_rows", new Map([["x", x], ["indices", indices]])).get("result")!.data;
+  const inputs = new Map<string, Tensor>([
+    ["x", { dtype: "f32", shape: [5, 3], data: Float64Array.from({ length: 15 }, (_, i) => i + 1) }],
+    ["indices", { dtype: "i32", shape: [2, 3], data: Float64Array.of(-1, 4, 5, 0, 2147483647, -2147483648) }],
+  ]);
+  const got = ref.run("gather_rows", inputs).get("result")!.data;
   expect(Array.from(got)).toEqual([0, 0, 0, 13, 14, 15, 0, 0, 0, 1, 2, 3, ...Array(6).fill(0)]);
 });
 

@@ -126,7 +126,7 @@ export function buildProgram(io: CliIo, finish: (code: number) => void): Command
       "Train a model's train entry on an image data set. Writes RUN_DIR/run.json (what was asked), metrics.jsonl (every step), checkpoint.safetensors (atomically: a kill leaves the last good one), loss.svg. A NaN or Inf loss stops the run and keeps the last good checkpoint.",
     )
     .argument("<file>", "the .ul file declaring the model")
-    .option("--data <data>", "fashion-mnist (Debian's dataset-fashion-mnist), a folder of IDX files or PNGs, or an IDX image file", "fashion-mnist")
+    .option("--data <data>", "fashion-mnist (Debian's dataset-fashion-mnist), a folder of IDX files or PNGs, an IDX image file, or arrays of examples: a .safetensors file with a tensor per entry input, or an .npy file for an entry with one input", "fashion-mnist")
     .option("--steps <n>", "train until this many optimizer steps in all", positiveInt("--steps"), 1000)
     .option("--batch <b>", "examples per step (binds the entry's B)", positiveInt("--batch"), 64)
     .option("--lr <x>", "the optimizer's learning rate (default: the model's)", positiveFloat("--lr"))

@@ -8,10 +8,11 @@ import { join, resolve } from "node:path";
 import type { Program } from "../compiler/lower.js";
 import { NAMES } from "../compiler/names.js";
 import { decodeSafetensors, encodeSafetensors } from "../runtime/safetensors.js";
-import { imageData, inputLayout, tensorData, type TrainingData } from "../train/batches.js";
+import { arrayData, imageData, inputLayout, type TrainingData } from "../train/batches.js";
 import { CheckpointError, removeStaleTemporaries, writeFileAtomic } from "../train/checkpoint.js";
 import { EntryError, requireEntries } from "../train/conventions.js";
 import { DataError, loadImages } from "../train/data.js";
+import { isTensorFile, readTensorFile } from "../train/tensor-file.js";
 import { entryOutputs } from "../train/evaluate.js";
 import { DivergedError, trainLoop } from "../train/loop.js";
 import { DeviceUnavailableError, openSession, resolveTarget, type OpenedSession } from "../train/open-session.js";
@@ -113,6 +114,12 @@ function newRunConfig(file: string, options: TrainCommandOptions, target: Target
 
 const LATENTS_FILE = "latents.safetensors";
 
+/** A stage-1 run's latents (`count` rows, flattened) as the data of the entry's one input. */
+function latentData(source: string, rows: Float32Array, count: number, entry: Program["entries"][number]): TrainingData {
+  if (entry.inputs.length !== 1) throw new DataError(`entry ${entry.name} takes ${entry.inputs.length} inputs; training on ${source} fills exactly one`);
+  return arrayData(source, new Map([[entry.inputs[0]!.name, { dtype: "f32", example: [rows.length / count], count, data: rows }]]), entry);
+}
+
 /**
  * Stage 2's data: the latents of the training images under a stage-1 run's frozen encoder (its moving average),
  * computed once with its `encode` entry and kept in the run as latents.safetensors, so a resumed run trains on
@@ -124,7 +131,7 @@ async function stage1Latents(config: RunConfig, dir: string, entry: Program["ent
   if (existsSync(cache)) {
     const rows = decodeSafetensors(readFileSync(cache), cache).tensors.get("latents");
     if (!rows) throw new DataError(`${cache} holds no 'latents' tensor`);
-    return tensorData(source, rows.data as Float32Array, rows.shape[0]!, entry);
+    return latentData(source, rows.data as Float32Array, rows.shape[0]!, entry);
   }
   const { loadRun } = await import("./sample.js");
   const stage1 = await loadRun(config.latentsFrom!, { batch: config.batch, seed: config.seed, ema: true, target: config.target }, io, "train");
@@ -138,7 +145,7 @@ async function stage1Latents(config: RunConfig, dir: string, entry: Program["ent
     const rows = await entryOutputs(stage1.opened.session, "encode", imageData(set, layout).inputs, set.count, config.batch, 0);
     const per = rows.length / set.count;
     writeFileAtomic(cache, encodeSafetensors(new Map([["latents", { dtype: "f32", shape: [set.count, per], data: rows }]]), { stage1: config.latentsFrom!, step: String(stage1.step) }));
-    return tensorData(source, rows, set.count, entry);
+    return latentData(source, rows, set.count, entry);
   } finally {
     stage1.opened.close();
   }
@@ -227,6 +234,8 @@ async function trainLocked(file: string, dir: string, options: TrainCommandOptio
     if (config.latentsFrom) {
       mkdirSync(dir, { recursive: true });
       data = await stage1Latents(config, dir, entry, io);
+    } else if (isTensorFile(config.data)) {
+      data = arrayData(config.data, readTensorFile(config.data, entry.inputs), entry);
     } else {
       const set = loadImages(config.data, "train");
       data = imageData(set, inputLayout(entry, set));

@@ -10,9 +10,10 @@ import { decodeSafetensors, encodeSafetensors, SafetensorsError } from "../runti
 import type { HostTensor } from "../runtime/session.js";
 import { imageGrid, VIEWABLE_SIDE } from "../runtime/pictures/grid.js";
 import { encodePng } from "../runtime/pictures/png.js";
-import { BatchOrder, batchOf, inputLayout } from "../train/batches.js";
+import { arrayData, BatchOrder, batchOf, inputLayout } from "../train/batches.js";
 import { DataError, FASHION_MNIST_DIR, loadImages } from "../train/data.js";
 import { decodePng } from "../train/png-decode.js";
+import { parseNpy, readTensorFile, type ExampleArray } from "../train/tensor-file.js";
 
 let dir: string;
 beforeAll(() => {
@@ -214,6 +215,15 @@ describe("batches", () => {
     expect(() => inputLayout({ name: "f", inputs: [{ name: "z", dtype: "f32", shape: [2, 16] }] }, set)).toThrowError(/takes no image input/);
   });
 
+  test("integer labels (i32[B]) are the class indices; other label inputs are refused", () => {
+    const ints = { name: "fit", inputs: [{ name: "x", dtype: "f32" as const, shape: [2, 1, 2, 2] }, { name: "y", dtype: "i32" as const, shape: [2] }] };
+    const b = batchOf(set, inputLayout(ints, set), [1, 2]);
+    expect(b.get("y")).toEqual({ dtype: "i32", shape: [2], data: Int32Array.of(1, 2) });
+    const wrong = (y: { dtype: "f32" | "i32"; shape: number[] }) => ({ name: "fit", inputs: [ints.inputs[0]!, { name: "y", ...y }] });
+    expect(() => inputLayout(wrong({ dtype: "f32", shape: [2] }), set)).toThrowError(/'y' is neither a one-hot label input \(f32\[B, classes\]\) nor class indices \(i32\[B\]\)/);
+    expect(() => inputLayout(wrong({ dtype: "i32", shape: [3] }), set)).toThrowError(/'y' has 3 rows for a batch of 2/);
+  });
+
   test("every epoch visits every example once, in an order that depends only on the seed", () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 40 }), fc.integer({ min: 1, max: 9 }), fc.nat(), (count, batch, seed) => {
@@ -227,6 +237,64 @@ describe("batches", () => {
       { numRuns: 50, seed: 5 },
     );
     expect(new BatchOrder(100, 10, 1).indices(1)).not.toEqual(new BatchOrder(100, 10, 2).indices(1));
+  });
+});
+
+/** An .npy file (format 1.0) as NumPy's specification describes it: magic, version, header length, a dict padded to 64 bytes. */
+function npy(descr: string, shape: number[], write: (view: DataView, at: number, i: number) => void, bytes: number, fortran = false): Uint8Array {
+  let header = `{'descr': '${descr}', 'fortran_order': ${fortran ? "True" : "False"}, 'shape': (${shape.join(", ")}${shape.length === 1 ? "," : ""}), }`;
+  header += " ".repeat(63 - ((10 + header.length) % 64)) + "\n";
+  const size = shape.reduce((a, b) => a * b, 1);
+  const out = new Uint8Array(10 + header.length + size * bytes);
+  out.set([0x93, ...new TextEncoder().encode("NUMPY"), 1, 0]);
+  const view = new DataView(out.buffer);
+  view.setUint16(8, header.length, true);
+  out.set(new TextEncoder().encode(header), 10);
+  for (let i = 0; i < size; i++) write(view, 10 + header.length + i * bytes, i);
+  return out;
+}
+
+describe("arrays of examples (.npy, safetensors)", () => {
+  const entry = { name: "fit", inputs: [{ name: "x", dtype: "f32" as const, shape: [2, 3] }, { name: "labels", dtype: "i32" as const, shape: [2] }] };
+
+  test(".npy files of float32, float64, int32 and int64 read as NumPy wrote them", () => {
+    expect(parseNpy(npy("<f4", [2, 3], (v, at, i) => v.setFloat32(at, i / 4, true), 4), "a.npy")).toEqual({ dtype: "f32", example: [3], count: 2, data: Float32Array.of(0, 0.25, 0.5, 0.75, 1, 1.25) });
+    expect(parseNpy(npy("<f8", [3], (v, at, i) => v.setFloat64(at, 0.1 * i, true), 8), "a.npy").data).toEqual(Float32Array.of(0, 0.1, 0.2));
+    expect(parseNpy(npy("<i4", [2], (v, at, i) => v.setInt32(at, -i, true), 4), "a.npy")).toEqual({ dtype: "i32", example: [], count: 2, data: Int32Array.of(0, -1) });
+    expect(parseNpy(npy("<i8", [2], (v, at, i) => v.setBigInt64(at, BigInt(i * 7), true), 8), "a.npy").data).toEqual(Int32Array.of(0, 7));
+  });
+
+  test("a malformed or unsupported .npy file is refused with the reason", () => {
+    const good = npy("<f4", [2], (v, at) => v.setFloat32(at, 1, true), 4);
+    expect(() => parseNpy(good.slice(0, good.length - 1), "a.npy")).toThrowError(/a.npy: .*needs 8 bytes of data, the file has 7/);
+    expect(() => parseNpy(Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8, 9, 10), "a.npy")).toThrowError(/does not start with/);
+    expect(() => parseNpy(npy("<f4", [2, 2], (v, at) => v.setFloat32(at, 1, true), 4, true), "a.npy")).toThrowError(/Fortran order/);
+    expect(() => parseNpy(npy("<u2", [2], () => {}, 2), "a.npy")).toThrowError(/element type '<u2'/);
+    expect(() => parseNpy(npy("<i8", [1], (v, at) => v.setBigInt64(at, 2n ** 40n, true), 8), "a.npy")).toThrowError(/does not fit an i32/);
+  });
+
+  test("a safetensors file fills each input by name; rows follow the indices", () => {
+    const path = join(dir, "xy.safetensors");
+    writeFileSync(path, encodeSafetensors(new Map([["x", { dtype: "f32", shape: [3, 3], data: Float32Array.from({ length: 9 }, (_, i) => i) }], ["labels", { dtype: "i32", shape: [3], data: Int32Array.of(5, 6, 7) }]])));
+    const data = arrayData(path, readTensorFile(path, entry.inputs), entry);
+    expect([data.count, data.batch]).toEqual([3, 2]);
+    const b = data.inputs([2, 0]);
+    expect(b.get("x")).toEqual({ dtype: "f32", shape: [2, 3], data: Float32Array.of(6, 7, 8, 0, 1, 2) });
+    expect(b.get("labels")).toEqual({ dtype: "i32", shape: [2], data: Int32Array.of(7, 5) });
+  });
+
+  test("arrays that do not fit the entry are refused by name", () => {
+    const x = { dtype: "f32" as const, example: [3], count: 3, data: new Float32Array(9) };
+    const labels = { dtype: "i32" as const, example: [], count: 3, data: new Int32Array(3) };
+    const data = (arrays: [string, ExampleArray][]) => arrayData("d.safetensors", new Map(arrays), entry);
+    expect(() => data([["x", x]])).toThrowError(/d.safetensors has no 'labels' for entry fit's input labels: i32\[2\]/);
+    expect(() => data([["x", x], ["labels", labels], ["z", x]])).toThrowError(/'z' is none of entry fit's inputs/);
+    expect(() => data([["x", { ...x, example: [4] }], ["labels", labels]])).toThrowError(/'x' holds examples of shape \[4\]; entry fit takes \[3\]/);
+    expect(() => data([["x", x], ["labels", { ...labels, dtype: "f32", data: new Float32Array(3) }]])).toThrowError(/'labels' is f32; entry fit takes i32/);
+    expect(() => data([["x", x], ["labels", { ...labels, count: 2 }]])).toThrowError(/'labels' has 2 examples, 'x' 3/);
+    expect(() => readTensorFile(join(dir, "xy.npy"), entry.inputs)).toThrowError(/no such file/);
+    writeFileSync(join(dir, "one.npy"), npy("<f4", [1, 3], () => {}, 4));
+    expect(() => readTensorFile(join(dir, "one.npy"), entry.inputs)).toThrowError(/an .npy file holds one array, but the entry takes 2 inputs/);
   });
 });
 

@@ -1,11 +1,13 @@
 // Batches for an entry: the images padded (centred, with the background value) to the size the model
-// declares and scaled from 0..255 to [-1, 1]; labels one-hot where the entry takes them. The order is a
+// declares and scaled from 0..255 to [-1, 1]; labels where the entry takes them, one-hot (f32[B, classes]) or
+// as class indices (i32[B]); or, for data that is not images, rows of named arrays (train/tensor-file.ts). The order is a
 // pure function of (seed, step): epoch e visits the set in a Philox-keyed permutation, and step k takes the
 // B examples after the first (k − 1)·B, so a resumed run sees exactly the batches an uninterrupted one would.
 import type { TensorSpec } from "../compiler/lower.js";
 import { uniformAt } from "../runtime/random.js";
 import type { InputTensor } from "../runtime/session.js";
 import { DataError, type ImageSet } from "./data.js";
+import type { ExampleArray } from "./tensor-file.js";
 
 /** The Philox stream the shuffles draw from; graph random streams use small keys (their node ids). */
 const SHUFFLE_KEY = 0x5348_0000;
@@ -17,7 +19,7 @@ export interface InputLayout {
   readonly batch: number;
 }
 
-/** Finds the image input ([B, C, H, W]) and label input ([B, classes]) of an entry and checks the data fits. */
+/** Finds the image input ([B, C, H, W]) and label input (f32[B, classes] one-hot, or i32[B]) of an entry and checks the data fits. */
 export function inputLayout(entry: { readonly name: string; readonly inputs: readonly TensorSpec[] }, set: ImageSet): InputLayout {
   const image = entry.inputs.find((i) => i.shape.length === 4);
   if (!image) throw new DataError(`entry ${entry.name} takes no image input ([B, C, H, W]): its inputs are ${describe(entry.inputs)}`);
@@ -28,9 +30,11 @@ export function inputLayout(entry: { readonly name: string; readonly inputs: rea
     throw new DataError(`entry ${entry.name} takes ${height}×${width} images, smaller than the ${set.height}×${set.width} of ${set.source}`);
   if ((height - set.height) % 2 || (width - set.width) % 2) throw new DataError(`${set.height}×${set.width} images cannot be padded evenly to ${height}×${width}`);
   if (label) {
-    if (label.shape.length !== 2 || label.shape[0] !== batch) throw new DataError(`entry ${entry.name}'s input '${label.name}' is not a [B, classes] label input`);
+    const indices = label.dtype === "i32" && label.shape.length === 1;
+    if (!indices && (label.dtype !== "f32" || label.shape.length !== 2)) throw new DataError(`entry ${entry.name}'s input '${label.name}' is neither a one-hot label input (f32[B, classes]) nor class indices (i32[B])`);
+    if (label.shape[0] !== batch) throw new DataError(`entry ${entry.name}'s input '${label.name}' has ${label.shape[0]} rows for a batch of ${batch}`);
     if (!set.labels) throw new DataError(`entry ${entry.name} needs labels ('${label.name}'), but ${set.source} has none`);
-    if (set.classes! > label.shape[1]!) throw new DataError(`${set.source} has ${set.classes} classes, entry ${entry.name} takes ${label.shape[1]}`);
+    if (!indices && set.classes! > label.shape[1]!) throw new DataError(`${set.source} has ${set.classes} classes, entry ${entry.name} takes ${label.shape[1]}`);
   }
   if (entry.inputs.length > (label ? 2 : 1)) throw new DataError(`entry ${entry.name} takes inputs a data set cannot fill: ${describe(entry.inputs)}`);
   return { image, batch, ...(label && { label }) };
@@ -55,10 +59,15 @@ export function batchOf(set: ImageSet, layout: InputLayout, indices: readonly nu
   }
   const inputs = new Map<string, InputTensor>([[layout.image.name, { dtype: "f32", shape: layout.image.shape, data: x }]]);
   if (layout.label) {
-    const classes = layout.label.shape[1]!;
-    const y = new Float32Array(batch * classes);
-    for (let b = 0; b < batch; b++) y[b * classes + set.labels![indices[Math.min(b, indices.length - 1)]!]!] = 1;
-    inputs.set(layout.label.name, { dtype: "f32", shape: layout.label.shape, data: y });
+    const classOf = (b: number) => set.labels![indices[Math.min(b, indices.length - 1)]!]!;
+    const { name, shape, dtype } = layout.label;
+    if (dtype === "i32") inputs.set(name, { dtype, shape, data: Int32Array.from({ length: batch }, (_, b) => classOf(b)) });
+    else {
+      const classes = shape[1]!;
+      const y = new Float32Array(batch * classes);
+      for (let b = 0; b < batch; b++) y[b * classes + classOf(b)] = 1;
+      inputs.set(name, { dtype: "f32", shape, data: y });
+    }
   }
   return inputs;
 }
@@ -75,21 +84,43 @@ export function imageData(set: ImageSet, layout: InputLayout): TrainingData {
   return { source: `${set.source} (${set.count} images)`, count: set.count, batch: layout.batch, inputs: (indices) => batchOf(set, layout, indices) };
 }
 
-/** Rows of `rows` (count × the per-example size of the entry's one input), such as a stage-1 run's latents. */
-export function tensorData(source: string, rows: Float32Array, count: number, entry: { readonly name: string; readonly inputs: readonly TensorSpec[] }): TrainingData {
-  if (entry.inputs.length !== 1) throw new DataError(`entry ${entry.name} takes ${entry.inputs.length} inputs; training on ${source} fills exactly one`);
-  const spec = entry.inputs[0]!;
-  const [batch, ...rest] = spec.shape as [number, ...number[]];
-  const per = rest.reduce((a, b) => a * b, 1);
-  if (rows.length !== count * per) throw new DataError(`entry ${entry.name} takes [${rest.join(", ")}] per example; ${source} has ${rows.length / count} values per example`);
+/**
+ * An entry's inputs from arrays of examples, one per input by name (a tensor file's, or a stage-1 run's latents):
+ * each array holds an example of its input's shape (or as many values, flattened) and the input's dtype.
+ */
+export function arrayData(source: string, arrays: ReadonlyMap<string, ExampleArray>, entry: { readonly name: string; readonly inputs: readonly TensorSpec[] }): TrainingData {
+  const unused = [...arrays.keys()].filter((name) => !entry.inputs.some((i) => i.name === name));
+  if (unused.length > 0) throw new DataError(`${source}: '${unused[0]}' is none of entry ${entry.name}'s inputs (${describe(entry.inputs)})`);
+  const fills = entry.inputs.map((spec) => {
+    const array = arrays.get(spec.name);
+    if (!array) throw new DataError(`${source} has no '${spec.name}' for entry ${entry.name}'s input ${spec.name}: ${spec.dtype}[${spec.shape.join(", ")}]`);
+    const [, ...example] = spec.shape;
+    const per = example.reduce((a, b) => a * b, 1);
+    if (array.example.reduce((a, b) => a * b, 1) !== per)
+      throw new DataError(`${source}: '${spec.name}' holds examples of shape [${array.example.join(", ")}]; entry ${entry.name} takes [${example.join(", ")}]`);
+    if ((spec.dtype === "i32") !== (array.dtype === "i32")) throw new DataError(`${source}: '${spec.name}' is ${array.dtype}; entry ${entry.name} takes ${spec.dtype}`);
+    return { spec, array, per };
+  });
+  const count = fills[0]?.array.count ?? 0;
+  const uneven = fills.find((f) => f.array.count !== count);
+  if (uneven) throw new DataError(`${source}: '${uneven.spec.name}' has ${uneven.array.count} examples, '${fills[0]!.spec.name}' ${count}`);
+  if (count === 0) throw new DataError(`${source} holds no examples`);
+  const batch = entry.inputs[0]!.shape[0]!;
   return {
     source: `${source} (${count} examples)`,
     count,
     batch,
     inputs(indices) {
-      const data = new Float32Array(batch * per);
-      for (let b = 0; b < batch; b++) data.set(rows.subarray(indices[Math.min(b, indices.length - 1)]! * per, (indices[Math.min(b, indices.length - 1)]! + 1) * per), b * per);
-      return new Map([[spec.name, { dtype: "f32", shape: spec.shape, data }]]);
+      return new Map(
+        fills.map(({ spec, array, per }) => {
+          const data = array.dtype === "i32" ? new Int32Array(batch * per) : new Float32Array(batch * per);
+          for (let b = 0; b < batch; b++) {
+            const n = indices[Math.min(b, indices.length - 1)]!;
+            data.set(array.data.subarray(n * per, (n + 1) * per), b * per);
+          }
+          return [spec.name, { dtype: spec.dtype, shape: spec.shape, data }];
+        }),
+      );
     },
   };
 }

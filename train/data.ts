@@ -44,7 +44,7 @@ function findImages(data: string, split: Split): ImageSet {
       throw new DataError(`Fashion-MNIST is not installed (${dir} does not exist). Install it with:\n  sudo apt-get install dataset-fashion-mnist\nor pass --data PATH (IDX files or a folder of PNGs)`);
     return loadIdxPair(dir, split);
   }
-  if (!existsSync(data)) throw new DataError(`--data ${data}: no such file or directory (expected fashion-mnist, IDX files or a folder of PNGs)`);
+  if (!existsSync(data)) throw new DataError(`--data ${data}: no such file or directory (expected fashion-mnist, IDX files, a folder of PNGs, or a .safetensors or .npy file of arrays)`);
   if (statSync(data).isDirectory()) {
     const names = readdirSync(data);
     if (names.some((n) => n.startsWith(FASHION_FILES[split][0]))) return loadIdxPair(data, split);

@@ -88,8 +88,8 @@ export function lowerProgram(path: string, options: LowerOptions): Program {
   // order, each traced to the end before the next begins), so two graphs run at the same (seed, step) never
   // draw the same stream (reconstruction runs `noise_latent` and the decoder's steps on one step counter).
   let previous: GraphTracer | undefined;
-  const trace = (withInit: boolean) => {
-    const tracer = new GraphTracer(new GraphBuilder(), { withInit, firstRandomKey: previous?.nextRandomKey ?? 0, ...(shard && { shard }) });
+  const trace = (withInit: boolean, training = false) => {
+    const tracer = new GraphTracer(new GraphBuilder(), { withInit, training, firstRandomKey: previous?.nextRandomKey ?? 0, ...(shard && { shard }) });
     previous = tracer;
     const checker = new Checker(program, { bindings: options.bindings, tracer });
     checker.prepare();
@@ -116,7 +116,7 @@ export function lowerProgram(path: string, options: LowerOptions): Program {
   const entries = model.members
     .filter((m): m is A.EntryMember => m.kind === "entry")
     .map((e): ProgramEntry => {
-      const { tracer, checker, inst, report } = trace(false);
+      const { tracer, checker, inst, report } = trace(false, e.training !== undefined);
       const b = tracer.builder;
       const { inputs, result } = checker.traceEntry(inst, e);
       report();
@@ -140,6 +140,10 @@ export function lowerProgram(path: string, options: LowerOptions): Program {
         loss.node,
         trained.map((p) => p.value.node!),
       ).map((g) => (g === undefined ? g : reduced(g)));
+      // grad_norm(): built on first use, so an optimizer that never asks reads no gradient twice; from the reduced
+      // gradients, so every rank of a data-parallel job clips alike.
+      let norm: number | undefined;
+      tracer.gradNorm = () => (norm ??= globalNorm(b, grads.filter((g) => g !== undefined)));
       const opt = checker.traceOptimizer(inst, e);
       // The step is not an argument, though train_step() may have made it an input already.
       const args = tracer.inputs.filter((i) => i.name.startsWith("optimizer.") && i.name !== NAMES.step).map((i) => ({ name: i.name.slice("optimizer.".length), default: i.defaultValue! }));
@@ -183,6 +187,17 @@ function traceShard(path: string, options: LowerOptions, shard: DataShard): Trac
   for (const g of [global.init, ...global.entries.map((e) => e.graph)])
     for (const n of g.nodes) if (n.op.kind === "random") globalRandomShapes.set(n.op.key, n.shape);
   return { index: shard.index, count: shard.count, globalRandomShapes };
+}
+
+/** √(Σ over the gradients of Σ g²), what grad_norm() is: the L2 norm of all of them as one vector. */
+function globalNorm(b: GraphBuilder, grads: readonly number[]): number {
+  const squares = grads.map((g) => {
+    const { shape } = b.node(g);
+    const square = b.add({ kind: "binary", fn: "mul" }, [g, g]);
+    return shape.length ? b.add({ kind: "reshape" }, [b.add({ kind: "reduce", fn: "sum", axes: shape.map((_, i) => i) }, [square])], []) : square;
+  });
+  const total = squares.reduce((acc, x) => b.add({ kind: "binary", fn: "add" }, [acc, x]), b.add({ kind: "constant", value: 0 }, [], []));
+  return b.add({ kind: "unary", fn: "sqrt" }, [total]);
 }
 
 /** ema + (1 − decay)·(param − ema): one fused kernel per parameter, written as the update rounds best near 1. */

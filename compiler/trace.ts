@@ -50,8 +50,8 @@ export class GraphTracer implements Tracer {
   private readonly shard: TraceShard | undefined;
   /** Whether this trace is a train entry's: what `training()` is. */
   private readonly training: boolean;
-  /** The node of the gradients' global norm, once lower.ts has built the backward pass: what `grad_norm()` is. */
-  gradNorm: number | undefined;
+  /** The gradients' global norm (built on first use), once lower.ts has built the backward pass: what `grad_norm()` is. */
+  gradNorm: (() => number) | undefined;
 
   /** `firstRandomKey`: where this trace's keys start, past those of the graphs traced before it (lower.ts). */
   constructor(
@@ -382,7 +382,7 @@ export class GraphTracer implements Tracer {
         return done(this.scalar(this.training ? 1 : 0, "f32"));
       case "grad_norm":
         if (this.gradNorm === undefined) throw new Error("grad_norm() traced before the backward pass");
-        return done(this.gradNorm);
+        return done(this.gradNorm());
       case "cast":
         return done(b.add({ kind: "cast" }, [node("x")], shape, result.dtype));
       default:

@@ -788,7 +788,10 @@ export class Checker {
     for (const p of shapes.values()) this.guarded(() => this.checkUpdate(opt, p, expr.span));
   }
 
-  /** The optimizer's arguments become run-time scalars in its scope. */
+  /**
+   * The optimizer's arguments become run-time scalars in its scope: a number an input (`optimizer.NAME`, which
+   * `--lr` sets), an f32 scalar expression (a schedule of train_step() and hypers) its value at each step.
+   */
   private optimizerInstance(decl: A.ContainerDecl, home: Home, args: readonly A.Arg[], scope: Scope | undefined, at: Span): Instance | undefined {
     const genScope = this.completeGenerics(decl.generics, new Map(), home.scope, at, decl.name.name, true);
     if (!genScope) return undefined;
@@ -812,7 +815,12 @@ export class Checker {
         continue;
       }
       const v = this.eval(expr, a && scope ? scope : genScope);
-      if (v.k !== "int" && v.k !== "float" && v.k !== "error") this.error("E0401", expr.span, `optimizer arguments are numbers, but '${p.name.name}' is ${describe(v)}`);
+      if (v.k === "tensor" && v.dtype === "f32" && v.shape.length === 0) {
+        genScope.define(p.name.name, v, p.name.span);
+        continue;
+      }
+      if (v.k !== "int" && v.k !== "float" && v.k !== "error")
+        this.error("E0401", expr.span, `optimizer arguments are numbers or f32 scalars (a schedule: 3e-4 * cosine_decay(train_step(), 10000.0, 0.1)), but '${p.name.name}' is ${describe(v)}`);
       const arg = tensor("f32", [], p.span);
       const value = v.k === "int" ? v.value.value : v.k === "float" ? v.value : undefined;
       genScope.define(p.name.name, this.tracer ? this.tracer.input(`optimizer.${p.name.name}`, arg, value) : arg, p.name.span);
@@ -936,6 +944,10 @@ export class Checker {
       return this.error("E0603", span, `train_step() is the number of the optimizer step being taken, so it exists only while a train entry runs; entry '${this.entry.name.name}' is not a train entry`, [
         { span: this.entry.name.span, message: "the entry evaluated here" },
       ]);
+    if (name === "grad_norm" && this.entry)
+      return this.error("E0604", span, `grad_norm() is the norm of a step's gradients, which exist only once the entry's loss is computed: use it in an optimizer (its update or arguments), not in entry '${this.entry.name.name}'`, [
+        { span: this.entry.name.span, message: "the entry evaluated here" },
+      ]);
     const misuse = misusedBuiltin(name, args);
     if (misuse) return this.error("E0401", misuse.span, misuse.message);
     const bound = new Map<string, Value>();
@@ -1043,8 +1055,8 @@ export class Checker {
   /** Runs a function body with its generics and parameters bound; memoised on everything that matters. */
   private invoke(fn: Extract<Value, { k: "fn" }>, genScope: Scope, args: Value[], span: Span): Value {
     const d = fn.decl;
-    // A plain entry checks its calls afresh: there, train_step() is an error.
-    const context = this.entry && !this.entry.training ? "plain " : "";
+    // An entry checks its calls afresh: there grad_norm() is an error, and in a plain entry train_step() too.
+    const context = this.entry ? (this.entry.training ? "train " : "plain ") : "";
     const key = `${context}${fn.home.key}::${d.name.name}<${d.generics.map((g) => typeKey(genScope.ownBinding(g.name.name)?.value ?? ERROR)).join(",")}>(${args.map(typeKey).join(",")})`;
     // Tracing evaluates every call afresh: equal types do not mean equal tensors.
     const memo = this.tracer ? undefined : this.calls.get(key);

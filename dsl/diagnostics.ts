@@ -38,6 +38,7 @@ export const ERROR_CODES = {
   E0601: "malformed model or entry",
   E0602: "malformed optimizer",
   E0603: "train_step() outside a train entry",
+  E0604: "grad_norm() outside an optimizer",
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -111,3 +111,153 @@ model StepProbe {
     }
   });
 });
+
+/** A Program of `source` (standard library from disk), lowered at batch B. */
+function lowerSource(name: string, source: string, B = 2) {
+  const file = path.resolve(`test/${name}.ul`);
+  return lowerProgram(file, { bindings: { B }, host: { readFile: (p: string) => (p === file ? source : diskHost.readFile(p)) } });
+}
+
+/** Every parameter's values, copied. */
+const snapshot = (s: ReferenceSession) => new Map([...s.params].map(([name, t]) => [name, Float64Array.from(t.data)]));
+
+// std.optim's schedules, given as an optimizer's learning rate: loss = Σ w·c has gradient c whatever w is, so under
+// SGD without momentum each step moves w by −lr·c, and the learning rate each step used is read back exactly.
+describe("std.optim: learning-rate schedules as optimizer arguments", () => {
+  const lrs = (schedule: string, steps: number) => {
+    const program = lowerSource("schedule-probe", `
+from std.optim import Sgd, warmup, cosine_decay, step_decay, warmup_cosine
+model Schedule {
+  hyper base_lr = 0.5
+  param w: f32[2] = 0.0
+  train fit<B>(x: f32[B, 2]) -> { loss: f32 } minimize loss with Sgd(lr = base_lr * ${schedule}, momentum = 0.0) {
+    { loss: sum(w * (arange(2) + 1.0)) }
+  }
+}
+`);
+    const s = new ReferenceSession(program, { precision: "f64", seed: 1 });
+    const x = new Map([["x", { dtype: "f32" as const, shape: [2, 2], data: new Float64Array(4) }]]);
+    return Array.from({ length: steps }, () => {
+      const before = snapshot(s).get("w")!;
+      s.trainStep("fit", x);
+      const after = s.params.get("w")!.data;
+      expect(before[1]! - after[1]!).toBeCloseTo(2 * (before[0]! - after[0]!), 14);
+      return (before[0]! - after[0]!) / 0.5;
+    });
+  };
+  const close = (got: number[], want: number[]) => got.forEach((g, i) => expect(g, `step ${i + 1}`).toBeCloseTo(want[i]!, 12));
+  const steps = Array.from({ length: 10 }, (_, i) => i + 1);
+  // PyTorch's CosineAnnealingLR at epoch t = k − 1 of T: η_min + (1 − η_min)(1 + cos(πt/T))/2, then η_min.
+  const cosine = (k: number, T: number, floor: number) => floor + ((1 - floor) * (1 + Math.cos((Math.PI * Math.min(Math.max(k - 1, 0), T)) / T))) / 2;
+
+  test("warmup: k/n up to 1", () => close(lrs("warmup(train_step(), 4.0)", 10), steps.map((k) => Math.min(k / 4, 1))));
+  test("cosine_decay: PyTorch's CosineAnnealingLR, then its floor", () => close(lrs("cosine_decay(train_step(), 6.0, 0.1)", 10), steps.map((k) => cosine(k, 6, 0.1))));
+  test("step_decay: PyTorch's StepLR", () => close(lrs("step_decay(train_step(), 3.0, 0.5)", 10), steps.map((k) => 0.5 ** Math.floor((k - 1) / 3))));
+  test("warmup_cosine: a linear warm-up, then the cosine from 1 to its floor", () =>
+    close(lrs("warmup_cosine(train_step(), 3.0, 9.0, 0.0)", 10), steps.map((k) => (k <= 3 ? k / 3 : cosine(k - 3, 6, 0)))));
+});
+
+// Two parameters whose gradients are fixed (c₁ = [3, 0], c₂ = [4]): their global norm is 5, so clipping at 1 scales
+// both by 1/(5 + 1e-6), as PyTorch's clip_grad_norm_ does, and clipping at 10 leaves them alone.
+describe("std.optim: gradient clipping by global norm", () => {
+  const moves = (optimizer: string) => {
+    const program = lowerSource("clip-probe", `
+from std.optim import Adam, AdamW, Sgd
+model Clip {
+  param a: f32[2] = 0.0
+  param b: f32[1] = 0.0
+  train fit<B>(x: f32[B, 1]) -> { loss: f32 } minimize loss with ${optimizer} {
+    { loss: sum(a * (arange(2) * -3.0 + 3.0)) + sum(b * 4.0) }
+  }
+}
+`);
+    const s = new ReferenceSession(program, { precision: "f64", seed: 1 });
+    s.trainStep("fit", new Map([["x", { dtype: "f32" as const, shape: [2, 1], data: new Float64Array(2) }]]));
+    return [...s.params.get("a")!.data, ...s.params.get("b")!.data];
+  };
+
+  test("SGD: the step is −lr·g·min(1, max/(‖g‖ + 1e-6)), one factor for all parameters", () => {
+    const scale = 1 / (5 + 1e-6);
+    const clipped = moves("Sgd(lr = 1.0, momentum = 0.0, max_grad_norm = 1.0)");
+    [-3 * scale, 0, -4 * scale].forEach((want, i) => expect(clipped[i]).toBeCloseTo(want, 14));
+    expect(moves("Sgd(lr = 1.0, momentum = 0.0, max_grad_norm = 10.0)")).toEqual([-3, 0, -4]);
+    expect(moves("Sgd(lr = 1.0, momentum = 0.0)")).toEqual([-3, 0, -4]);
+  });
+
+  test("Adam: the clipped gradient feeds the moments (its first step is −lr·sign(g) either way; its second moment is not)", () => {
+    // Adam's first step is lr·ĝ/(|ĝ| + eps): clipping changes it only through eps, by a relative 1e-8·(5 − 1).
+    const plain = moves("Adam(lr = 1.0, eps = 0.1)");
+    const clipped = moves("Adam(lr = 1.0, eps = 0.1, max_grad_norm = 1.0)");
+    const g = [3, 0, 4].map((v) => v / (5 + 1e-6));
+    g.forEach((gi, i) => expect(clipped[i]).toBeCloseTo(-gi / (gi + 0.1), 12));
+    [3, 0, 4].forEach((gi, i) => expect(plain[i]).toBeCloseTo(-gi / (gi + 0.1), 12));
+  });
+});
+
+// AdamW against torch.optim.AdamW's update, written out: p ← p·(1 − lr·wd), then Adam's bias-corrected step with
+// the gradient taken before the decay. loss = Σ c·w²/2 has gradient c·w, so the decay's order matters.
+describe("std.optim.AdamW is PyTorch's AdamW", () => {
+  test("five steps agree in float64", () => {
+    const [lr, b1, b2, eps, wd] = [0.1, 0.8, 0.9, 1e-3, 0.3];
+    const program = lowerSource("adamw-probe", `
+from std.optim import AdamW
+model Decay {
+  param w: f32[3] = arange(3) - 1.5
+  train fit<B>(x: f32[B, 1]) -> { loss: f32 } minimize loss with AdamW(lr = ${lr}, beta1 = ${b1}, beta2 = ${b2}, eps = ${eps}, weight_decay = ${wd}) {
+    { loss: sum((arange(3) + 1.0) * w * w) / 2.0 }
+  }
+}
+`);
+    const s = new ReferenceSession(program, { precision: "f64", seed: 1 });
+    const x = new Map([["x", { dtype: "f32" as const, shape: [2, 1], data: new Float64Array(2) }]]);
+    const p = [-1.5, -0.5, 0.5];
+    const m = [0, 0, 0], v = [0, 0, 0];
+    for (let t = 1; t <= 5; t++) {
+      s.trainStep("fit", x);
+      for (let i = 0; i < 3; i++) {
+        const g = (i + 1) * p[i]!;
+        p[i] = p[i]! * (1 - lr * wd);
+        m[i] = b1 * m[i]! + (1 - b1) * g;
+        v[i] = b2 * v[i]! + (1 - b2) * g * g;
+        p[i] = p[i]! - (lr * (m[i]! / (1 - b1 ** t))) / (Math.sqrt(v[i]! / (1 - b2 ** t)) + eps);
+      }
+      [...s.params.get("w")!.data].forEach((got, i) => expect(got, `step ${t}, w[${i}]`).toBeCloseTo(p[i]!, 13));
+    }
+  });
+});
+
+// std.layers.dropout reads training(): in a train entry it zeroes about `rate` of the elements and scales the rest
+// by 1/(1 − rate); in a plain entry it is the identity.
+describe("training() and std.layers.dropout", () => {
+  const program = lowerSource("dropout-probe", `
+from std.layers import dropout
+from std.optim import Sgd
+model Drop {
+  param w: f32[1] = 1.0
+  train fit<B>(x: f32[B, 64]) -> { loss: f32, dropped: f32, off_scale: f32, mode: f32 } minimize loss with Sgd(lr = 0.1) {
+    let d = dropout(x * w, 0.25)
+    { loss: mean(d * d), dropped: mean(select(d == 0.0, 1.0, 0.0)), off_scale: max(abs(select(d == 0.0, 0.0, d - x * w / 0.75))), mode: training() }
+  }
+  entry apply<B>(x: f32[B, 64]) -> f32[B, 64] { dropout(x, 0.25) }
+  entry mode() -> f32 { training() }
+}
+`, 8);
+  const x: Tensor = { dtype: "f32", shape: [8, 64], data: Float64Array.from({ length: 512 }, (_, i) => 1 + (i % 7)) };
+
+  test("in a train entry: training() is 1, a quarter of the elements dropped, the rest scaled by 4/3", () => {
+    const s = new ReferenceSession(program, { precision: "f64", seed: 3 });
+    const m = s.trainStep("fit", new Map([["x", x]]));
+    expect(m.get("mode")).toBe(1);
+    // 512 draws: the fraction's standard deviation is 0.019.
+    expect(m.get("dropped")).toBeGreaterThan(0.25 - 0.08);
+    expect(m.get("dropped")).toBeLessThan(0.25 + 0.08);
+    expect(m.get("off_scale")).toBeLessThan(1e-12);
+  });
+
+  test("in a plain entry: training() is 0 and dropout is the identity, with no random draw left in the graph", () => {
+    const s = new ReferenceSession(program, { precision: "f64", seed: 3 });
+    expect(s.run("mode", new Map(), 1).get("result")!.data[0]).toBe(0);
+    expect([...s.run("apply", new Map([["x", x]]), 1).get("result")!.data]).toEqual([...x.data]);
+    expect(program.entries.find((e) => e.name === "apply")!.graph.nodes.some((n) => n.op.kind === "random")).toBe(false);
+  });
+});

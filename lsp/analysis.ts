@@ -1,20 +1,26 @@
 // One check of a document, exactly as `ulc check FILE` runs it but reading open documents' unsaved text, that
 // keeps what the checker told about each place: the values computed there (one per instantiation of the code
-// around it) and the declaration a name there resolves to. Hover and go-to-definition read these facts.
+// around it, with the scope that binds its generics) and the declaration a name there resolves to. Hover and
+// go-to-definition read these facts.
 import { checkFiles } from "../dsl/check.js";
 import type { Diagnostic } from "../dsl/diagnostics.js";
 import type { LoadedFile, SourceHost } from "../dsl/loader.js";
 import type { SourceFile, Span } from "../dsl/source.js";
-import type { CheckObserver, Value } from "../dsl/values.js";
+import type { CheckObserver, Scope, Value } from "../dsl/values.js";
 import { spanContains } from "./positions.js";
 
 /** What the checker said about one span. */
 export interface Fact {
   readonly span: Span;
   /** Every value computed here, in the order the checker computed them (models first, then generic code). */
-  readonly values: Value[];
+  readonly values: Computed[];
   /** Where the name written here is bound. */
   declared?: Span;
+}
+
+export interface Computed {
+  readonly value: Value;
+  readonly scope: Scope;
 }
 
 export class Analysis {
@@ -33,7 +39,7 @@ export class Analysis {
     stdRoot: string,
   ) {
     const observer: CheckObserver = {
-      value: (span, v) => this.fact(span).values.push(v),
+      value: (span, value, scope) => this.fact(span).values.push({ value, scope }),
       resolved: (use, declared) => void (this.fact(use).declared = declared),
     };
     const started = performance.now();

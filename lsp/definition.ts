@@ -14,10 +14,10 @@ export function definition(analysis: Analysis, path: string, offset: number): Lo
   // An import's module path leads to the file it names.
   for (const [decl, target] of analysis.files.get(path)?.imports ?? [])
     if (spanContains(decl.source.span, offset)) return fileStart(target);
-  const fact = analysis.factAt(path, offset, (f) => f.declared !== undefined || f.values.some(isDeclared));
+  const fact = analysis.factAt(path, offset, (f) => f.declared !== undefined || f.values.some((c) => isDeclared(c.value)));
   if (!fact) return null;
   // Functions, modules and namespaces know where they are declared, whatever imports the name came through.
-  const value = fact.values.find(isDeclared);
+  const value = fact.values.map((c) => c.value).find(isDeclared);
   if (value) return value.k === "namespace" ? fileStart(value.file.filePath) : spanLocation(value.decl.name.span);
   let at: Span = fact.declared!;
   // A name bound by `from X import a` resolves on to the `a` that X declares.

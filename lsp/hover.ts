@@ -1,14 +1,15 @@
 // Hover: the type the checker computed for the expression or name under the cursor, once for each distinct
-// instantiation of the code around it (a module checked with its generics as symbols and again inside a model
-// shows both `f32[B, C, H, W]` and `f32[B, 64, 8, 8]`), with a declaration's doc comment.
+// instantiation of the code around it, with the values its generics had there (a module checked with its
+// generics as symbols and again inside a model shows `f32[B, C, H, W]` and `f32[B, 64, 8, 8]  // C = 64, ...`),
+// and a declaration's doc comment.
 import type { Hover } from "vscode-languageserver";
 import type * as A from "../dsl/ast.js";
 import { BUILTINS } from "../dsl/builtins.js";
 import { displayPath } from "../dsl/loader.js";
 import { spanText, type Span } from "../dsl/source.js";
-import { tensorText, type Value } from "../dsl/values.js";
+import { tensorText, type Scope, type Value } from "../dsl/values.js";
 import type { Analysis } from "./analysis.js";
-import { spanRange } from "./positions.js";
+import { spanContains, spanRange } from "./positions.js";
 
 /** Instantiations listed before the rest are counted instead: a loop unrolled 64 times binds its index 64 ways. */
 const MAX_LISTED = 8;
@@ -17,16 +18,45 @@ const MAX_LISTED = 8;
 const SELF_NAMED = new Set<Value["k"]>(["fn", "decl", "builtin", "namespace"]);
 
 export function hover(analysis: Analysis, path: string, offset: number): Hover | null {
-  const fact = analysis.factAt(path, offset, (f) => f.values.some((v) => v.k !== "error"));
+  const fact = analysis.factAt(path, offset, (f) => f.values.some((c) => c.value.k !== "error"));
   if (!fact) return null;
   const written = spanText(fact.span);
-  const label = (v: Value) => (/^[A-Za-z_]\w*$/.test(written) && !SELF_NAMED.has(v.k) ? `${written}: ` : "");
-  const types = [...new Set(fact.values.filter((v) => v.k !== "error").map((v) => label(v) + typeText(v)))];
-  const lines = types.slice(0, MAX_LISTED);
-  if (types.length > MAX_LISTED) lines.push(`// and ${types.length - MAX_LISTED} more`);
-  const decl = fact.values.find((v): v is Extract<Value, { k: "fn" | "decl" }> => v.k === "fn" || v.k === "decl");
+  const name = /^[A-Za-z_]\w*$/.test(written) ? written : undefined;
+  const generics = genericsAt(analysis.files.get(path)?.ast, fact.span.start).filter((g) => g !== name);
+  // One line per type; the generics' values only where they say which instantiation gave it.
+  const found = new Map<string, Set<string>>();
+  for (const c of fact.values) {
+    if (c.value.k === "error") continue;
+    const type = (name !== undefined && !SELF_NAMED.has(c.value.k) ? `${name}: ` : "") + typeText(c.value);
+    found.set(type, (found.get(type) ?? new Set()).add(bindings(c.scope, generics)));
+  }
+  const lines = [...found].slice(0, MAX_LISTED).map(([type, bound]) => (bound.size === 1 && !bound.has("") ? `${type}  // ${[...bound][0]}` : type));
+  if (found.size > MAX_LISTED) lines.push(`// and ${found.size - MAX_LISTED} more`);
+  const decl = fact.values.map((c) => c.value).find((v): v is Extract<Value, { k: "fn" | "decl" }> => v.k === "fn" || v.k === "decl");
   const doc = decl ? docComment(decl.decl.span) : "";
   return { contents: { kind: "markdown", value: ["```ul", ...lines, "```", ...(doc ? ["", doc] : [])].join("\n") }, range: spanRange(fact.span) };
+}
+
+/** `C = 64, H = 8`: the generics that had values in `scope` (one checked as its own symbol has none). */
+function bindings(scope: Scope, generics: readonly string[]): string {
+  return generics
+    .flatMap((g) => {
+      const v = scope.lookup(g)?.value;
+      const text = v && v.k !== "error" ? argText(v) : g;
+      return text === g ? [] : [`${g} = ${text}`];
+    })
+    .join(", ");
+}
+
+/** The generic parameters in scope at `offset`: its declaration's, and those of the function or entry it is in. */
+function genericsAt(ast: A.FileAst | undefined, offset: number): string[] {
+  const names: string[] = [];
+  for (const d of ast?.decls ?? []) {
+    if (d.kind === "import" || d.kind === "const" || !spanContains(d.span, offset)) continue;
+    names.push(...d.generics.map((g) => g.name.name));
+    if (d.kind !== "fn") for (const m of d.members) if ((m.kind === "fn" || m.kind === "entry") && spanContains(m.span, offset)) names.push(...m.generics.map((g) => g.name.name));
+  }
+  return names;
 }
 
 /** A value's type as .ul writes it; compile-time numbers with their value when known. */
@@ -80,6 +110,7 @@ function instanceText(decl: A.ContainerDecl, generic: (name: string) => Value | 
 function argText(v: Value): string {
   if (v.k === "int") return String(v.value);
   if ((v.k === "float" || v.k === "bool") && v.value !== undefined) return String(v.value);
+  if (v.k === "list") return `[${v.items.map(argText).join(", ")}]`; // a shape pack
   return typeText(v);
 }
 

@@ -75,10 +75,12 @@ describe("ulc lsp", () => {
     expect(await hoverText(at("encoder(x)", 0))).toMatch(/encoder: module ConvEncoder<Zc = 4>/);
   });
 
-  test("hover lists each instantiation of generic code: the model's and the module's own", async () => {
+  test("hover lists each instantiation of generic code with its generics' values: the model's and the module's own", async () => {
     const lines = (await hoverText(at("var h = stem(z_t)", 4))).split("\n");
-    expect(lines).toContain("h: f32[B, 64, 8, 8]"); // inside UlSmall: LatentPrior<zc, 64, 4>
+    expect(lines).toContain("h: f32[B, 64, 8, 8]  // Zc = 4, C = 64, Depth = 4, H = 8, W = 8"); // inside UlSmall: LatentPrior<zc, 64, 4>
     expect(lines).toContain("h: f32[B, C, H, W]"); // the module checked with its generics as symbols
+    // An annotation shows what it is in each instantiation too.
+    expect((await hoverText(at("f32[B, Zc, H, W]"))).split("\n")).toEqual(expect.arrayContaining(["f32[B, 4, 8, 8]  // Zc = 4, C = 64, Depth = 4, H = 8, W = 8", "f32[B, Zc, H, W]"]));
   });
 
   test("go to definition follows an imported name into std, and a local to its let", async () => {

@@ -107,6 +107,31 @@ describe("ulc lsp", () => {
     expect(modules.map((i) => i.label).sort()).toEqual(["diffusion", "layers", "optim"]);
   });
 
+  test("an edit to an open file re-checks the open files that import it; closing it puts the file on disk back", async () => {
+    const put = (name: string, text: string) => {
+      writeFileSync(join(dir, name), text);
+      return pathToFileURL(join(dir, name)).href;
+    };
+    const helperText = "fn double<N>(x: f32[N]) -> f32[N] { x * 2.0 }\n";
+    const helper = put("helper.ul", helperText);
+    const main = put("main.ul", 'from "./helper.ul" import double\n\nfn quad<N>(x: f32[N]) -> f32[N] { double(double(x)) }\n');
+    expect(await client.open(main, readFileSync(fileURLToPath(main), "utf8"))).toEqual([]);
+    // Opening the helper re-checks main too: main now reads the helper's buffer.
+    const mainAfterOpen = client.diagnostics(main);
+    expect(await client.open(helper, helperText)).toEqual([]);
+    expect(await mainAfterOpen).toEqual([]);
+
+    const mainAfterEdit = client.diagnostics(main);
+    await client.change(helper, [{ range: { start: { line: 0, character: 3 }, end: { line: 0, character: 9 } }, text: "twice" }]);
+    const [unknown] = await mainAfterEdit;
+    expect(unknown?.code).toBe("E0502");
+    expect(unknown?.range.start).toEqual({ line: 0, character: "from \"./helper.ul\" import ".length });
+
+    const mainAfterClose = client.diagnostics(main);
+    client.closeDocument(helper);
+    expect(await mainAfterClose).toEqual([]);
+  });
+
   test("document symbols outline the model with its entries", async () => {
     const symbols = (await client.connection.sendRequest(DocumentSymbolRequest.type, { textDocument: { uri: SMALL_URI } })) as DocumentSymbol[];
     const model = symbols.find((s) => s.name === "UlSmall");
@@ -116,7 +141,7 @@ describe("ulc lsp", () => {
   });
 
   test("shutdown and exit end the server with code 0, having written nothing on stderr", async () => {
-    expect(await client.close()).toBe(0);
+    expect(await client.shutdown()).toBe(0);
     expect(client.errors).toBe("");
   });
 });

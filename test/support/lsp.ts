@@ -5,6 +5,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import {
   createProtocolConnection,
   DidChangeTextDocumentNotification,
+  DidCloseTextDocumentNotification,
   DidOpenTextDocumentNotification,
   ExitNotification,
   InitializedNotification,
@@ -49,7 +50,7 @@ export class LspClient {
 
   /** Opens the document and resolves to the first diagnostics the server publishes for it. */
   open(uri: string, text: string): Promise<Diagnostic[]> {
-    const published = this.nextDiagnostics(uri);
+    const published = this.diagnostics(uri);
     this.versions.set(uri, 1);
     void this.connection.sendNotification(DidOpenTextDocumentNotification.type, { textDocument: { uri, languageId: "ul", version: 1, text } });
     return published;
@@ -57,15 +58,19 @@ export class LspClient {
 
   /** Edits the open document and resolves to the next diagnostics published for it. */
   change(uri: string, changes: TextDocumentContentChangeEvent[]): Promise<Diagnostic[]> {
-    const published = this.nextDiagnostics(uri);
+    const published = this.diagnostics(uri);
     const version = (this.versions.get(uri) ?? 0) + 1;
     this.versions.set(uri, version);
     void this.connection.sendNotification(DidChangeTextDocumentNotification.type, { textDocument: { uri, version }, contentChanges: changes });
     return published;
   }
 
+  closeDocument(uri: string): void {
+    void this.connection.sendNotification(DidCloseTextDocumentNotification.type, { textDocument: { uri } });
+  }
+
   /** Shuts the server down as an editor does and resolves to its exit code. */
-  async close(): Promise<number | null> {
+  async shutdown(): Promise<number | null> {
     const exited = new Promise<number | null>((resolve) => (this.exitCode !== undefined ? resolve(this.exitCode) : this.child.on("exit", resolve)));
     await this.connection.sendRequest(ShutdownRequest.type);
     await this.connection.sendNotification(ExitNotification.type);
@@ -79,7 +84,8 @@ export class LspClient {
     return this.stderr;
   }
 
-  private nextDiagnostics(uri: string): Promise<Diagnostic[]> {
+  /** The next diagnostics the server publishes for `uri` (ask before the edit that causes them). */
+  diagnostics(uri: string): Promise<Diagnostic[]> {
     return new Promise((resolve) => this.waiting.push({ uri, resolve }));
   }
 }

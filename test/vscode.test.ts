@@ -44,6 +44,9 @@ test("the manifest contributes the ul language for .ul files, and every file it 
   expect(language?.extensions).toEqual([".ul"]);
   expect(manifest.contributes.grammars.map((g) => g.language)).toEqual(["ul"]);
   for (const file of [manifest.main, language!.configuration, ...manifest.contributes.grammars.map((g) => g.path)]) expect(existsSync(join(EXTENSION, file)), file).toBe(true);
+  // The client is plain CommonJS, as VS Code loads it: at least it must parse.
+  const check = spawnSync(process.execPath, ["--check", join(EXTENSION, manifest.main)], { encoding: "utf8" });
+  expect(check.status, check.stderr).toBe(0);
 });
 
 test("the grammar's regular expressions compile, and it highlights exactly the lexer's keywords", () => {

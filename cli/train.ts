@@ -160,7 +160,10 @@ function trainEntry(program: Program, config: RunConfig): Program["entries"][num
   for (const name of Object.keys(config.hypers))
     if (!program.hypers.some((h) => h.name === name)) throw new UsageError(`--set ${name}: model ${program.model} has no hyper '${name}' (it has ${program.hypers.map((h) => h.name).join(", ") || "none"})`);
   for (const name of Object.keys(config.optimizer))
-    if (!entry.training!.args.some((a) => a.name === name)) throw new UsageError(`--${name}: the optimizer ${entry.training!.optimizer} of entry ${entry.name} takes no '${name}'`);
+    if (!entry.training!.args.some((a) => a.name === name))
+      throw new UsageError(
+        `--${name}: the optimizer ${entry.training!.optimizer} of entry ${entry.name} has no run-time '${name}' (it has ${entry.training!.args.map((a) => a.name).join(", ") || "none"}); an argument the model computes, such as a scheduled lr, follows the hypers it reads: --set NAME=X`,
+      );
   return entry;
 }
 

@@ -385,6 +385,30 @@ describe("ulc train --resume: the run's own flags", () => {
   });
 });
 
+describe("ulc train --lr with a learning rate the model computes", () => {
+  test("is refused before any data is read, naming the optimizer's run-time arguments and --set for the hypers", async () => {
+    const model = join(dir, "scheduled.ul");
+    writeFileSync(
+      model,
+      `from std.layers import Linear
+from std.optim import Sgd, cosine_decay
+model S {
+  hyper base_lr = 0.1
+  net: Linear<784, 1>
+  train fit<B>(x: f32[B, 1, 28, 28]) -> { loss: f32 } minimize loss with Sgd(lr = base_lr * cosine_decay(train_step(), 100.0, 0.0)) {
+    { loss: mean(net(reshape(x, [B, 784]))) }
+  }
+}
+`,
+    );
+    const r = await ulc(["train", model, "--lr", "1e-3", "--target", "cpu", "--data", join(dir, "no-data"), "--out", join(dir, "scheduled-run"), "--steps", "1"]);
+    expect([r.code, r.stderr]).toEqual([
+      2,
+      "ulc train: --lr: the optimizer Sgd of entry fit has no run-time 'lr' (it has momentum, weight_decay, max_grad_norm); an argument the model computes, such as a scheduled lr, follows the hypers it reads: --set NAME=X\n",
+    ]);
+  }, 60_000);
+});
+
 describe("the real bin/ulc.js (spawned, against dist/)", () => {
   const bin = join(ROOT, "bin", "ulc.js");
   const run = (args: string[]) => spawnSync(process.execPath, [bin, ...args], { cwd: ROOT, encoding: "utf8" });

@@ -118,8 +118,9 @@ function lowerSource(name: string, source: string, B = 2) {
   return lowerProgram(file, { bindings: { B }, host: { readFile: (p: string) => (p === file ? source : diskHost.readFile(p)) } });
 }
 
-/** Every parameter's values, copied. */
-const snapshot = (s: ReferenceSession) => new Map([...s.params].map(([name, t]) => [name, Float64Array.from(t.data)]));
+/** A zero batch for an entry whose one input `x` the loss does not read. */
+const unread = (shape: [number, number]) => new Map([["x", { dtype: "f32" as const, shape, data: new Float64Array(shape[0] * shape[1]) }]]);
+
 
 // std.optim's schedules, given as an optimizer's learning rate: loss = Σ w·c has gradient c whatever w is, so under
 // SGD without momentum each step moves w by −lr·c, and the learning rate each step used is read back exactly.
@@ -136,9 +137,9 @@ model Schedule {
 }
 `);
     const s = new ReferenceSession(program, { precision: "f64", seed: 1 });
-    const x = new Map([["x", { dtype: "f32" as const, shape: [2, 2], data: new Float64Array(4) }]]);
+    const x = unread([2, 2]);
     return Array.from({ length: steps }, () => {
-      const before = snapshot(s).get("w")!;
+      const before = Float64Array.from(s.params.get("w")!.data);
       s.trainStep("fit", x);
       const after = s.params.get("w")!.data;
       expect(before[1]! - after[1]!).toBeCloseTo(2 * (before[0]! - after[0]!), 14);
@@ -172,7 +173,7 @@ model Clip {
 }
 `);
     const s = new ReferenceSession(program, { precision: "f64", seed: 1 });
-    s.trainStep("fit", new Map([["x", { dtype: "f32" as const, shape: [2, 1], data: new Float64Array(2) }]]));
+    s.trainStep("fit", unread([2, 1]));
     return [...s.params.get("a")!.data, ...s.params.get("b")!.data];
   };
 
@@ -209,7 +210,7 @@ model Decay {
 }
 `);
     const s = new ReferenceSession(program, { precision: "f64", seed: 1 });
-    const x = new Map([["x", { dtype: "f32" as const, shape: [2, 1], data: new Float64Array(2) }]]);
+    const x = unread([2, 1]);
     const p = [-1.5, -0.5, 0.5];
     const m = [0, 0, 0], v = [0, 0, 0];
     for (let t = 1; t <= 5; t++) {

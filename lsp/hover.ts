@@ -7,7 +7,7 @@ import type * as A from "../dsl/ast.js";
 import { BUILTINS } from "../dsl/builtins.js";
 import { displayPath } from "../dsl/loader.js";
 import { spanText, type Span } from "../dsl/source.js";
-import { tensorText, type Scope, type Value } from "../dsl/values.js";
+import { tensorText, type Instance, type Scope, type Value } from "../dsl/values.js";
 import type { Analysis } from "./analysis.js";
 import { spanContains, spanRange } from "./positions.js";
 
@@ -60,7 +60,7 @@ function genericsAt(ast: A.FileAst | undefined, offset: number): string[] {
 }
 
 /** A value's type as .ul writes it; compile-time numbers with their value when known. */
-export function typeText(v: Value): string {
+function typeText(v: Value): string {
   switch (v.k) {
     case "tensor":
       return tensorText(v);
@@ -80,9 +80,9 @@ export function typeText(v: Value): string {
     case "record":
       return `{ ${[...v.fields].map(([n, f]) => `${n}: ${typeText(f)}`).join(", ")} }`;
     case "instance":
-      return instanceText(v.inst.decl, (name) => v.inst.scope.ownBinding(name)?.value);
+      return instanceText(v.inst);
     case "array":
-      return `[${instanceText(v.element.decl, (name) => v.element.scope.ownBinding(name)?.value)}; ${v.count}]`;
+      return `[${instanceText(v.element)}; ${v.count}]`;
     case "fn":
       // The signature as written: everything before the body's brace.
       return v.decl.span.file.text.slice(v.decl.span.start, v.decl.body.span.start).trim();
@@ -97,13 +97,13 @@ export function typeText(v: Value): string {
   }
 }
 
-/** `Conv2d<In = 1, Out = 32, K = 3>`: a module with the values its generics have in this instance. */
-function instanceText(decl: A.ContainerDecl, generic: (name: string) => Value | undefined): string {
-  const args = decl.generics.map((g) => {
-    const v = generic(g.name.name);
+/** `module Conv2d<Cin = 1, Cout = 32, K = 3>`: a module with the values its generics have in this instance. */
+function instanceText(inst: Instance): string {
+  const args = inst.decl.generics.map((g) => {
+    const v = inst.scope.ownBinding(g.name.name)?.value;
     return `${g.name.name} = ${v ? argText(v) : "?"}`;
   });
-  return `${decl.kind} ${decl.name.name}${args.length ? `<${args.join(", ")}>` : ""}`;
+  return `${inst.decl.kind} ${inst.decl.name.name}${args.length ? `<${args.join(", ")}>` : ""}`;
 }
 
 /** A generic argument or a default: a known compile-time value alone, anything else by its type. */

@@ -12,14 +12,14 @@ export class Workspace {
   private readonly parsed = new Map<string, Analysis>();
   private std: ReadonlyMap<string, string> | undefined;
 
-  readonly host: SourceHost = {
+  private readonly host: SourceHost = {
     readFile: (p) => this.openDocument(p)?.getText() ?? diskHost.readFile(p),
     listFolder: diskHost.listFolder,
   };
 
   constructor(
     private readonly documents: TextDocuments<TextDocument>,
-    readonly stdRoot: string,
+    private readonly stdRoot: string,
   ) {}
 
   /** The analysis of the document's current text (checked now if it is out of date); undefined for a buffer with no file. */

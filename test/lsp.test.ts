@@ -134,6 +134,15 @@ describe("ulc lsp", () => {
     expect(await mainAfterClose).toEqual([]);
   });
 
+  test("an error in an imported file that is not open is published to that file", async () => {
+    writeFileSync(join(dir, "broken.ul"), "fn broken<N>(x: f32[N]) -> f32[N] { y }\n");
+    const user = join(dir, "user.ul");
+    writeFileSync(user, 'from "./broken.ul" import broken\n');
+    const inBroken = client.diagnostics(pathToFileURL(join(dir, "broken.ul")).href);
+    expect(await client.open(pathToFileURL(user).href, readFileSync(user, "utf8"))).toEqual([]);
+    expect((await inBroken).map((d) => d.code)).toEqual(["E0301"]);
+  });
+
   test("document symbols outline the model with its entries", async () => {
     const symbols = (await client.connection.sendRequest(DocumentSymbolRequest.type, { textDocument: { uri: SMALL_URI } })) as DocumentSymbol[];
     const model = symbols.find((s) => s.name === "UlSmall");

@@ -790,7 +790,8 @@ export class Checker {
 
   /**
    * The optimizer's arguments become run-time scalars in its scope: a number an input (`optimizer.NAME`, which
-   * `--lr` sets), an f32 scalar expression (a schedule of train_step() and hypers) its value at each step.
+   * `--lr` sets), an f32 scalar expression (a schedule of train_step() and hypers) its value at each step; an
+   * argument declared with a type is a compile-time value.
    */
   private optimizerInstance(decl: A.ContainerDecl, home: Home, args: readonly A.Arg[], scope: Scope | undefined, at: Span): Instance | undefined {
     const genScope = this.completeGenerics(decl.generics, new Map(), home.scope, at, decl.name.name, true);
@@ -815,6 +816,12 @@ export class Checker {
         continue;
       }
       const v = this.eval(expr, a && scope ? scope : genScope);
+      // An argument declared with a type (`max_grad_norm: float`) is a compile-time value, as a function's is: what
+      // it switches off is not built.
+      if (p.type) {
+        genScope.define(p.name.name, this.expectType(v, this.evalType(p.type, genScope), expr.span, `argument '${p.name.name}' of ${decl.name.name}`), p.name.span);
+        continue;
+      }
       if (v.k === "tensor" && v.dtype === "f32" && v.shape.length === 0) {
         genScope.define(p.name.name, v, p.name.span);
         continue;

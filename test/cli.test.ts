@@ -404,7 +404,7 @@ model S {
     const r = await ulc(["train", model, "--lr", "1e-3", "--target", "cpu", "--data", join(dir, "no-data"), "--out", join(dir, "scheduled-run"), "--steps", "1"]);
     expect([r.code, r.stderr]).toEqual([
       2,
-      "ulc train: --lr: the optimizer Sgd of entry fit has no run-time 'lr' (it has momentum, weight_decay, max_grad_norm); an argument the model computes, such as a scheduled lr, follows the hypers it reads: --set NAME=X\n",
+      "ulc train: --lr: the optimizer Sgd of entry fit has no run-time 'lr' (it has momentum, weight_decay); an argument the model computes, such as a scheduled lr, follows the hypers it reads: --set NAME=X\n",
     ]);
   }, 60_000);
 });

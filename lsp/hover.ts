@@ -18,7 +18,8 @@ const MAX_LISTED = 8;
 const SELF_NAMED = new Set<Value["k"]>(["fn", "decl", "builtin", "namespace"]);
 
 export function hover(analysis: Analysis, path: string, offset: number): Hover | null {
-  const fact = analysis.factAt(path, offset, (f) => f.values.some((c) => c.value.k !== "error"));
+  // The position is the character under the mouse, so a span ending there is not under it.
+  const fact = analysis.factAt(path, offset, (f) => offset < f.span.end && f.values.some((c) => c.value.k !== "error"));
   if (!fact) return null;
   const written = spanText(fact.span);
   const name = /^[A-Za-z_]\w*$/.test(written) ? written : undefined;

@@ -73,8 +73,10 @@ describe("ulc lsp", () => {
   test("hover shows the dtype and shape of a name, with the model's dims bound", async () => {
     expect(await hoverText(at("let h0", 4))).toContain("h0: f32[B, 32, 32, 32]");
     expect(await hoverText(at("let z_clean", 4))).toContain("z_clean: f32[B, 4, 8, 8]");
-    // An expression's shape, not only a name's: the call under the cursor.
-    expect(await hoverText(at("encoder(x)", 0))).toMatch(/encoder: module ConvEncoder<Zc = 4>/);
+    // An expression's, not only a name's: the call `encoder(x)`, the cursor on its closing parenthesis.
+    expect((await hoverText(at("encoder(x)", "encoder(x".length))).split("\n")).toContain("f32[B, 4, 8, 8]");
+    // A component: its module with the values of the module's generics.
+    expect(await hoverText(at("encoder(x)"))).toContain("encoder: module ConvEncoder<Zc = 4>");
   });
 
   test("hover lists each instantiation of generic code with its generics' values: the model's and the module's own", async () => {

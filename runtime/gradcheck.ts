@@ -174,11 +174,11 @@ function difference(analytic: number, l0: number, lPlus: number, lMinus: number,
  * The central difference along d at step ε, or, while its points straddle a kink, at ε/10 and ε/100; with the kink
  * met first (`where` says whose and where it lies).
  */
-function probe(analytic: number, l0: number, lossAlong: (step: number) => number, eps: number, where: (step: number) => Pick<Kink, "seed" | "analytic" | "element">): { d: Difference; kink?: Kink } {
+function probe(analytic: number, l0: number, lossAlong: (step: number) => number, eps: number, where: (step: number) => Pick<Kink, "seed" | "element">): { d: Difference; kink?: Kink } {
   const at = (step: number) => difference(analytic, l0, lossAlong(step), lossAlong(-step), step);
   let d = at(eps);
   if (!straddles(d)) return { d };
-  const kink: Kink = { ...where(eps), epsilon: eps, left: d.left, right: d.right };
+  const kink: Kink = { ...where(eps), analytic, epsilon: eps, left: d.left, right: d.right };
   let step = eps;
   for (let k = 1; k < KINK_STEPS && straddles(d); k++) d = at((step /= 10));
   return { d, kink: straddles(d) ? kink : { ...kink, comparedAt: step } };
@@ -210,6 +210,7 @@ export function gradcheck(program: Program, options: GradcheckOptions, onProgres
     const out = interpret(withGrads, { inputs, params: values }, run);
     loss = out.get("loss")!.data[0]!;
     const lossAt = (p: Map<string, Tensor>) => interpret(forward, { inputs, params: p }, run).get("loss")!.data[0]!;
+    // From the graph the shifted losses come from: the one-sided differences see its rounding alone.
     const l0 = lossAt(values);
     params.forEach((p, i) => {
       onProgress?.(done++, total, p.name);
@@ -220,7 +221,7 @@ export function gradcheck(program: Program, options: GradcheckOptions, onProgres
       for (let j = 0; j < dir.length; j++) analytic += g[j]! * dir[j]!;
       const shifted = (step: number) => new Map(values).set(p.name, { ...value, data: value.data.map((x, j) => x + step * dir[j]!) });
       const lossAlong = (step: number) => lossAt(shifted(step));
-      const { d, kink } = probe(analytic, l0, lossAlong, eps, (step) => ({ seed, analytic, element: kinkElement(withGrads, inputs, shifted, step, p.name, run, value.shape) }));
+      const { d, kink } = probe(analytic, l0, lossAlong, eps, (step) => ({ seed, element: kinkElement(withGrads, inputs, shifted, step, p.name, run, value.shape) }));
       const prev = { ...stats.get(p.name)!, shape: value.shape, kink: stats.get(p.name)!.kink ?? kink };
       if (straddles(d)) {
         stats.set(p.name, { ...prev, kinks: prev.kinks + 1 });

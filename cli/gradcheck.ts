@@ -78,6 +78,6 @@ function status(p: ParamReport, runs: number): string {
 function describeKink(p: ParamReport, k: Kink): string {
   const at = p.shape.length ? ` near element [${k.element.join(", ")}]` : "";
   const straddle = `${p.name}: seed ${k.seed}'s points at step ${k.epsilon.toExponential(0)} straddle a kink of the loss${at} (slopes ${k.left.toPrecision(6)} and ${k.right.toPrecision(6)} either side, reverse mode's ${k.analytic.toPrecision(6)} between)`;
-  if (k.comparedAt !== undefined) return `${straddle}; at step ${k.comparedAt.toExponential(0)} they do not, and reverse mode agrees`;
+  if (k.comparedAt !== undefined) return `${straddle}; at step ${k.comparedAt.toExponential(0)} they do not, and the run is compared there`;
   return `${straddle}, down to step ${(k.epsilon / 10 ** (KINK_STEPS - 1)).toExponential(0)}: central differences estimate no gradient across a kink (abs, maximum, relu have them), so the run is not compared and not a mismatch`;
 }

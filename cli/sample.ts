@@ -116,15 +116,15 @@ export async function imageSampler(run: LoadedRun, batch: number, options: Pick<
   const base = { steps: options.steps, sampler: options.sampler };
   const prior = stepEntry("prior", options.sampler);
   const decoder: ConventionName[] = [stepEntry("decoder", options.sampler), "decoder_x_hat"];
+  const stage2 = Boolean(run.config.latentsFrom);
   const refused = entriesRefused(io, command, () => {
-    const stage2 = Boolean(run.config.latentsFrom);
     // A model with a decoder and no prior (a stage-1 run, a VAE) is sampled through a stage-2 run over its latents.
     const noPrior = !run.program.entries.some((e) => e.name === prior) && run.program.entries.some((e) => e.name === decoder[0]);
     const hint = noPrior ? "; train a stage-2 base model on its latents (ulc train models/ul_tiny_base.ul --latents-from RUN_DIR) and sample that run" : "";
     requireEntries(run.program, stage2 ? [prior] : [prior, ...decoder], `sampling ${run.dir} (--sampler ${options.sampler})`, [], hint);
   });
   if (refused !== undefined) return refused;
-  if (!run.config.latentsFrom) {
+  if (!stage2) {
     return {
       describe: "prior and decoder",
       sample: async (seed, firstCall, onProgress) => (await sampleImages(run.opened.session, run.program.entries, { ...base, seed, ...(onProgress && { onProgress }) }, firstCall)).images,

@@ -116,30 +116,31 @@ export async function imageSampler(run: LoadedRun, batch: number, options: Pick<
   const base = { steps: options.steps, sampler: options.sampler };
   const prior = stepEntry("prior", options.sampler);
   const decoder: ConventionName[] = [stepEntry("decoder", options.sampler), "decoder_x_hat"];
-  const stage2 = Boolean(run.config.latentsFrom);
+  // A stage-2 run samples its prior, then decodes with the decoder of the stage-1 run it was trained over.
+  const stage1From = run.config.latentsFrom;
   const refused = entriesRefused(io, command, () => {
     // A model with a decoder and no prior (a stage-1 run, a VAE) is sampled through a stage-2 run over its latents.
     const noPrior = !run.program.entries.some((e) => e.name === prior) && run.program.entries.some((e) => e.name === decoder[0]);
     const hint = noPrior ? "; train a stage-2 base model on its latents (ulc train models/ul_tiny_base.ul --latents-from RUN_DIR) and sample that run" : "";
-    requireEntries(run.program, stage2 ? [prior] : [prior, ...decoder], `sampling ${run.dir} (--sampler ${options.sampler})`, [], hint);
+    requireEntries(run.program, stage1From ? [prior] : [prior, ...decoder], `sampling ${run.dir} (--sampler ${options.sampler})`, [], hint);
   });
   if (refused !== undefined) return refused;
-  if (!stage2) {
+  if (!stage1From) {
     return {
       describe: "prior and decoder",
       sample: async (seed, firstCall, onProgress) => (await sampleImages(run.opened.session, run.program.entries, { ...base, seed, ...(onProgress && { onProgress }) }, firstCall)).images,
       close: () => {},
     };
   }
-  const stage1 = await loadRun(run.config.latentsFrom, { batch, seed: options.seed, ema: options.ema, ...(options.target && { target: options.target }) }, io, command);
+  const stage1 = await loadRun(stage1From, { batch, seed: options.seed, ema: options.ema, ...(options.target && { target: options.target }) }, io, command);
   if (typeof stage1 === "number") return stage1;
-  const decoderRefused = entriesRefused(io, command, () => requireEntries(stage1.program, decoder, `decoding stage 2's samples with ${run.config.latentsFrom}'s decoder`));
+  const decoderRefused = entriesRefused(io, command, () => requireEntries(stage1.program, decoder, `decoding stage 2's samples with ${stage1From}'s decoder`));
   if (decoderRefused !== undefined) {
     stage1.opened.close();
     return decoderRefused;
   }
   return {
-    describe: `stage 2 over ${run.config.latentsFrom}'s decoder`,
+    describe: `stage 2 over ${stage1From}'s decoder`,
     async sample(seed, firstCall, onProgress) {
       const sampling = { ...base, seed, ...(onProgress && { onProgress }) };
       const total = sampleCalls(options.steps);

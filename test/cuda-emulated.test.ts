@@ -4,12 +4,34 @@
 import { spawnSync } from "node:child_process";
 import { describe, expect, test } from "vitest";
 import { lowerProgram } from "../compiler/lower.js";
+import { openCudaSession } from "../runtime/cuda/session.js";
 import { NativeSession } from "../runtime/native/session.js";
 import { ReferenceSession } from "../runtime/reference.js";
 import { cudaTarget } from "./support/cuda.js";
 import { asF64, entryInputs, near, nativeSuites } from "./support/native.js";
 
 nativeSuites(cudaTarget("emulated"));
+
+describe("a sticky device error", () => {
+  test("ends the host program with the error, instead of a server that fails every later request", async () => {
+    const program = lowerProgram("models/classifier.ul", { bindings: { B: 1 } });
+    // The emulator's second graph launch faults (the first is the parameters' init), as an illegal access would.
+    process.env.ULC_EMULATE_FAULT = "2";
+    let session: NativeSession;
+    try {
+      session = await openCudaSession(program, { seed: 1, flavour: "emulated" });
+    } finally {
+      delete process.env.ULC_EMULATE_FAULT;
+    }
+    try {
+      const x = entryInputs(program, "logits");
+      await expect(session.run("logits", x)).rejects.toThrow(/an illegal memory access was encountered; the device can run nothing more after this error, so the program has ended/);
+      await expect(session.run("logits", x)).rejects.toThrow(/the host runtime .* stopped/);
+    } finally {
+      session.dispose();
+    }
+  }, 300_000);
+});
 
 describe("ulc build --target cuda", () => {
   test("writes a directory whose Makefile builds the emulated program, which computes what the reference does", async () => {

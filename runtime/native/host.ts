@@ -53,6 +53,29 @@ export interface Span {
   readonly bytes: number;
 }
 
+/** Bytes to place at an offset of the arena. */
+export interface Write {
+  readonly offset: number;
+  readonly data: Uint8Array;
+}
+
+/**
+ * Writes as one when they lie close together (inputs the session laid out one after another, aligned): the
+ * span from the first to the end of the last, gaps zeroed, so that the device makes one copy instead of one per
+ * input. Writes far apart stay as they are.
+ */
+export function packWrites(writes: readonly Write[], slack: number): Write[] {
+  const sorted = [...writes].sort((a, b) => a.offset - b.offset);
+  if (sorted.length < 2) return sorted;
+  const start = sorted[0]!.offset;
+  const end = Math.max(...sorted.map((w) => w.offset + w.data.byteLength));
+  const payload = sorted.reduce((n, w) => n + w.data.byteLength, 0);
+  if (end - start > payload + slack * sorted.length) return sorted;
+  const data = new Uint8Array(end - start);
+  for (const w of sorted) data.set(w.data, w.offset - start);
+  return [{ offset: start, data }];
+}
+
 export interface DeviceInfo {
   readonly device: string;
   readonly emulated: boolean;
@@ -184,7 +207,7 @@ export class HostProcess {
   }
 
   /** Writes the inputs, runs the graph with its pinned buffers at `pinned`, and returns the reads' bytes. */
-  run(graph: number, seed: number, step: number, pinned: readonly number[], writes: readonly { offset: number; data: Uint8Array }[], reads: readonly Span[]): Promise<Buffer[]> {
+  run(graph: number, seed: number, step: number, pinned: readonly number[], writes: readonly Write[], reads: readonly Span[]): Promise<Buffer[]> {
     const m = this.graphFields(new Message().u32(Op.RUN), graph, seed, step, pinned).u32(writes.length);
     for (const w of writes) m.u64(w.offset).u64(w.data.byteLength).bytes(w.data);
     m.u32(reads.length);

@@ -18,7 +18,7 @@ import { size, type DType } from "../../compiler/ir.js";
 import { NAMES } from "../../compiler/names.js";
 import type { HostTensor, InputTensor, Session, TrainingState } from "../session.js";
 import { checkState } from "../training-state.js";
-import { HostProcess, type DeviceInfo, type JobInfo, type Span } from "./host.js";
+import { HostProcess, packWrites, type DeviceInfo, type JobInfo, type Span } from "./host.js";
 
 export interface NativeSessionOptions {
   readonly seed: number;
@@ -145,7 +145,8 @@ export class NativeSession implements Session {
       const io = new Map<number, number>();
       const handoff = new Map<number, number>();
       const pinned = graph.buffers.filter((b) => b.role !== "intermediate");
-      for (const b of pinned) {
+      // Inputs first, one after another: a run's uploads are then one copy (packWrites).
+      for (const b of [...pinned.filter((b) => b.role === "input"), ...pinned.filter((b) => b.role !== "input")]) {
         const state = b.role === "param" || (b.role === "input" && this.slots.has(b.name!)) || (b.role === "output" && feeds.has(b.name!));
         const handed = b.role !== "param" ? places?.get(b.name!) : undefined;
         if (handed !== undefined) handoff.set(b.id, handed);
@@ -238,7 +239,7 @@ export class NativeSession implements Session {
       const b = output(name);
       return { offset: this.where(plan, b), bytes: size(b.shape) * ELEMENT_BYTES };
     });
-    const got = await this.host.run(plan.index, this.options.seed, step, plan.pinned.map((b) => this.where(plan, b)), writes, spans);
+    const got = await this.host.run(plan.index, this.options.seed, step, plan.pinned.map((b) => this.where(plan, b)), packWrites(writes, ALIGNMENT), spans);
     const moves = [...plan.feeds].map(([name, key]) => ({ from: this.where(plan, output(name)), slot: this.slots.get(key)! }));
     for (const { from, slot } of moves) if (from !== slot.at[1 - slot.current]) await this.host.copy(slot.at[1 - slot.current], from, slot.bytes);
     for (const { slot } of moves) slot.current = slot.current === 0 ? 1 : 0;

@@ -358,6 +358,16 @@ enum cudaError_t {
   cudaErrorInvalidValue = 1,
   cudaErrorMemoryAllocation = 2,
   cudaErrorNoDevice = 100,
+  cudaErrorECCUncorrectable = 214,
+  cudaErrorIllegalAddress = 700,
+  cudaErrorLaunchTimeout = 702,
+  cudaErrorAssert = 710,
+  cudaErrorHardwareStackError = 714,
+  cudaErrorIllegalInstruction = 715,
+  cudaErrorMisalignedAddress = 716,
+  cudaErrorInvalidAddressSpace = 717,
+  cudaErrorInvalidPc = 718,
+  cudaErrorLaunchFailure = 719,
 };
 
 inline const char* cudaGetErrorString(cudaError_t e) {
@@ -370,12 +380,29 @@ inline const char* cudaGetErrorString(cudaError_t e) {
       return "out of memory";
     case cudaErrorNoDevice:
       return "no CUDA-capable device is detected";
+    case cudaErrorIllegalAddress:
+      return "an illegal memory access was encountered";
+    default:
+      return "unspecified launch failure";
   }
-  return "unknown error";
+}
+
+/**
+ * A GPU's sticky error, which a test provokes with ULC_EMULATE_FAULT=N: the N-th graph launch "faults", and from
+ * then on every call fails with cudaErrorIllegalAddress, as a real context does after an illegal access.
+ */
+inline cudaError_t ulc_emu_fault = cudaSuccess;
+
+inline void ulc_emu_count_launch() {
+  static long remaining = [] {
+    const char* n = std::getenv("ULC_EMULATE_FAULT");
+    return n == nullptr ? -1L : std::atol(n);
+  }();
+  if (remaining > 0 && --remaining == 0) ulc_emu_fault = cudaErrorIllegalAddress;
 }
 
 inline cudaError_t cudaGetLastError() {
-  return cudaSuccess;
+  return ulc_emu_fault;
 }
 
 enum cudaMemcpyKind { cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost, cudaMemcpyDeviceToDevice };
@@ -471,7 +498,7 @@ inline cudaError_t cudaStreamDestroy(cudaStream_t s) {
 }
 
 inline cudaError_t cudaStreamSynchronize(cudaStream_t) {
-  return cudaSuccess;
+  return ulc_emu_fault;
 }
 
 /** Runs `f` now, or records it when the stream is being captured. */
@@ -481,6 +508,7 @@ inline void ulc_emu_enqueue(cudaStream_t s, std::function<void()> f) {
 }
 
 inline cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind, cudaStream_t s) {
+  if (ulc_emu_fault != cudaSuccess) return ulc_emu_fault;
   ulc_emu_enqueue(s, [=] { std::memmove(dst, src, bytes); });
   return cudaSuccess;
 }
@@ -507,7 +535,9 @@ inline cudaError_t cudaGraphInstantiate(cudaGraphExec_t* e, cudaGraph_t g, unsig
 }
 
 inline cudaError_t cudaGraphLaunch(cudaGraphExec_t e, cudaStream_t s) {
+  if (ulc_emu_fault != cudaSuccess) return ulc_emu_fault;
   for (auto& f : e->launches) ulc_emu_enqueue(s, f);
+  ulc_emu_count_launch();  // a fault shows at the next synchronisation, as a real one does
   return cudaSuccess;
 }
 

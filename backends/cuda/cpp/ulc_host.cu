@@ -13,8 +13,30 @@ namespace {
 using ulc::Failure;
 using ulc::mib;
 
+/** Errors after which the CUDA context is unusable: every later call fails the same way. */
+bool sticky(cudaError_t e) {
+  switch (e) {
+    case cudaErrorIllegalAddress:
+    case cudaErrorLaunchFailure:
+    case cudaErrorLaunchTimeout:
+    case cudaErrorAssert:
+    case cudaErrorHardwareStackError:
+    case cudaErrorIllegalInstruction:
+    case cudaErrorMisalignedAddress:
+    case cudaErrorInvalidAddressSpace:
+    case cudaErrorInvalidPc:
+    case cudaErrorECCUncorrectable:
+      return true;
+    default:
+      return false;
+  }
+}
+
 void check(cudaError_t e, const std::string& what) {
-  if (e != cudaSuccess) throw Failure(what + ": " + cudaGetErrorString(e));
+  if (e == cudaSuccess) return;
+  const std::string message = what + ": " + cudaGetErrorString(e);
+  if (sticky(e)) throw ulc::DeviceLost(message);
+  throw Failure(message);
 }
 
 class CudaDevice {

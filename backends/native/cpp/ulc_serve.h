@@ -13,7 +13,8 @@
 //   ulc_program serve DIR     the protocol below on stdin/stdout, with DIR/schedule.txt
 //
 // Protocol: little-endian binary. A request is a u32 op and its fields; the reply is a u32 status (0: ok,
-// then the op's result; 1: a u32 length and an error message).
+// then the op's result; 1: a u32 length and an error message). After an error the device cannot recover from (a
+// GPU's sticky error: DeviceLost), the program replies with it and exits.
 //   INFO                                  -> string device, u32 emulated, u64 total bytes
 //   ALLOC u64 fixed                       -> (allocates the arena)
 //   WRITE u64 offset, u64 n, n bytes      -> (host to device)
@@ -74,6 +75,11 @@ constexpr int64_t kPinned = -1;
 
 struct Failure : std::runtime_error {
   using std::runtime_error::runtime_error;
+};
+
+/** The device can run nothing more (a GPU's sticky error): the request fails with this and the program ends. */
+struct DeviceLost : Failure {
+  using Failure::Failure;
 };
 
 inline std::string mib(uint64_t bytes) {
@@ -380,6 +386,11 @@ template <class Device> int serve(const std::string& dir, const Job& job) {
         default:
           throw Failure("unknown request " + std::to_string(op));
       }
+    } catch (const DeviceLost& f) {
+      put<uint32_t>(1);
+      put_string(std::string(f.what()) + "; the device can run nothing more after this error, so the program has ended");
+      std::fflush(stdout);
+      return 1;
     } catch (const Failure& f) {
       put<uint32_t>(1);
       put_string(f.what());

@@ -26,6 +26,9 @@ type TypeVal =
 /** Thrown to abandon the current declaration after an error that makes going on pointless. */
 class Abort {}
 
+/** Thrown by a failed `assert` to end its block: what follows relies on what it asserts. */
+class FailedAssertion {}
+
 const MAX_UNROLL = 4096;
 /**
  * All loop iterations one check may unroll, nested loops multiplying: a budget for the whole program, since
@@ -1096,7 +1099,14 @@ export class Checker {
   // ---------------------------------------------------------------- blocks and statements
 
   private evalBlockValue(b: A.Block, scope: Scope, what: string): Value {
-    this.execStmts(b.stmts, scope);
+    try {
+      this.execStmts(b.stmts, scope);
+    } catch (e) {
+      // The assertion said what is wrong; the rest of the block would only repeat its consequences (`D / H`
+      // not divisible after `assert D % H == 0`).
+      if (e instanceof FailedAssertion) return ERROR;
+      throw e;
+    }
     if (!b.value) return this.error("E0311", b.span, `${what} has no value: end the block with an expression`);
     return this.eval(b.value, scope);
   }
@@ -1154,8 +1164,9 @@ export class Checker {
           this.error("E0401", s.cond.span, `assert needs a compile-time bool, but this is ${describe(c)}`);
           return;
         }
-        if (c.value === false) this.error("E0312", s.cond.span, s.message ? `assertion failed: ${s.message}` : "assertion failed");
-        return;
+        if (c.value !== false) return;
+        this.error("E0312", s.cond.span, s.message ? `assertion failed: ${s.message}` : "assertion failed");
+        throw new FailedAssertion();
       }
     }
   }

@@ -35,6 +35,12 @@ export interface Session {
   run(entry: string, inputs: ReadonlyMap<string, InputTensor>, step?: number): Promise<Map<string, HostTensor>>;
   /** One optimizer step of a train entry; returns its metrics. */
   trainStep(entry: string, inputs: ReadonlyMap<string, InputTensor>): Promise<Map<string, number>>;
+  /**
+   * Optional: several optimizer steps, each followed by the moving average's update at its decay, in as few
+   * round trips to the device as the runtime can; each step's metrics. The training loop takes steps one by one
+   * (trainStep, then updateEma) on a runtime without it.
+   */
+  trainSteps?(entry: string, batches: readonly ReadonlyMap<string, InputTensor>[], emaDecays: readonly number[]): Promise<Map<string, number>[]>;
   /** Folds the current parameters into their exponential moving average: ema ← decay·ema + (1 − decay)·param. */
   updateEma(decay: number): Promise<void>;
   /**

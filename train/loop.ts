@@ -13,6 +13,9 @@ import { StateMismatchError } from "../runtime/training-state.js";
 import { CHECKPOINT_FILE, CheckpointError, guardedWrite, hasCheckpoint, readCheckpoint, writeCheckpoint } from "./checkpoint.js";
 import { METRICS_FILE, readMetrics, type RunConfig, type MetricsRow } from "./run.js";
 
+/** Train steps sent to the device in one request, where the runtime takes several (Session.trainSteps). */
+const STEPS_PER_REQUEST = 8;
+
 export interface LoopOptions {
   /** Train until the session has taken this many steps in all. */
   readonly steps: number;
@@ -90,17 +93,33 @@ export async function trainLoop(session: Session, config: RunConfig, data: Train
     lastCheckpoint = session.step;
     events.checkpoint?.(session.step);
   };
+  // Warm-up (as TensorFlow's ExponentialMovingAverage with num_updates): early on the average would be mostly
+  // the initial parameters, so the decay grows from 0.18 towards the configured one.
+  const decay = (step: number) => Math.min(config.emaDecay, (1 + step) / (10 + step));
   while (session.step < options.steps) {
-    const step = session.step + 1;
-    const metrics = await session.trainStep(config.entry, data.inputs(examples(step)));
-    for (const [name, value] of metrics) if (!Number.isFinite(value)) throw new DivergedError(step, name, value, lastCheckpoint);
-    // Warm-up (as TensorFlow's ExponentialMovingAverage with num_updates): early on the average would be
-    // mostly the initial parameters, so the decay grows from 0.18 towards the configured one.
-    await session.updateEma(Math.min(config.emaDecay, (1 + step) / (10 + step)));
-    const row: MetricsRow = { step, ...Object.fromEntries(metrics) };
-    write(() => appendFileSync(metricsFile, JSON.stringify(row) + "\n"));
-    events.step?.(step, metrics);
-    if (step % options.checkpointEvery === 0 || step === options.steps) await save();
+    // The steps up to the next checkpoint (or the end), a few at a time: a runtime that can take them in one
+    // request (Session.trainSteps) runs them back to back on the device.
+    const first = session.step + 1;
+    const last = Math.min(options.steps, Math.ceil(first / options.checkpointEvery) * options.checkpointEvery, first + STEPS_PER_REQUEST - 1);
+    const steps = Array.from({ length: last - first + 1 }, (_, i) => first + i);
+    const batches = steps.map((step) => data.inputs(examples(step)));
+    let taken: Map<string, number>[];
+    if (session.trainSteps && steps.length > 1) taken = await session.trainSteps(config.entry, batches, steps.map(decay));
+    else {
+      taken = [];
+      for (const [i, step] of steps.entries()) {
+        taken.push(await session.trainStep(config.entry, batches[i]!));
+        await session.updateEma(decay(step));
+      }
+    }
+    for (const [i, step] of steps.entries()) {
+      const metrics = taken[i]!;
+      for (const [name, value] of metrics) if (!Number.isFinite(value)) throw new DivergedError(step, name, value, lastCheckpoint);
+      const row: MetricsRow = { step, ...Object.fromEntries(metrics) };
+      write(() => appendFileSync(metricsFile, JSON.stringify(row) + "\n"));
+      events.step?.(step, metrics);
+    }
+    if (last % options.checkpointEvery === 0 || last === options.steps) await save();
   }
   return { firstStep, lastStep: session.step, seconds: (performance.now() - started) / 1000 };
 }

@@ -76,6 +76,16 @@ export function packWrites(writes: readonly Write[], slack: number): Write[] {
   return [{ offset: start, data }];
 }
 
+/** A graph run: the graph, its {seed, step}, where its pinned buffers are, its uploads and read-backs. */
+export interface GraphRun {
+  readonly graph: number;
+  readonly seed: number;
+  readonly step: number;
+  readonly pinned: readonly number[];
+  readonly writes: readonly Write[];
+  readonly reads: readonly Span[];
+}
+
 export interface DeviceInfo {
   readonly device: string;
   readonly emulated: boolean;
@@ -206,16 +216,22 @@ export class HostProcess {
     return m;
   }
 
-  /** Writes the inputs, runs the graph with its pinned buffers at `pinned`, and returns the reads' bytes. */
-  run(graph: number, seed: number, step: number, pinned: readonly number[], writes: readonly Write[], reads: readonly Span[]): Promise<Buffer[]> {
-    const m = this.graphFields(new Message().u32(Op.RUN), graph, seed, step, pinned).u32(writes.length);
-    for (const w of writes) m.u64(w.offset).u64(w.data.byteLength).bytes(w.data);
-    m.u32(reads.length);
-    for (const r of reads) m.u64(r.offset).u64(r.bytes);
+  /**
+   * Runs graphs one after another, each after writing its inputs and before reading its outputs, with one
+   * synchronisation for them all; returns each run's reads' bytes.
+   */
+  run(runs: readonly GraphRun[]): Promise<Buffer[][]> {
+    const m = new Message().u32(Op.RUN).u32(runs.length);
+    for (const r of runs) {
+      this.graphFields(m, r.graph, r.seed, r.step, r.pinned).u32(r.writes.length);
+      for (const w of r.writes) m.u64(w.offset).u64(w.data.byteLength).bytes(w.data);
+      m.u32(r.reads.length);
+      for (const span of r.reads) m.u64(span.offset).u64(span.bytes);
+    }
     return this.request(m, async () => {
-      const all = await this.take(reads.reduce((n, r) => n + r.bytes, 0));
+      const all = await this.take(runs.reduce((n, r) => r.reads.reduce((k, span) => k + span.bytes, n), 0));
       let at = 0;
-      return reads.map((r) => all.subarray(at, (at += r.bytes)));
+      return runs.map((r) => r.reads.map((span) => all.subarray(at, (at += span.bytes))));
     });
   }
 

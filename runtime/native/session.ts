@@ -18,7 +18,7 @@ import { size, type DType } from "../../compiler/ir.js";
 import { NAMES } from "../../compiler/names.js";
 import type { HostTensor, InputTensor, Session, TrainingState } from "../session.js";
 import { checkState } from "../training-state.js";
-import { HostProcess, packWrites, type DeviceInfo, type JobInfo, type Span } from "./host.js";
+import { HostProcess, packWrites, type DeviceInfo, type GraphRun, type JobInfo, type Span } from "./host.js";
 
 export interface NativeSessionOptions {
   readonly seed: number;
@@ -54,6 +54,28 @@ interface Plan {
   readonly io: ReadonlyMap<number, number>;
   /** Buffer id -> offset, for what a data-parallel step's two graphs hand over (not written by the driver). */
   readonly handoff: ReadonlyMap<number, number>;
+}
+
+/** A graph run prepared for the host, and what to do with it after. */
+interface Prepared {
+  readonly run: GraphRun;
+  /** Outputs to copy into their slots after the run. */
+  readonly moves: readonly { readonly from: number; readonly slot: Slot }[];
+  /** The slots whose other place becomes current. */
+  readonly swaps: readonly Slot[];
+  decode(got: readonly Buffer[]): Map<string, HostTensor>;
+}
+
+/** The other place of each slot becomes current. */
+function swap(slots: readonly Slot[]): void {
+  for (const slot of slots) slot.current = slot.current === 0 ? 1 : 0;
+}
+
+/** Whether a graph's runs can follow one another in one request: it writes each new piece of state straight into its slot. */
+function chains(plan: Plan): boolean {
+  const role = new Map(plan.graph.buffers.map((b) => [b.id, b.role]));
+  const fed = plan.graph.outputs.filter((o) => plan.feeds.has(o.name));
+  return fed.every((o) => role.get(o.buffer) === "output") && new Set(fed.map((o) => o.buffer)).size === fed.length;
 }
 
 function encode(dtype: DType, data: ArrayLike<number>): Uint8Array {
@@ -220,11 +242,11 @@ export class NativeSession implements Session {
   }
 
   /**
-   * Runs a graph: writes its I/O inputs from `values`, reads back the outputs named in `reads`, then makes the
-   * new training state current. An output that the graph did not write to its slot (it is an input, or shares
-   * a buffer with another output) is copied there first.
+   * A run of a graph as the host takes it: its I/O inputs written from `values`, the outputs named in `reads`
+   * read back. Making its new training state current is `settle`'s, after the run (or, in a batch of runs,
+   * before the next is prepared: where the next reads its state depends on it).
    */
-  private async execute(plan: Plan, values: ReadonlyMap<string, Uint8Array>, step: number, reads: readonly string[]): Promise<Map<string, HostTensor>> {
+  private prepare(plan: Plan, values: ReadonlyMap<string, Uint8Array>, step: number, reads: readonly string[]): Prepared {
     const writes = plan.pinned
       .filter((b) => b.role === "input" && plan.io.has(b.id))
       .map((b) => {
@@ -239,16 +261,35 @@ export class NativeSession implements Session {
       const b = output(name);
       return { offset: this.where(plan, b), bytes: size(b.shape) * ELEMENT_BYTES };
     });
-    const got = await this.host.run(plan.index, this.options.seed, step, plan.pinned.map((b) => this.where(plan, b)), packWrites(writes, ALIGNMENT), spans);
-    const moves = [...plan.feeds].map(([name, key]) => ({ from: this.where(plan, output(name)), slot: this.slots.get(key)! }));
-    for (const { from, slot } of moves) if (from !== slot.at[1 - slot.current]) await this.host.copy(slot.at[1 - slot.current], from, slot.bytes);
-    for (const { slot } of moves) slot.current = slot.current === 0 ? 1 : 0;
-    return new Map(
-      reads.map((name, i) => {
-        const b = output(name);
-        return [name, { dtype: b.dtype, shape: b.shape, data: decode(b.dtype, got[i]!) }];
-      }),
-    );
+    // An output the graph did not write to its slot (it is an input, or shares a buffer with another output) is
+    // copied there after the run.
+    const feeds = [...plan.feeds].map(([name, key]) => ({ from: this.where(plan, output(name)), slot: this.slots.get(key)! }));
+    return {
+      run: { graph: plan.index, seed: this.options.seed, step, pinned: plan.pinned.map((b) => this.where(plan, b)), writes: packWrites(writes, ALIGNMENT), reads: spans },
+      moves: feeds.filter(({ from, slot }) => from !== slot.at[1 - slot.current]),
+      swaps: feeds.map((f) => f.slot),
+      decode: (got) =>
+        new Map(
+          reads.map((name, i) => {
+            const b = output(name);
+            return [name, { dtype: b.dtype, shape: b.shape, data: decode(b.dtype, got[i]!) }];
+          }),
+        ),
+    };
+  }
+
+  /** Makes a run's new training state current (its moves copied first). */
+  private async settle(p: Prepared): Promise<void> {
+    for (const { from, slot } of p.moves) await this.host.copy(slot.at[1 - slot.current], from, slot.bytes);
+    swap(p.swaps);
+  }
+
+  /** Runs a graph and makes its new training state current. */
+  private async execute(plan: Plan, values: ReadonlyMap<string, Uint8Array>, step: number, reads: readonly string[]): Promise<Map<string, HostTensor>> {
+    const p = this.prepare(plan, values, step, reads);
+    const [got] = await this.host.run([p.run]);
+    await this.settle(p);
+    return p.decode(got!);
   }
 
   private scalar(v: number): Uint8Array {
@@ -284,6 +325,45 @@ export class NativeSession implements Session {
     }
     const out = await this.execute(plan, values, this.step, results);
     return new Map(results.map((r) => [r, out.get(r)!.data[0]!]));
+  }
+
+  /**
+   * Several train steps, each followed by the moving average's update at its decay, in one request: the device
+   * runs them back to back and synchronises once. One by one where something must happen between two runs: the
+   * average's first update (it starts as a copy of the parameters), a data-parallel step's all-reduce, or a
+   * graph whose outputs need a copy into their slots.
+   */
+  async trainSteps(name: string, batches: readonly ReadonlyMap<string, InputTensor>[], emaDecays: readonly number[]): Promise<Map<string, number>[]> {
+    const plan = this.entry(name);
+    const ema = this.plans.get("ema")!;
+    if (!this.emaKept || plan.entry.parallel || !chains(plan) || !chains(ema)) {
+      const metrics: Map<string, number>[] = [];
+      for (const [i, batch] of batches.entries()) {
+        metrics.push(await this.trainStep(name, batch));
+        await this.updateEma(emaDecays[i]!);
+      }
+      return metrics;
+    }
+    const results = plan.entry.results;
+    const runs: GraphRun[] = [];
+    const steps: Prepared[] = [];
+    for (const [i, batch] of batches.entries()) {
+      const step = this.step + 1 + i;
+      const { values, training } = this.trainInputs(name, batch, step);
+      if (i === 0) await this.startStates(training);
+      const train = this.prepare(plan, values, step, results);
+      swap(train.swaps);
+      const average = this.prepare(ema, new Map([[NAMES.emaDecay, this.scalar(emaDecays[i]!)]]), step, []);
+      swap(average.swaps);
+      runs.push(train.run, average.run);
+      steps.push(train);
+    }
+    const got = await this.host.run(runs);
+    this.step += batches.length;
+    return steps.map((p, i) => {
+      const out = p.decode(got[2 * i]!);
+      return new Map(results.map((r) => [r, out.get(r)!.data[0]!]));
+    });
   }
 
   async updateEma(decay: number): Promise<void> {

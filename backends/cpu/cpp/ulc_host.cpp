@@ -54,13 +54,13 @@ class CpuDevice {
   void copy(uint64_t dst, uint64_t src, uint64_t n) { std::memmove(arena_.at(dst, n), arena_.at(src, n), n); }
   void sync() {}
 
-  void launch(uint32_t graph, uint32_t seed, uint32_t step, const std::vector<uint64_t>& pinned) {
+  void launch(uint32_t graph, const unsigned* words, const std::vector<uint64_t>& pinned) {
     if (graph >= schedule_.graphs.size()) throw Failure("no graph " + std::to_string(graph));
     const auto& g = schedule_.graphs[graph];
     const std::vector<void*> address = arena_.addresses(g, pinned);
     unsigned* rng = arena_.rng();
-    rng[0] = seed;
-    rng[1] = step;
+    rng[0] = words[0];
+    rng[1] = words[1];
     std::vector<void*> bound;
     for (const auto& l : g.launches) {
       bound.clear();
@@ -84,9 +84,10 @@ class CpuDevice {
   }
 
   double time(uint32_t graph, uint32_t seed, uint32_t step, const std::vector<uint64_t>& pinned, uint32_t repeats) {
-    launch(graph, seed, step, pinned);  // warms up caches and workspaces
+    const unsigned words[2] = {seed, step};
+    launch(graph, words, pinned);  // warms up caches and workspaces
     const auto start = std::chrono::steady_clock::now();
-    for (uint32_t i = 0; i < repeats; ++i) launch(graph, seed, step, pinned);
+    for (uint32_t i = 0; i < repeats; ++i) launch(graph, words, pinned);
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() / (repeats > 0 ? repeats : 1);
   }
 

@@ -93,11 +93,9 @@ class CudaDevice {
   void copy(uint64_t dst, uint64_t src, uint64_t n) { check(cudaMemcpyAsync(arena_.at(dst, n), arena_.at(src, n), n, cudaMemcpyDeviceToDevice, stream_), "copying on the device"); }
   void sync() { check(cudaStreamSynchronize(stream_), "running on the device"); }
 
-  /** Stages the {seed, step} words and enqueues the graph (captured on its first run with these offsets). */
-  void launch(uint32_t graph, uint32_t seed, uint32_t step, const std::vector<uint64_t>& pinned) {
-    const unsigned words[2] = {seed, step};
-    std::memcpy(staging(sizeof words), words, sizeof words);
-    check(cudaMemcpyAsync(arena_.rng(), staging_, sizeof words, cudaMemcpyHostToDevice, stream_), "copying the seed");
+  /** Enqueues the copy of the {seed, step} words (pinned host memory) and the graph (captured on its first run with these offsets). */
+  void launch(uint32_t graph, const unsigned* words, const std::vector<uint64_t>& pinned) {
+    check(cudaMemcpyAsync(arena_.rng(), words, 2 * sizeof(unsigned), cudaMemcpyHostToDevice, stream_), "copying the seed");
     cudaGraphExec_t exec = executable(graph, pinned);
     if (exec != nullptr) check(cudaGraphLaunch(exec, stream_), "launching graph " + schedule_.graphs.at(graph).name);
   }
@@ -114,7 +112,10 @@ class CudaDevice {
   }
 
   double time(uint32_t graph, uint32_t seed, uint32_t step, const std::vector<uint64_t>& pinned, uint32_t repeats) {
-    launch(graph, seed, step, pinned);  // captures, and warms up
+    unsigned* words = reinterpret_cast<unsigned*>(staging(2 * sizeof(unsigned)));
+    words[0] = seed;
+    words[1] = step;
+    launch(graph, words, pinned);  // captures, and warms up
     sync();
     cudaEvent_t start, stop;
     check(cudaEventCreate(&start), "creating an event");

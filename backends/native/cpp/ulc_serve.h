@@ -20,8 +20,9 @@
 //   WRITE u64 offset, u64 n, n bytes      -> (host to device)
 //   READ  u64 offset, u64 n               -> n bytes
 //   COPY  u64 dst, u64 src, u64 n         -> (device to device)
-//   RUN   u32 graph, u32 seed, u32 step, u32 k, k x u64 pinned offsets,
-//         u32 w, w x (u64 offset, u64 n, n bytes), u32 r, r x (u64 offset, u64 n)  -> the r reads' bytes
+//   RUN   u32 runs, runs x (u32 graph, u32 seed, u32 step, u32 k, k x u64 pinned offsets,
+//         u32 w, w x (u64 offset, u64 n, n bytes), u32 r, r x (u64 offset, u64 n))  -> every run's reads' bytes
+//         (the runs are enqueued in order and synchronised once: one request may carry several train steps)
 //   TIME  (RUN's fields up to the pinned offsets), u32 repeats -> f64 milliseconds per run
 //   QUIT
 //   RANKS                                 -> u32 rank, u32 ranks, string collective
@@ -38,7 +39,8 @@
 //   static constexpr bool emulated
 //   explicit Device(Schedule)
 //   void alloc(uint64_t fixed); unsigned char* staging(uint64_t n)   (host memory for n bytes, valid until the
-//   next call); write, read, copy (enqueued); sync(); launch(graph, seed, step, pinned); time(..., repeats)
+//   next call); write, read, copy (enqueued); sync(); launch(graph, words, pinned) ({seed, step} in host memory
+//   that stays valid until the next sync); time(graph, seed, step, pinned, repeats)
 #pragma once
 
 #include <algorithm>
@@ -322,40 +324,57 @@ template <class Device> int serve(const std::string& dir, const Job& job) {
           break;
         }
         case RUN: {
-          const uint32_t graph = get<uint32_t>(), seed = get<uint32_t>(), step = get<uint32_t>();
-          const std::vector<uint64_t> pinned = get_offsets();
           // The request is read whole first: sizing the staging buffer may reallocate it.
-          std::vector<std::pair<uint64_t, uint64_t>> writes(get<uint32_t>());
+          struct Run {
+            uint32_t graph;
+            unsigned words[2];  // {seed, step}
+            std::vector<uint64_t> pinned;
+            std::vector<std::pair<uint64_t, uint64_t>> writes, reads;
+          };
+          std::vector<Run> runs(get<uint32_t>());
           std::vector<unsigned char> data;
-          for (auto& [offset, n] : writes) {
-            offset = get<uint64_t>();
-            n = get<uint64_t>();
-            data.resize(data.size() + n);
-            get_bytes(data.data() + data.size() - n, n);
-          }
-          std::vector<std::pair<uint64_t, uint64_t>> reads(get<uint32_t>());
           uint64_t out = 0;
-          for (auto& [offset, n] : reads) {
-            offset = get<uint64_t>();
-            n = get<uint64_t>();
-            out += n;
+          for (Run& r : runs) {
+            r.graph = get<uint32_t>();
+            r.words[0] = get<uint32_t>();
+            r.words[1] = get<uint32_t>();
+            r.pinned = get_offsets();
+            r.writes.resize(get<uint32_t>());
+            for (auto& [offset, n] : r.writes) {
+              offset = get<uint64_t>();
+              n = get<uint64_t>();
+              data.resize(data.size() + n);
+              get_bytes(data.data() + data.size() - n, n);
+            }
+            r.reads.resize(get<uint32_t>());
+            for (auto& [offset, n] : r.reads) {
+              offset = get<uint64_t>();
+              n = get<uint64_t>();
+              out += n;
+            }
           }
-          // Staging: [rng words | inputs | outputs]; launch() stages the rng words at its start.
-          unsigned char* stage = rt.staging(8 + data.size() + out);
-          std::memcpy(stage + 8, data.data(), data.size());
-          uint64_t at = 8;
-          for (auto& [offset, n] : writes) {
-            rt.write(offset, stage + at, n);
-            at += n;
-          }
-          rt.launch(graph, seed, step, pinned);
-          for (auto& [offset, n] : reads) {
-            rt.read(offset, stage + at, n);
-            at += n;
+          // Staging: [each run's rng words | inputs | outputs], all valid until the one sync at the end.
+          const uint64_t words = 8 * runs.size();
+          unsigned char* stage = rt.staging(words + data.size() + out);
+          std::memcpy(stage + words, data.data(), data.size());
+          uint64_t in = words, at = words + data.size();
+          for (size_t i = 0; i < runs.size(); ++i) {
+            const Run& r = runs[i];
+            unsigned* rng = reinterpret_cast<unsigned*>(stage + 8 * i);
+            std::memcpy(rng, r.words, sizeof r.words);
+            for (auto& [offset, n] : r.writes) {
+              rt.write(offset, stage + in, n);
+              in += n;
+            }
+            rt.launch(r.graph, rng, r.pinned);
+            for (auto& [offset, n] : r.reads) {
+              rt.read(offset, stage + at, n);
+              at += n;
+            }
           }
           rt.sync();
           put<uint32_t>(0);
-          std::fwrite(stage + 8 + data.size(), 1, out, stdout);
+          std::fwrite(stage + words + data.size(), 1, out, stdout);
           break;
         }
         case RANKS:

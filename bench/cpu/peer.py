@@ -6,6 +6,7 @@ models/ul_small.ul in PyTorch, layer for layer).
     python3 bench/cpu/peer.py --threads 2 --model ul_tiny --batch 64      # a fit step per request
     python3 bench/cpu/peer.py --threads 2 --conv 8,64,32,32,32,3,3,1,1 --repeats 10   # conv2d and both gradients
     python3 bench/cpu/peer.py --threads 2 --sgemm 2048                    # the machine's float32 ceiling
+    python3 bench/cpu/peer.py --threads 2 --model ul_small --ops          # the ops one step's forward and backward run
 
 The first line printed is a JSON object describing the peer (parameter count, versions, the BLAS library
 that is loaded, threads). Then each line read on stdin is a request: `step` runs one step and prints
@@ -51,6 +52,34 @@ def fit_step(model_name, batch):
     return step, sum(p.numel() for p in model.parameters())
 
 
+# Ops that move no data (views, metadata, allocation): on a GPU they launch no kernel.
+NO_KERNEL = {"aten::view", "aten::_unsafe_view", "aten::reshape", "aten::t", "aten::transpose", "aten::permute", "aten::expand",
+             "aten::as_strided", "aten::as_strided_", "aten::unsqueeze", "aten::squeeze", "aten::slice", "aten::select", "aten::detach", "aten::alias",
+             "aten::empty", "aten::empty_like", "aten::empty_strided", "aten::resolve_conj", "aten::resolve_neg", "aten::lift_fresh",
+             "aten::result_type", "aten::to", "aten::_to_copy", "aten::contiguous", "aten::size", "aten::stride", "aten::item",
+             "aten::_local_scalar_dense", "aten::is_nonzero", "aten::broadcast_tensors", "aten::expand_as", "aten::view_as"}
+
+
+def count_ops(model_name, batch):
+    """The ops one fit step's forward and backward run, as eager PyTorch dispatches them: the innermost aten ops
+    that compute (each at least one kernel on a GPU), not views. The optimizer is left out: on a GPU PyTorch's
+    Adam updates every parameter in a few multi-tensor kernels."""
+    torch.manual_seed(0)
+    cls, _ = MODELS[model_name]
+    model = cls()
+    x = torch.rand(batch, *cls.image_shape) * 2 - 1
+    fit_loss(model, x)[0].backward()  # warm-up
+    model.zero_grad(set_to_none=True)
+    with torch.autograd.profiler.profile() as prof:
+        fit_loss(model, x)[0].backward()
+    ops = {}
+    for e in prof.function_events:
+        computes = e.name.startswith("aten::") and e.name not in NO_KERNEL
+        if computes and not any(c.name.startswith("aten::") and c.name not in NO_KERNEL for c in e.cpu_children):
+            ops[e.name] = ops.get(e.name, 0) + 1
+    return {"ops": sum(ops.values()), "by_name": dict(sorted(ops.items(), key=lambda kv: -kv[1])[:8])}
+
+
 def conv_step(spec):
     """conv2d forward and both gradients at one shape: N,C,H,W,O,KH,KW,stride,padding."""
     n, c, h, w, o, kh, kw, stride, padding = (int(v) for v in spec.split(","))
@@ -87,8 +116,12 @@ def main():
     what.add_argument("--sgemm", type=int)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=1, help="steps per request, timed together")
+    parser.add_argument("--ops", action="store_true", help="with --model: print the ops a step dispatches, and exit")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.ops:
+        print(json.dumps(count_ops(args.model, args.batch)), flush=True)
+        return
     about = {"torch": torch.__version__, "blas": loaded_blas(), "threads": torch.get_num_threads()}
     if args.sgemm:
         print(json.dumps({**about, "gflops": sgemm_gflops(args.sgemm)}), flush=True)

@@ -2,13 +2,14 @@
 // run gets held-out bits/pixel (the prior bound, from its `evaluate` entry), reconstruction PSNR and, given a
 // trained classifier run, the Fréchet distance between real and sampled images in the classifier's feature
 // space (an FID for Fashion-MNIST, with our classifier in Inception's place); pictures of reconstructions and
-// samples land beside it. A classifier run gets its test loss and accuracy.
+// samples land beside it. An autoencoder (a `reconstruct` entry) gets reconstruction PSNR, and held-out
+// metrics with `evaluate`; a classifier run gets its test loss and accuracy.
 import { join } from "node:path";
 import type { ProgramEntry } from "../compiler/lower.js";
 import { writeFileAtomic } from "../train/checkpoint.js";
 import { batchOf, inputLayout } from "../train/batches.js";
 import { DataError, loadImages, type ImageSet } from "../train/data.js";
-import { entryOutputs, featureDistance, meanMetrics, meanPsnr, reconstructions, samples } from "../train/evaluate.js";
+import { autoencoded, entryOutputs, featureDistance, meanMetrics, meanPsnr, reconstructions, samples } from "../train/evaluate.js";
 import { writeLossCurve } from "../train/plot.js";
 import { readMetrics, readRunConfig, RunError, type TargetChoice } from "../train/run.js";
 import { sampleCalls, stepEntry, type Sampler } from "../runtime/sampler.js";
@@ -38,10 +39,11 @@ function entry(run: LoadedRun, name: ConventionName): ProgramEntry {
 
 /** What eval measures of a run, by the entries its model has; each needs entries the run's model must have. */
 interface Measures {
-  /** A model without `decoder_step` (and not stage 2) is a classifier: its test loss and accuracy. */
+  /** A model without `decoder_step` or `reconstruct` (and not stage 2) is a classifier: its test loss and accuracy. */
   readonly classifier: boolean;
   readonly heldOut: boolean;
-  readonly psnr: boolean;
+  /** Reconstruction PSNR by the `reconstruct` entry (an autoencoder's), by encoding and decoder sampling, or none. */
+  readonly psnr: "reconstruct" | "sampling" | false;
   readonly frechet: boolean;
 }
 
@@ -49,13 +51,15 @@ interface Measures {
 function measures(run: LoadedRun, options: EvalCommandOptions): Measures {
   const has = (name: string) => run.program.entries.some((e) => e.name === name);
   const stage2 = Boolean(run.config.latentsFrom);
-  if (!has("decoder_step") && !stage2) {
-    requireEntries(run.program, ["evaluate"], `measuring ${run.dir} as a classifier (a model without decoder_step)`);
+  if (!has("decoder_step") && !has("reconstruct") && !stage2) {
+    requireEntries(run.program, ["evaluate"], `measuring ${run.dir} as a classifier (a model without decoder_step or reconstruct)`);
     return { classifier: true, heldOut: false, psnr: false, frechet: false };
   }
-  const m = { classifier: false, heldOut: has("evaluate"), psnr: has("encode") && has("decoder_step"), frechet: Boolean(options.classifier) && (has("prior_step") || stage2) };
+  const psnr = has("reconstruct") ? "reconstruct" : has("encode") && has("decoder_step") ? "sampling" : false;
+  const m = { classifier: false, heldOut: has("evaluate"), psnr, frechet: Boolean(options.classifier) && (has("prior_step") || stage2) } as const;
   requireEntries(run.program, m.heldOut ? ["evaluate"] : [], `the held-out metrics of ${run.dir}`);
-  requireEntries(run.program, m.psnr ? ["encode", stepEntry("decoder", options.sampler), "decoder_x_hat"] : [], `the reconstruction PSNR of ${run.dir}`, ["noise_latent"]);
+  if (psnr === "reconstruct") requireEntries(run.program, ["reconstruct"], `the reconstruction PSNR of ${run.dir}`);
+  if (psnr === "sampling") requireEntries(run.program, ["encode", stepEntry("decoder", options.sampler), "decoder_x_hat"], `the reconstruction PSNR of ${run.dir}`, ["noise_latent"]);
   return m;
 }
 
@@ -101,11 +105,14 @@ async function features(run: LoadedRun, images: Float32Array, count: number, bat
   }, count, batch, 0);
 }
 
-/** Reconstruction PSNR, with a picture of pairs (original, reconstruction). */
-async function reconstructionReport(run: LoadedRun, set: ImageSet, options: EvalCommandOptions, dir: string, io: CliIo): Promise<number> {
-  const layout = inputLayout(entry(run, "encode"), set);
-  io.stderr.write(`reconstructing ${options.recon} test images (${options.steps} decoder steps each)...\n`);
-  const { real, fake } = await reconstructions(run.opened.session, run.program.entries, set, layout, options.recon, { steps: options.steps, sampler: options.sampler, seed: options.seed });
+/** Reconstruction PSNR, by the `reconstruct` entry or by decoder sampling, with a picture of pairs (original, reconstruction). */
+async function reconstructionReport(run: LoadedRun, by: "reconstruct" | "sampling", set: ImageSet, options: EvalCommandOptions, dir: string, io: CliIo): Promise<number> {
+  const layout = inputLayout(entry(run, by === "reconstruct" ? "reconstruct" : "encode"), set);
+  io.stderr.write(`reconstructing ${options.recon} test images${by === "sampling" ? ` (${options.steps} decoder steps each)` : ""}...\n`);
+  const { real, fake } =
+    by === "reconstruct"
+      ? await autoencoded(run.opened.session, set, layout, options.recon)
+      : await reconstructions(run.opened.session, run.program.entries, set, layout, options.recon, { steps: options.steps, sampler: options.sampler, seed: options.seed });
   const per = real.length / options.recon;
   const pairs = Math.min(32, options.recon);
   const both = new Float32Array(2 * pairs * per);
@@ -168,7 +175,7 @@ export async function runEval(dir: string, options: EvalCommandOptions, io: CliI
       let done = 0;
       report.heldOut = { examples: Math.floor(n / layout.batch) * layout.batch, ...(await meanMetrics(run.opened.session, "evaluate", set, layout, n, 0, () => bar.update(++done))) };
     }
-    if (m.psnr) report.psnr = await reconstructionReport(run, set, options, dir, io);
+    if (m.psnr) report.psnr = await reconstructionReport(run, m.psnr, set, options, dir, io);
     if (classifier && sampler) report.frechet = await frechetReport(classifier, sampler, set, options, dir, io);
     writeFileAtomic(join(dir, "eval.json"), JSON.stringify(report, null, 2) + "\n");
     await writeLossCurve(dir, readMetrics(dir), run.program.model);

@@ -174,7 +174,7 @@ export function buildProgram(io: CliIo, finish: (code: number) => void): Command
     .command("eval")
     .summary("measure a trained run on the test split: bits/pixel, PSNR, Fréchet distance (or a classifier's accuracy)")
     .description(
-      "Measure a run on the test split and write RUN_DIR/eval.json: held-out bits/pixel (the prior bound), reconstruction PSNR (encode, noise to z0, decoder sampling), and with --classifier the Fréchet distance between test images and samples on that classifier's features (an FID for Fashion-MNIST; our classifier, not Inception). A classifier run reports its test loss and accuracy.",
+      "Measure a run on the test split and write RUN_DIR/eval.json: held-out bits/pixel (the prior bound), reconstruction PSNR (encode, noise to z0, decoder sampling; or an autoencoder's reconstruct entry), and with --classifier the Fréchet distance between test images and samples on that classifier's features (an FID for Fashion-MNIST; our classifier, not Inception). A classifier run reports its test loss and accuracy.",
     )
     .argument("<run>", "a run directory written by ulc train")
     .option("--classifier <run>", "a trained classifier run (models/classifier.ul) for the Fréchet distance")

@@ -29,6 +29,7 @@ export const CONVENTIONS = {
   decoder_x_hat: { signature: "decoder_x_hat(x: f32[B, ...X], z0: f32[B, ...Z], t: f32) -> f32[B, ...X]", inputs: ["batch", "batch", "scalar"], result: "like first input" },
   noise_latent: { signature: "noise_latent(z: f32[B, ...Z]) -> f32[B, ...Z]", inputs: ["batch"], result: "like first input" },
   encode: { signature: "encode(x: f32[B, C, H, W]) -> f32[B, ...Z]", inputs: ["batch"], result: "batch" },
+  reconstruct: { signature: "reconstruct(x: f32[B, C, H, W]) -> f32[B, C, H, W]", inputs: ["batch"], result: "like first input" },
   evaluate: { signature: "evaluate(x: f32[B, C, H, W][, y: f32[B, K]]) -> { NAME: f32, ... }", inputs: ["batch", "batch"], optional: 1, result: "scalars" },
   features: { signature: "features(x: f32[B, C, H, W]) -> f32[B, F]", inputs: ["batch"], result: "batch" },
 } satisfies Record<string, Convention>;

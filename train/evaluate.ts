@@ -1,7 +1,7 @@
 // The measurements of a trained Unified Latents run, each through a Session: held-out bits/pixel (the
 // `evaluate` entry, which reports the prior bound), reconstruction PSNR (encode → z0 at λ0 → decoder
-// sampling), a classifier's accuracy and features, and the Fréchet distance between real and sampled images
-// in that classifier's feature space.
+// sampling, or an autoencoder's `reconstruct`), a classifier's accuracy and features, and the Fréchet
+// distance between real and sampled images in that classifier's feature space.
 import type { EntrySignature, SampleOptions } from "../runtime/sampler.js";
 import { batchFirstCall, decode } from "../runtime/sampler.js";
 import type { HostTensor, InputTensor, Session } from "../runtime/session.js";
@@ -59,25 +59,40 @@ export function meanPsnr(real: ArrayLike<number>, fake: ArrayLike<number>, count
 }
 
 /**
- * Reconstructions of the first `n` examples: encode, noise to z0 at λ0 (UL), decode by sampling. Returns both.
- * Each batch numbers its entry calls after the batches before it, so no two batches share any noise.
+ * The first `n` examples and their reconstructions, both as images; `reconstruct(x, k)` makes batch `k`'s (from
+ * 0) from its images `x`.
  */
-export async function reconstructions(session: Pick<Session, "run">, entries: readonly EntrySignature[], set: ImageSet, layout: InputLayout, n: number, options: SampleOptions): Promise<{ real: Float32Array; fake: Float32Array }> {
+async function pairs(set: ImageSet, layout: InputLayout, n: number, reconstruct: (x: InputTensor, k: number) => Promise<HostTensor>): Promise<{ real: Float32Array; fake: Float32Array }> {
   const per = layout.image.shape.slice(1).reduce((a, b) => a * b, 1);
   const real = new Float32Array(n * per), fake = new Float32Array(n * per);
-  const calls = options.steps + 3; // encode, noise_latent, the decoder's steps and its x̂
   await forBatches(n, layout.batch, async (indices, first) => {
-    const call = batchFirstCall(first / layout.batch, calls);
     const x = batchOf(set, layout, indices).get(layout.image.name)!;
-    const zClean = (await session.run("encode", new Map([[layout.image.name, x]]), call)).get("result")!;
-    // UL's z0 is the encoding noised to λ0; a model without that entry (a VAE) decodes its encoding as it is.
-    const noiseEntry = entries.find((e) => e.name === "noise_latent");
-    const z0 = noiseEntry ? (await session.run(noiseEntry.name, new Map([[noiseEntry.inputs[0]!.name, zClean]]), call + 1)).get("result")! : zClean;
-    const image = await decode(session, entries, z0, options, call + 2);
+    const image = await reconstruct(x, first / layout.batch);
     real.set((x.data as Float32Array).subarray(0, indices.length * per), first * per);
     fake.set(image.data.subarray(0, indices.length * per), first * per);
   });
   return { real, fake };
+}
+
+/**
+ * Reconstructions of the first `n` examples: encode, noise to z0 at λ0 (UL), decode by sampling. Returns both.
+ * Each batch numbers its entry calls after the batches before it, so no two batches share any noise.
+ */
+export function reconstructions(session: Pick<Session, "run">, entries: readonly EntrySignature[], set: ImageSet, layout: InputLayout, n: number, options: SampleOptions): Promise<{ real: Float32Array; fake: Float32Array }> {
+  const calls = options.steps + 3; // encode, noise_latent, the decoder's steps and its x̂
+  return pairs(set, layout, n, async (x, k) => {
+    const call = batchFirstCall(k, calls);
+    const zClean = (await session.run("encode", new Map([[layout.image.name, x]]), call)).get("result")!;
+    // UL's z0 is the encoding noised to λ0; a model without that entry (a VAE) decodes its encoding as it is.
+    const noiseEntry = entries.find((e) => e.name === "noise_latent");
+    const z0 = noiseEntry ? (await session.run(noiseEntry.name, new Map([[noiseEntry.inputs[0]!.name, zClean]]), call + 1)).get("result")! : zClean;
+    return decode(session, entries, z0, options, call + 2);
+  });
+}
+
+/** An autoencoder's reconstructions of the first `n` examples, by its `reconstruct` entry (one call a batch). Returns both. */
+export function autoencoded(session: Pick<Session, "run">, set: ImageSet, layout: InputLayout, n: number): Promise<{ real: Float32Array; fake: Float32Array }> {
+  return pairs(set, layout, n, async (x, k) => (await session.run("reconstruct", new Map([[layout.image.name, x]]), batchFirstCall(k, 1))).get("result")!);
 }
 
 /**

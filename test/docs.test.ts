@@ -2,33 +2,10 @@
 // compiler's ERROR_CODES.
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { describe, expect, test } from "vitest";
 import { checkFiles, type SourceHost } from "../dsl/check.js";
 import { ERROR_CODES, renderDiagnostic } from "../dsl/diagnostics.js";
-
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const DOC = readFileSync(path.join(ROOT, "docs", "language.md"), "utf8");
-
-interface Block {
-  /** 1-based line of the opening fence in language.md. */
-  readonly line: number;
-  readonly text: string;
-}
-
-function ulBlocks(md: string): Block[] {
-  const out: Block[] = [];
-  const lines = md.split("\n");
-  for (let i = 0; i < lines.length; i++) {
-    if (!/^```ul\s*$/.test(lines[i]!)) continue;
-    const start = i;
-    const body: string[] = [];
-    for (i++; i < lines.length && !/^```\s*$/.test(lines[i]!); i++) body.push(lines[i]!);
-    if (i >= lines.length) throw new Error(`the ul block at language.md:${start + 1} is never closed`);
-    out.push({ line: start + 1, text: body.join("\n") + "\n" });
-  }
-  return out;
-}
+import { DOC, ROOT, ulBlocks } from "./support/docs.js";
 
 const BLOCKS = ulBlocks(DOC);
 

@@ -136,7 +136,7 @@ describe.skipIf(!existsSync(FASHION_MNIST_DIR))("a damaged or foreign run direct
     const tiny = join(dir, "tiny-run");
     expect((await ulc(["train", model, "--batch", "4", "--steps", "1", "--out", tiny])).code).toBe(0);
     const bare = await ulc(["eval", tiny, "--n", "8", "--batch", "4"]);
-    expect([bare.code, bare.stderr]).toEqual([2, expect.stringMatching(/measuring .*tiny-run as a classifier \(a model without decoder_step\) needs an entry that model Tiny lacks: evaluate\(x: f32\[B, C, H, W\]\[, y: f32\[B, K\]\]\) -> \{ NAME: f32, \.\.\. \} is missing \(it has fit;/)]);
+    expect([bare.code, bare.stderr]).toEqual([2, expect.stringMatching(/measuring .*tiny-run as a classifier \(a model without decoder_step or reconstruct\) needs an entry that model Tiny lacks: evaluate\(x: f32\[B, C, H, W\]\[, y: f32\[B, K\]\]\) -> \{ NAME: f32, \.\.\. \} is missing \(it has fit;/)]);
     const notClassifier = await ulc(["eval", run, "--classifier", run, "--n", "8", "--recon", "2", "--fd-n", "4", "--steps", "2", "--batch", "4"]);
     expect([notClassifier.code, notClassifier.stderr]).toEqual([2, expect.stringMatching(/--classifier .* \(the Fréchet distance's classifier\) needs an entry that model UlTiny lacks: features\(x: f32\[B, C, H, W\]\) -> f32\[B, F\] is missing/)]);
   }, 120_000);

@@ -1,11 +1,13 @@
 // std.layers on sequences ([B, T, D]) in the float64 interpreter, against direct computations over the layers'
 // own parameters: Linear and LayerNorm on every leading dim, softmax along any axis, Embedding's rows, and
-// multi-head attention with and without its causal mask. A width that the heads do not divide gets one error.
+// multi-head attention with and without its causal mask; their gradients against central differences. A width
+// that the heads do not divide gets one error.
 import { describe, expect, test } from "vitest";
 import { checkFiles } from "../dsl/check.js";
 import { renderDiagnostic } from "../dsl/diagnostics.js";
 import { lowerProgram } from "../compiler/lower.js";
 import { diskHost } from "../dsl/loader.js";
+import { gradcheck } from "../runtime/gradcheck.js";
 import { ReferenceSession } from "../runtime/reference.js";
 import { tensorOf, type Tensor } from "../runtime/tensor.js";
 
@@ -13,7 +15,8 @@ const FILE = "/virtual/sequences.ul";
 const [B, T, D, H, V] = [2, 3, 4, 2, 6];
 
 const SOURCE = `
-from std.layers import Linear, LayerNorm, Embedding, MultiHeadAttention, softmax
+from std.layers import Linear, LayerNorm, Embedding, MultiHeadAttention, cross_entropy, softmax
+from std.optim import Adam
 
 model Sequences {
   lin: Linear<${D}, 5>
@@ -27,11 +30,17 @@ model Sequences {
   entry probs(x: f32[${B}, ${T}, ${D}]) -> f32[${B}, ${T}, ${D}] { softmax(x, axis = 1) }
   entry embed(tokens: i32[${B}, ${T}]) -> f32[${B}, ${T}, ${D}] { emb(tokens) }
   entry attend(x: f32[${B}, ${T}, ${D}]) -> { plain: f32[${B}, ${T}, ${D}], causal: f32[${B}, ${T}, ${D}] } { { plain: attn(x), causal: masked(x) } }
+
+  train fit(x: f32[${B}, ${T}, ${D}], tokens: i32[${B}, ${T}]) -> { loss: f32 } minimize loss with Adam(lr = 1e-3) {
+    let h = masked(attn(norm(x + emb(tokens))))
+    { loss: mean(cross_entropy(lin(h), softmax(lin(x), axis = 1))) }
+  }
 }
 `;
 
 const host = { readFile: (p: string) => (p === FILE ? SOURCE : diskHost.readFile(p)) };
-const session = new ReferenceSession(lowerProgram(FILE, { bindings: {}, host }), { precision: "f64", seed: 3 });
+const program = lowerProgram(FILE, { bindings: {}, host });
+const session = new ReferenceSession(program, { precision: "f64", seed: 3 });
 const param = (name: string) => [...session.params.get(name)!.data];
 const x = tensorOf("f32", [B, T, D], Array.from({ length: B * T * D }, (_, i) => Math.sin(1.7 * i + 0.3) * 2));
 const values = (t: Tensor | undefined) => [...t!.data];
@@ -111,6 +120,12 @@ describe("std.layers on sequences (float64 interpreter)", () => {
     const sequences = Array.from({ length: B }, (_, b) => rowsOf(values(x).slice(b * T * D, (b + 1) * T * D), D));
     expectClose(values(out.get("plain")), sequences.flatMap((s) => attention(s, "attn", false)).flat());
     expectClose(values(out.get("causal")), sequences.flatMap((s) => attention(s, "masked", true)).flat());
+  });
+
+  test("every layer's gradients agree with central differences", () => {
+    const report = gradcheck(program, { runs: 2, seed: 0 });
+    expect(report.params.map((p) => p.name).sort()).toEqual([...session.params.keys()].sort());
+    expect(report.ok, JSON.stringify(report.params.filter((p) => p.maxScore > 1))).toBe(true);
   });
 
   test("a width D that is not a multiple of the head count H gets one error: the assertion, at the call", () => {

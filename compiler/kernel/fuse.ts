@@ -171,7 +171,7 @@ interface Contraction {
  * tap outside the image reads 0 (the interpreter skips it: the same sum unless the other factor is infinite
  * or NaN), which keeps the term a product of a factor per row and a factor per column of its implicit GEMM.
  */
-function contraction(n: Node, idx: readonly Ix[], operand: (i: number, at: readonly Ix[]) => Sx, g: Graph): Contraction {
+function contraction(n: Node, idx: readonly Ix[], operand: (i: number, at: readonly Ix[]) => Sx, g: Graph, tiling: boolean): Contraction {
   const op = n.op;
   const t = n.dtype;
   const shapeOf = (i: number) => g.nodes[n.inputs[i]!]!.shape;
@@ -234,6 +234,29 @@ function contraction(n: Node, idx: readonly Ix[], operand: (i: number, at: reado
       const [, Cg, KH, KW] = shapeOf(1) as [number, number, number, number];
       const Og = O / op.groups;
       const [nn, ci, h, w] = idx as [Ix, Ix, Ix, Ix];
+      const s = op.stride;
+      if (s > 1 && !tiling) {
+        // Strided: of the taps kh, only those ≡ h + p (mod s) divide exactly, so the sum visits just those,
+        // kh = (h + p) mod s + j·s (in the same order as all of them, so the same sum): 1/s² of the terms, and
+        // the row (h + p − kh)/s = ⌊(h + p)/s⌋ − j needs no division test. A tiled kernel keeps every tap,
+        // masked: there the tap may not depend on the output's column.
+        const [JH, JW] = [Math.ceil(KH / s), Math.ceil(KW / s)];
+        const [og, jh, jw] = unravel(R, [Og, JH, JW]) as [Ix, Ix, Ix];
+        const o = ixAdd(ixMul(ixDiv(ci, Cg), Og), og);
+        // The tap along one axis for output position x and step j, the dy position it reads, and whether both exist.
+        const along = (x: Ix, j: Ix, K: number, size: number) => {
+          const k = ixAdd(ixMod(ixAdd(x, ixConst(op.padding)), s), ixMul(j, s));
+          const at = ixAdd(ixDiv(ixAdd(x, ixConst(op.padding)), s), ixMul(j, -1));
+          return { k, at, cond: [within(k, K), within(at, size)] };
+        };
+        const [rows, cols] = [along(h, jh, KH, HO), along(w, jw, KW, WO)];
+        return {
+          fn: "sum",
+          count: Og * JH * JW,
+          body: () => guarded([...rows.cond, ...cols.cond], mul(operand(1, [o, ixMod(ci, Cg), rows.k, cols.k]), operand(0, [nn, o, rows.at, cols.at]))),
+          finish: identity,
+        };
+      }
       const [og, kh, kw] = unravel(R, [Og, KH, KW]) as [Ix, Ix, Ix];
       const o = ixAdd(ixMul(ixDiv(ci, Cg), Og), og);
       const rows = exactly(ixAdd(ixAdd(h, ixConst(op.padding)), ixMul(kh, -1)), op.stride, HO);
@@ -362,7 +385,7 @@ class KernelBuilder {
     // A second reduction, or one whose every result would be recomputed for several outputs (a row sum read
     // through a broadcast), is materialised.
     if (this.reduce || this.replicated > 0) throw new Materialize(n.id);
-    const c = contraction(n, idx, (i, at) => this.at(this.g.nodes[n.inputs[i]!]!, at), this.g);
+    const c = contraction(n, idx, (i, at) => this.at(this.g.nodes[n.inputs[i]!]!, at), this.g, this.maxTile !== undefined);
     this.fused.add(n.id);
     this.reduceNode = n.id;
     // Placeholder first, so a nested contraction in the prologue is detected as a second one.

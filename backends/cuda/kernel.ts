@@ -13,6 +13,7 @@
 // launch's {seed, step} from device memory, so a captured CUDA Graph replays with new values.
 import { kernelOutputs, type Kernel } from "../../compiler/kernel/ir.js";
 import { literal, renderSx } from "../c-like/expr.js";
+import { nestReduction } from "../../compiler/kernel/split.js";
 import { CPP as CUDA, drawsRandom, STORAGE } from "../native/dialect.js";
 
 export const BLOCK_SIZE = 256;
@@ -73,12 +74,20 @@ export function renderKernelCuda(k: Kernel): CudaKernel {
     const accType = STORAGE[k.dtype];
     const sum = k.reduce.fn === "sum";
     const init = sum ? literal(0, accType === "int" ? "i32" : "f32", CUDA) : accType === "int" ? CUDA.int(-2147483648) : CUDA.bits(0xff800000);
-    const term = renderSx(k.reduce.body, inputs, CUDA);
     const first = { thread: "0", warp: "lane", block: "(int)threadIdx.x" }[how];
     const stride = { thread: "1", warp: String(WARP), block: String(BLOCK_SIZE) }[how];
     const op = sum ? "ulc_sum_op()" : "ulc_max_op()";
-    lines.push(`  ${accType} acc = ${init};`, `  for (int r = ${first}; r < ${k.reduce.count}; r += ${stride}) {`);
-    lines.push(sum ? `    acc += ${term};` : `    acc = ulc_max(acc, ${term});`, "  }");
+    const fold = (term: string) => (sum ? `acc += ${term};` : `acc = ulc_max(acc, ${term});`);
+    // A thread that walks the whole sum runs it as a nest of its digits' loops (split.ts): in the same order,
+    // without a division per term.
+    const nest = how === "thread" ? nestReduction(k) : undefined;
+    lines.push(`  ${accType} acc = ${init};`);
+    if (nest) {
+      // Only the innermost loop unrolls: unrolling a whole nest of short loops (45 taps of a 5-channel 3 × 3
+      // convolution) runs out of registers.
+      const loops = [...nest.loops].reverse().map((l, i, all) => `${i < all.length - 1 ? "ULC_NO_UNROLL " : ""}for (int ${l.name} = 0; ${l.name} < ${l.extent}; ++${l.name})`);
+      lines.push(`  ${loops.join("\n  ")} {`, `    ${fold(renderSx(nest.term, inputs, CUDA))}`, "  }");
+    } else lines.push(`  for (int r = ${first}; r < ${k.reduce.count}; r += ${stride}) {`, `    ${fold(renderSx(k.reduce.body, inputs, CUDA))}`, "  }");
     if (how === "warp") lines.push(`  acc = ulc_warp_reduce(acc, ${op});`, "  if (lane != 0) return;");
     if (how === "block") lines.push(`  acc = ulc_block_reduce(acc, ${op}, ${init});`, "  if (threadIdx.x != 0) return;");
   }

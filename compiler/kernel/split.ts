@@ -4,7 +4,7 @@
 // constant across the inner loop, and `counter % c` is `(outer % (c/L))·L + inner`, so the inner loop reads
 // memory contiguously or not at all, where the flat loop divided every index by constants. A broadcast of a
 // per-channel value over an image, or a reduction over a batch of images, becomes a loop a compiler vectorises.
-import { ixAdd, ixDiv, ixMod, ixMul, kernelOutputs, type Ix, type Kernel, type Sx } from "./ir.js";
+import { ixAdd, ixConst, ixDiv, ixMod, ixMul, kernelOutputs, type Ix, type Kernel, type Sx } from "./ir.js";
 
 export type Counter = "gid" | "r";
 
@@ -100,13 +100,66 @@ function splitIx(x: Ix, counter: Counter, block: number): Ix {
 
 /** x with `counter` written as outer·block + inner (block from innerBlock). */
 export function splitCounter(x: Sx, counter: Counter, block: number): Sx {
-  const sub = (y: Sx) => splitCounter(y, counter, block);
+  return mapIx(x, (ix) => splitIx(ix, counter, block));
+}
+
+// ---------------------------------------------------------------- loop nests
+
+/**
+ * The reduction counter r as a loop nest, where the kernel reads it only through mixed-radix digits: `r % c`,
+ * `r / c` and `(r / c) % m` at points 1 = d₀ | d₁ | … | dₙ = count of one chain (a convolution's (channel, kh,
+ * kw), unravelled). Digit i runs over [0, dᵢ₊₁/dᵢ) as a loop variable of its own, innermost first, and every
+ * read of r becomes a sum of digits: no division or remainder is left per term. Undefined when r is read
+ * otherwise, or the points do not divide one another.
+ */
+export interface Nest {
+  /** Each digit's loop: its variable and extent, innermost first. */
+  readonly loops: readonly { readonly name: string; readonly extent: number }[];
+  /** A term of the reduction with r written in digits. */
+  readonly term: Sx;
+}
+
+export function nestReduction(k: Kernel): Nest | undefined {
+  const r = k.reduce;
+  if (!r) return undefined;
+  const points = new Set([1, r.count]);
+  const collect = (x: Ix): void => {
+    if (x.k === "mod" && x.a.k === "div" && x.a.a.k === "r") points.add(x.a.c).add(x.a.c * x.c);
+    else if ((x.k === "div" || x.k === "mod") && x.a.k === "r") points.add(x.c);
+    else if (x.k === "add") (collect(x.a), collect(x.b));
+    else if (x.k === "mul" || x.k === "div" || x.k === "mod") collect(x.a);
+  };
+  for (const ix of ixOf(r.body)) collect(ix);
+  const chain = [...points].sort((a, b) => a - b);
+  if (chain.length === 2) return undefined; // no digit is read: the flat loop is the nest
+  if (chain.some((d, i) => i > 0 && d % chain[i - 1]! !== 0) || chain.at(-1) !== r.count) return undefined;
+  const loops = chain.slice(0, -1).map((d, i) => ({ name: `r${i}`, extent: chain[i + 1]! / d }));
+  /** Σ over digits i with lo ≤ dᵢ < hi of digitᵢ·(dᵢ/lo). */
+  const digits = (lo: number, hi: number): Ix =>
+    chain.slice(0, -1).reduce<Ix>((acc, d, i) => (d >= lo && d < hi ? ixAdd(acc, ixMul({ k: "var", name: `r${i}` }, d / lo)) : acc), ixConst(0));
+  const rewrite = (x: Ix): Ix => {
+    if (x.k === "mod" && x.a.k === "div" && x.a.a.k === "r") return digits(x.a.c, x.a.c * x.c);
+    if (x.k === "div" && x.a.k === "r") return digits(x.c, r.count);
+    if (x.k === "mod" && x.a.k === "r") return digits(1, x.c);
+    if (x.k === "r") return digits(1, r.count);
+    if (x.k === "add") return ixAdd(rewrite(x.a), rewrite(x.b));
+    if (x.k === "mul") return ixMul(rewrite(x.a), x.c);
+    if (x.k === "div") return ixDiv(rewrite(x.a), x.c);
+    if (x.k === "mod") return ixMod(rewrite(x.a), x.c);
+    return x;
+  };
+  return { loops, term: mapIx(r.body, rewrite) };
+}
+
+/** x with every index expression mapped by f. */
+function mapIx(x: Sx, f: (ix: Ix) => Ix): Sx {
+  const sub = (y: Sx) => mapIx(y, f);
   switch (x.k) {
     case "load":
     case "index":
     case "random":
     case "inrange":
-      return { ...x, at: splitIx(x.at, counter, block) };
+      return { ...x, at: f(x.at) };
     case "unary":
     case "cast":
       return { ...x, x: sub(x.x) };

@@ -3,6 +3,13 @@
 // by g++ under ulc_emulate.h (CUDA on the CPU, for tests).
 #pragma once
 
+// A loop nvcc must not unroll (the CPU emulation's g++ takes no such pragma).
+#ifdef ULC_EMULATE
+#define ULC_NO_UNROLL
+#else
+#define ULC_NO_UNROLL _Pragma("unroll 1")
+#endif
+
 #define ULC_FN __device__ __forceinline__
 ULC_FN float ulc_as_float(unsigned u) { return __uint_as_float(u); }
 ULC_FN unsigned ulc_mulhi(unsigned a, unsigned b) { return __umulhi(a, b); }

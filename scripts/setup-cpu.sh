@@ -4,6 +4,7 @@
 # runs the matmuls and convolutions. Idempotent and fast when nothing is missing; as a non-root user, or off
 # Debian, it prints what to install and exits 0 (ulc then says what is missing when it builds a program).
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
 
 say() { echo "setup-cpu: $*" >&2; }
 
@@ -14,10 +15,4 @@ if [[ ${#missing[@]} -eq 0 ]]; then
   say "ok: ${ULC_CXX:-g++} and oneDNN"
   exit 0
 fi
-if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
-  say "the CPU target needs ${missing[*]}: install them with 'sudo apt-get install ${missing[*]}' (Debian), or use --target webgpu"
-  exit 0
-fi
-export DEBIAN_FRONTEND=noninteractive
-apt-get install -y -q "${missing[@]}" >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q "${missing[@]}" >/dev/null; }
-say "ok: installed ${missing[*]}"
+apt_install setup-cpu "the CPU target needs ${missing[*]} (or use --target webgpu)" "${missing[@]}" || true

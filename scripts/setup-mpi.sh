@@ -4,6 +4,7 @@
 # Idempotent and fast when nothing is missing; as a non-root user, or off Debian, it prints what to install and
 # exits 0 (ulc then says what is missing when it needs it).
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
 
 say() { echo "setup-mpi: $*" >&2; }
 
@@ -14,10 +15,4 @@ if [[ ${#missing[@]} -eq 0 ]]; then
   say "ok: Open MPI ($(mpirun --version 2>/dev/null | head -1))"
   exit 0
 fi
-if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
-  say "data-parallel training needs ${missing[*]}: install them with 'sudo apt-get install ${missing[*]}' (Debian)"
-  exit 0
-fi
-export DEBIAN_FRONTEND=noninteractive
-apt-get install -y -q "${missing[@]}" >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q "${missing[@]}" >/dev/null; }
-say "ok: installed ${missing[*]}"
+apt_install setup-mpi "data-parallel training needs ${missing[*]}" "${missing[@]}" || true

@@ -21,7 +21,10 @@ const indent = (lines: readonly string[]) => lines.map((l) => (l.startsWith("#")
  */
 function loop(counter: "gid" | "r", extent: number, block: number | undefined, pragma: string | undefined, simd: string | undefined, body: readonly string[]): string[] {
   const pragmas = (...p: (string | undefined)[]) => p.filter((x): x is string => x !== undefined);
-  if (block === undefined) return [...pragmas(pragma ?? simd), `for (int ${counter} = 0; ${counter} < ${extent}; ++${counter}) {`, ...indent(body), "}"];
+  // One loop both parallel and vector lanes: `omp parallel for simd` (a pragma's clauses cover the simd one's).
+  // Without `simd` there, GCC left such loops scalar (measured: ul_tiny's step 1.6x slower).
+  const flat = pragma && simd ? pragma.replace("omp parallel for", "omp parallel for simd") : (pragma ?? simd);
+  if (block === undefined) return [...pragmas(flat), `for (int ${counter} = 0; ${counter} < ${extent}; ++${counter}) {`, ...indent(body), "}"];
   const { outer, inner } = splitNames(counter);
   return [
     ...pragmas(pragma),

@@ -53,3 +53,13 @@ export interface Session {
   importState(state: TrainingState): Promise<void>;
   dispose(): void;
 }
+
+/** Train steps one by one, each followed by the moving average's update: Session.trainSteps where a runtime has nothing faster. */
+export async function trainStepsOneByOne(session: Session, entry: string, batches: readonly ReadonlyMap<string, InputTensor>[], emaDecays: readonly number[]): Promise<Map<string, number>[]> {
+  const metrics: Map<string, number>[] = [];
+  for (const [i, batch] of batches.entries()) {
+    metrics.push(await session.trainStep(entry, batch));
+    await session.updateEma(emaDecays[i]!);
+  }
+  return metrics;
+}

@@ -14,6 +14,7 @@ import { arrayData, BatchOrder, batchOf, inputLayout } from "../train/batches.js
 import { DataError, FASHION_MNIST_DIR, loadImages } from "../train/data.js";
 import { decodePng } from "../train/png-decode.js";
 import { parseNpy, readTensorFile, type ExampleArray } from "../train/tensor-file.js";
+import { npy } from "./support/npy.js";
 
 let dir: string;
 beforeAll(() => {
@@ -239,20 +240,6 @@ describe("batches", () => {
     expect(new BatchOrder(100, 10, 1).indices(1)).not.toEqual(new BatchOrder(100, 10, 2).indices(1));
   });
 });
-
-/** An .npy file (format 1.0) as NumPy's specification describes it: magic, version, header length, a dict padded to 64 bytes. */
-function npy(descr: string, shape: number[], write: (view: DataView, at: number, i: number) => void, bytes: number, fortran = false): Uint8Array {
-  let header = `{'descr': '${descr}', 'fortran_order': ${fortran ? "True" : "False"}, 'shape': (${shape.join(", ")}${shape.length === 1 ? "," : ""}), }`;
-  header += " ".repeat(63 - ((10 + header.length) % 64)) + "\n";
-  const size = shape.reduce((a, b) => a * b, 1);
-  const out = new Uint8Array(10 + header.length + size * bytes);
-  out.set([0x93, ...new TextEncoder().encode("NUMPY"), 1, 0]);
-  const view = new DataView(out.buffer);
-  view.setUint16(8, header.length, true);
-  out.set(new TextEncoder().encode(header), 10);
-  for (let i = 0; i < size; i++) write(view, 10 + header.length + i * bytes, i);
-  return out;
-}
 
 describe("arrays of examples (.npy, safetensors)", () => {
   const entry = { name: "fit", inputs: [{ name: "x", dtype: "f32" as const, shape: [2, 3] }, { name: "labels", dtype: "i32" as const, shape: [2] }] };

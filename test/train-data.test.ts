@@ -2,7 +2,7 @@
 // of examples from .npy and safetensors files. Oracles: a linear model fitted by Adam reaches the closed-form
 // least-squares weights of noiseless data; a classifier on integer labels learns (its loss falls well below
 // chance's ln 10).
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
@@ -10,7 +10,7 @@ import { main } from "../cli/main.js";
 import { encodeSafetensors } from "../runtime/safetensors.js";
 import { readCheckpoint } from "../train/checkpoint.js";
 import { FASHION_MNIST_DIR } from "../train/data.js";
-import { existsSync } from "node:fs";
+import { npyFloat32 } from "./support/npy.js";
 
 const dir = mkdtempSync(join(tmpdir(), "ulc-train-data-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -58,18 +58,6 @@ function line(): { x: Float32Array; y: Float32Array } {
   return { x, y };
 }
 
-/** An .npy file (format 1.0) of float32 with `shape`, as NumPy writes it. */
-function npy(values: Float32Array, shape: number[]): Uint8Array {
-  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${shape.join(", ")}), }`;
-  header += " ".repeat(63 - ((10 + header.length) % 64)) + "\n";
-  const out = new Uint8Array(10 + header.length + values.byteLength);
-  out.set([0x93, ...new TextEncoder().encode("NUMPY"), 1, 0]);
-  new DataView(out.buffer).setUint16(8, header.length, true);
-  out.set(new TextEncoder().encode(header), 10);
-  out.set(new Uint8Array(values.buffer), 10 + header.length);
-  return out;
-}
-
 describe("ulc train on arrays and integer labels (CPU target)", () => {
   test("a safetensors file of inputs by name: Adam reaches the least-squares weights", async () => {
     const model = join(dir, "line.ul");
@@ -91,12 +79,12 @@ describe("ulc train on arrays and integer labels (CPU target)", () => {
     writeFileSync(model, LINEAR.replace("(x: f32[B, 3], y: f32[B, 1])", "(xy: f32[B, 4])").replace("let r = lin(x) - y", "let r = lin(slice(xy, 1, 0, 3)) - slice(xy, 1, 3, 4)"));
     const { x, y } = line();
     const rows = Float32Array.from({ length: 256 * 4 }, (_, i) => (i % 4 === 3 ? y[Math.floor(i / 4)]! : x[Math.floor(i / 4) * 3 + (i % 4)]!));
-    writeFileSync(join(dir, "rows.npy"), npy(rows, [256, 4]));
+    writeFileSync(join(dir, "rows.npy"), npyFloat32(rows, [256, 4]));
     const r = await ulc(["train", model, "--data", join(dir, "rows.npy"), "--batch", "16", "--steps", "300", "--target", "cpu", "--out", join(dir, "rows")]);
     expect(r.code, r.stderr).toBe(0);
     const losses = readFileSync(join(dir, "rows", "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l).loss);
     expect(losses.at(-1)).toBeLessThan(losses[0] / 100);
-    writeFileSync(join(dir, "short.npy"), npy(new Float32Array(256 * 3), [256, 3]));
+    writeFileSync(join(dir, "short.npy"), npyFloat32(new Float32Array(256 * 3), [256, 3]));
     const bad = await ulc(["train", model, "--data", join(dir, "short.npy"), "--steps", "1", "--target", "cpu", "--out", join(dir, "short")]);
     expect([bad.code, bad.stderr]).toEqual([2, expect.stringMatching(/short.npy: 'xy' holds examples of shape \[3\]; entry fit takes \[4\]/)]);
   }, 120_000);

@@ -7,7 +7,7 @@
 // keeps their states equal, and rank 0 alone writes the run's files.
 import { appendFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Session } from "../runtime/session.js";
+import { trainStepsOneByOne, type Session } from "../runtime/session.js";
 import { BatchOrder, type TrainingData } from "./batches.js";
 import { StateMismatchError } from "../runtime/training-state.js";
 import { CHECKPOINT_FILE, CheckpointError, guardedWrite, hasCheckpoint, readCheckpoint, writeCheckpoint } from "./checkpoint.js";
@@ -103,15 +103,7 @@ export async function trainLoop(session: Session, config: RunConfig, data: Train
     const last = Math.min(options.steps, Math.ceil(first / options.checkpointEvery) * options.checkpointEvery, first + STEPS_PER_REQUEST - 1);
     const steps = Array.from({ length: last - first + 1 }, (_, i) => first + i);
     const batches = steps.map((step) => data.inputs(examples(step)));
-    let taken: Map<string, number>[];
-    if (session.trainSteps && steps.length > 1) taken = await session.trainSteps(config.entry, batches, steps.map(decay));
-    else {
-      taken = [];
-      for (const [i, step] of steps.entries()) {
-        taken.push(await session.trainStep(config.entry, batches[i]!));
-        await session.updateEma(decay(step));
-      }
-    }
+    const taken = await (session.trainSteps ? session.trainSteps(config.entry, batches, steps.map(decay)) : trainStepsOneByOne(session, config.entry, batches, steps.map(decay)));
     for (const [i, step] of steps.entries()) {
       const metrics = taken[i]!;
       for (const [name, value] of metrics) if (!Number.isFinite(value)) throw new DivergedError(step, name, value, lastCheckpoint);

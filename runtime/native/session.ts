@@ -16,7 +16,7 @@ import { ALIGNMENT, ELEMENT_BYTES, gradientsGraph, planScratch } from "../../bac
 import type { BufferEntry, GraphManifest, ProgramManifest } from "../../backends/program.js";
 import { size, type DType } from "../../compiler/ir.js";
 import { NAMES } from "../../compiler/names.js";
-import type { HostTensor, InputTensor, Session, TrainingState } from "../session.js";
+import { trainStepsOneByOne, type HostTensor, type InputTensor, type Session, type TrainingState } from "../session.js";
 import { checkState } from "../training-state.js";
 import { HostProcess, packWrites, type DeviceInfo, type GraphRun, type JobInfo, type Span } from "./host.js";
 
@@ -336,14 +336,7 @@ export class NativeSession implements Session {
   async trainSteps(name: string, batches: readonly ReadonlyMap<string, InputTensor>[], emaDecays: readonly number[]): Promise<Map<string, number>[]> {
     const plan = this.entry(name);
     const ema = this.plans.get("ema")!;
-    if (!this.emaKept || plan.entry.parallel || !chains(plan) || !chains(ema)) {
-      const metrics: Map<string, number>[] = [];
-      for (const [i, batch] of batches.entries()) {
-        metrics.push(await this.trainStep(name, batch));
-        await this.updateEma(emaDecays[i]!);
-      }
-      return metrics;
-    }
+    if (!this.emaKept || plan.entry.parallel || !chains(plan) || !chains(ema)) return trainStepsOneByOne(this, name, batches, emaDecays);
     const results = plan.entry.results;
     const runs: GraphRun[] = [];
     const steps: Prepared[] = [];

@@ -16,7 +16,7 @@ export interface SplitStep {
   readonly carried: readonly string[];
 }
 
-export const REDUCED = (i: number) => `reduce.${i}`;
+const REDUCED = (i: number) => `reduce.${i}`;
 const CARRIED = (i: number) => `carry.${i}`;
 
 /** Nodes every graph can have its own copy of: they compute nothing from data. */

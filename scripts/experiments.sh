@@ -11,16 +11,24 @@
 #   classifier  the classifier whose features the Fréchet distances use
 #   small       4. ul_small (the convolutional model) against ul_tiny at 4,000 steps
 #   sweep       5. the loss-factor sweep on ul_tiny, SEEDS per loss factor
+#   stage2      6. UL against KL-VAE latents at a matched rate, and 7. one stage against two (needs sweep's runs)
+#   channels    8. ul_small's latent channels, SEEDS per channel count
 #   legacy      sections 1-3 (measured with the v-predicting decoder, which the models no longer have)
 #   PARTS="small" STEPS_SMALL=7000 bash scripts/experiments.sh
+# Every stage-1 run of a part is measured by fd() (Fréchet distances, reconstructions' classes); every stage-2 run
+# by `ulc eval --classifier`.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 : "${STEPS_TINY:=3000}" "${STEPS_SWEEP:=2000}" "${STEPS_VAE:=2000}" "${STEPS_BASE:=2000}" "${STEPS_CLASSIFIER:=1500}"
 : "${SWEEP:=1.5 3 6}" "${BIASES:=4}" "${KL_WEIGHT:=0.01}" "${SWEEP_WIDTH:=256}"
-: "${PARTS:=classifier small sweep}"
+: "${PARTS:=classifier small sweep stage2 channels}"
 : "${STEPS_SMALL:=7000}" "${BATCH_SMALL:=8}" "${STEPS_C:=2000}" "${BATCH_C:=32}" "${CS:=1.3 10 3 1.5 6 2.1}" "${SEEDS:=0 1 2}"
 : "${FD_N:=1000}" "${SEEDS_SMALL_MORE:=1}"
+# UL's loss factor : the VAE's kl_weight whose KL matches UL's rate at STEPS_C (by hand: 0.4 gave 4.9 nats against
+# UL's 5.2 at c = 1.5; 0.1 gave 23.0 against 21.6 at c = 10). Stage-2 base models train STEPS_BASE steps.
+: "${VAE_PAIRS:=1.5:0.4 10:0.1}" "${PRIOR_SIZE:=Width=256 Depth=3}"
+: "${ZCS:=2 4 8 16 32}" "${STEPS_Z:=3000}" "${BATCH_Z:=16}"
 RUNS=runs/exp
 DOCS=docs/results
 ulc() { node bin/ulc.js "$@"; }
@@ -56,159 +64,35 @@ measured() {
     process.exit(at === JSON.parse(lines[lines.length - 1]).step ? 0 : 1)' "$1" "$2"
 }
 
-cat > "$RUNS/lf-table.mjs" <<'EOF'
-// The loss-factor sweep as a markdown table: mean ± sd (sample sd, n-1) over seeds per loss factor, then every run.
-// Usage: node lf-table.mjs DIR   (DIR holds cC-sS/ run directories with eval.json and fd.json)
-import { readdirSync, readFileSync, existsSync } from "node:fs";
-import { join } from "node:path";
-const dir = process.argv[2];
-const rows = [];
-for (const name of readdirSync(dir)) {
-  const m = /^c([\d.]+)-s(\d+)$/.exec(name);
-  if (!m || !existsSync(join(dir, name, "eval.json")) || !existsSync(join(dir, name, "fd.json"))) continue;
-  const ev = JSON.parse(readFileSync(join(dir, name, "eval.json"), "utf8"));
-  const fd = JSON.parse(readFileSync(join(dir, name, "fd.json"), "utf8"));
-  rows.push({ c: Number(m[1]), seed: Number(m[2]), step: ev.step, bpp: ev.heldOut.bpp, prior: ev.heldOut.prior_loss, dec: ev.heldOut.decoder_loss,
-    psnr: ev.psnr, rpsnr: fd.reconPsnr, rfd: fd.reconFd, racc: fd.reconAccuracy * 100, sfd: fd.sampleFd, floor: fd.realVsReal });
-}
-rows.sort((a, b) => a.c - b.c || a.seed - b.seed);
-const keys = [["bpp", "bits/pixel", 4], ["prior", "prior loss (nats/image)", 2], ["dec", "decoder loss (nats/image)", 1], ["psnr", "PSNR, 256 images (dB)", 2],
-  ["rpsnr", "PSNR, 1,000 images (dB)", 2], ["rfd", "reconstruction FD", 2], ["racc", "reconstructions classified as their original (%)", 1], ["sfd", "sample FD", 2]];
-const fmt = (x, d) => (d === 4 ? x.toPrecision(3) : x.toFixed(d));
-const stat = (xs) => { const m = xs.reduce((a, b) => a + b, 0) / xs.length; const sd = xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / (xs.length - 1)) : NaN; return [m, sd]; };
-console.log(`| c | seeds | ${keys.map((k) => k[1]).join(" | ")} |`);
-console.log(`| --- | --- | ${keys.map(() => "---").join(" | ")} |`);
-for (const c of [...new Set(rows.map((r) => r.c))]) {
-  const rs = rows.filter((r) => r.c === c);
-  console.log(`| ${c} | ${rs.map((r) => r.seed).join(", ")} | ${keys.map(([k, , d]) => { const [m, sd] = stat(rs.map((r) => r[k])); return `${fmt(m, d)} ± ${fmt(sd, d)}`; }).join(" | ")} |`);
-}
-console.log(`\nEvery run (steps: ${[...new Set(rows.map((r) => r.step))].join(", ")}; the FD floor is test images against other test images, same count):\n`);
-console.log(`| c | seed | ${keys.map((k) => k[1]).join(" | ")} | FD floor |`);
-console.log(`| --- | --- | ${keys.map(() => "---").join(" | ")} | --- |`);
-for (const r of rows) console.log(`| ${r.c} | ${r.seed} | ${keys.map(([k, , d]) => fmt(r[k], d)).join(" | ")} | ${r.floor.toFixed(2)} |`);
-EOF
-
-cat > "$RUNS/lf-plot.mjs" <<'EOF'
-// The loss-factor sweep as an SVG: one panel per metric against c (log axis), each seed a dot, mean ± sd a bar.
-// Usage: node lf-plot.mjs DIR OUT.svg
-import { readdirSync, readFileSync, existsSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
-const [dir, out] = process.argv.slice(2);
-const rows = [];
-for (const name of readdirSync(dir)) {
-  const m = /^c([\d.]+)-s(\d+)$/.exec(name);
-  if (!m || !existsSync(join(dir, name, "eval.json")) || !existsSync(join(dir, name, "fd.json"))) continue;
-  const ev = JSON.parse(readFileSync(join(dir, name, "eval.json"), "utf8")), fd = JSON.parse(readFileSync(join(dir, name, "fd.json"), "utf8"));
-  rows.push({ c: Number(m[1]), bpp: ev.heldOut.bpp, psnr: ev.psnr, racc: fd.reconAccuracy * 100, rfd: fd.reconFd, sfd: fd.sampleFd });
-}
-const panels = [["bpp", "bits/pixel (held out)"], ["psnr", "PSNR (dB, 256 images)"], ["racc", "reconstructions in their original's class (%)"], ["rfd", "reconstruction FD"], ["sfd", "sample FD"]];
-const W = 300, H = 220, M = { l: 55, r: 15, t: 28, b: 36 };
-const cs = [...new Set(rows.map((r) => r.c))].sort((a, b) => a - b);
-const lx0 = Math.log(1.2), lx1 = Math.log(11);
-let svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${W * panels.length}" height="${H}" font-family="sans-serif" font-size="11">\n<rect width="100%" height="100%" fill="white"/>\n`;
-panels.forEach(([k, title], p) => {
-  const ox = p * W, vals = rows.map((r) => r[k]);
-  let y0 = Math.min(...vals), y1 = Math.max(...vals); const pad = (y1 - y0) * 0.1 || 1; y0 -= pad; y1 += pad;
-  const X = (c) => ox + M.l + ((Math.log(c) - lx0) / (lx1 - lx0)) * (W - M.l - M.r);
-  const Y = (v) => M.t + (1 - (v - y0) / (y1 - y0)) * (H - M.t - M.b);
-  svg += `<text x="${ox + W / 2}" y="16" text-anchor="middle">${title}</text>\n`;
-  svg += `<line x1="${ox + M.l}" y1="${H - M.b}" x2="${ox + W - M.r}" y2="${H - M.b}" stroke="black"/><line x1="${ox + M.l}" y1="${M.t}" x2="${ox + M.l}" y2="${H - M.b}" stroke="black"/>\n`;
-  for (const c of cs) svg += `<text x="${X(c)}" y="${H - M.b + 14}" text-anchor="middle">${c}</text>\n`;
-  svg += `<text x="${ox + W / 2}" y="${H - 4}" text-anchor="middle">loss factor c</text>\n`;
-  for (let i = 0; i <= 4; i++) { const v = y0 + ((y1 - y0) * i) / 4; svg += `<text x="${ox + M.l - 4}" y="${Y(v) + 4}" text-anchor="end">${k === "bpp" ? v.toFixed(4) : v.toFixed(1)}</text>\n`; }
-  const means = [];
-  for (const c of cs) {
-    const xs = rows.filter((r) => r.c === c).map((r) => r[k]);
-    const m = xs.reduce((a, b) => a + b, 0) / xs.length, sd = xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / (xs.length - 1)) : 0;
-    means.push([X(c), Y(m)]);
-    for (const x of xs) svg += `<circle cx="${X(c) + 6}" cy="${Y(x)}" r="2" fill="#999"/>\n`;
-    svg += `<line x1="${X(c)}" y1="${Y(m - sd)}" x2="${X(c)}" y2="${Y(m + sd)}" stroke="#c33" stroke-width="2"/><circle cx="${X(c)}" cy="${Y(m)}" r="3.5" fill="#c33"/>\n`;
-  }
-  svg += `<polyline points="${means.map((p) => p.join(",")).join(" ")}" fill="none" stroke="#c33" stroke-opacity="0.5"/>\n`;
-});
-writeFileSync(out, svg + "</svg>\n");
-EOF
-
-# fd RUN: the classifier's label of each reconstruction against its original's, and Fréchet distances of samples and of reconstructions (FD_N each, 50 DDPM steps per stage) against the
-# first FD_N test images, and between those and the next FD_N test images (the floor a perfect model would
+# fd RUN: the classifier's label of each reconstruction against its original's, and Fréchet distances of samples
+# and of reconstructions (FD_N each, 50 DDPM steps per stage) against the first FD_N test images, and between those and the next FD_N test images (the floor a perfect model would
 # score at this sample size), on the classifier's features; writes RUN/fd.json. (`ulc eval` reports no
 # reconstruction FD, and fails on ul_small's 32x32 images against the 28x28 classifier: this crops the centre.)
 fd() {
-  measured "$RUNS/$1/fd.json" "$RUNS/$1" || node "$RUNS/fd.mjs" "$RUNS/$1" "$RUNS/classifier" "$FD_N" 50
+  measured "$RUNS/$1/fd.json" "$RUNS/$1" || node scripts/experiments/fd.mjs "$RUNS/$1" "$RUNS/classifier" "$FD_N" 50
 }
-cat > "$RUNS/fd.mjs" <<'EOF'
-// Fréchet distances of a UL run on the classifier's features: samples (prior then decoder) and reconstructions
-// (encode -> z0 -> decoder), each against test images; images larger than the classifier's input are
-// center-cropped (ul_small's 32x32 canvas has 2 pixels of constant padding per side). Writes RUN/fd.json.
-// Usage: node fd.mjs RUN CLASSIFIER N [STEPS]   (run from the repository root)
-import { join, resolve } from "node:path";
-import { writeFileSync } from "node:fs";
-const root = process.cwd();
-const imp = (p) => import(resolve(root, p));
-const { loadRun, imageSampler } = await imp("dist/cli/sample.js");
-const { loadImages } = await imp("dist/train/data.js");
-const { inputLayout, batchOf } = await imp("dist/train/batches.js");
-const { entryOutputs, featureDistance, reconstructions, samples, meanPsnr } = await imp("dist/train/evaluate.js");
-const { sampleCalls } = await imp("dist/runtime/sampler.js");
-const [dir, clfDir, nArg, stepsArg] = process.argv.slice(2);
-const n = Number(nArg), steps = Number(stepsArg ?? 50), batch = 64, seed = 0;
-const io = { stdout: process.stdout, stderr: process.stderr, env: process.env };
-const run = await loadRun(dir, { batch, seed, ema: true }, io, "fd");
-const clf = await loadRun(clfDir, { batch, seed, ema: true }, io, "fd");
-if (typeof run === "number" || typeof clf === "number") process.exit(3);
-const set = loadImages(run.config.data, "test");
-const fEntry = clf.program.entries.find((e) => e.name === "features");
-const spec = fEntry.inputs[0];
-const [, C, H, W] = spec.shape;
-// crop [count, C, h, w] images to C x H x W (centre)
-function crop(data, count, h, w) {
-  if (h === H && w === W) return data;
-  const out = new Float32Array(count * C * H * W), py = (h - H) / 2, px = (w - W) / 2;
-  for (let i = 0; i < count; i++) for (let c = 0; c < C; c++) for (let y = 0; y < H; y++) for (let x = 0; x < W; x++)
-    out[((i * C + c) * H + y) * W + x] = data[((i * C + c) * h + y + py) * w + x + px];
-  return out;
+
+# sweep_run C S: the loss-factor sweep's run for C and seed S, trained and measured (stage 2 needs its latents).
+sweep_run() {
+  local run="lf/c$1-s$2"
+  train "$run" "$STEPS_C" models/ul_tiny.ul --batch "$BATCH_C" --set loss_factor="$1" --seed "$2"
+  measured "$RUNS/$run/eval.json" "$RUNS/$run" || ulc eval "$RUNS/$run" --n 10000 >/dev/null
+  fd "$run"
 }
-async function features(images, count, entry = "features") {
-  const per = C * H * W;
-  return entryOutputs(clf.opened.session, entry, (indices) => {
-    const data = new Float32Array(batch * per);
-    indices.forEach((k, i) => data.set(images.subarray(k * per, (k + 1) * per), i * per));
-    return new Map([[spec.name, { dtype: "f32", shape: spec.shape, data }]]);
-  }, count, batch, 0);
+
+# stage2 NAME STAGE1 SEED ARGS...: a base model (models/ul_tiny_base.ul) on a stage-1 run's frozen latents, and
+# the Fréchet distance of its samples (base model, then the stage-1 decoder).
+stage2() {
+  local run="stage2/$1" from=$2 seed=$3
+  shift 3
+  train "$run" "$STEPS_BASE" models/ul_tiny_base.ul --latents-from "$RUNS/$from" --seed "$seed" "$@"
+  measured "$RUNS/$run/eval.json" "$RUNS/$run" || ulc eval "$RUNS/$run" --classifier "$RUNS/classifier" >/dev/null
 }
-const clfLayout = inputLayout(fEntry, set);
-const realFeat = (first, count) => entryOutputs(clf.opened.session, "features", (idx) => batchOf(set, clfLayout, idx.map((i) => (i + first) % set.count)), count, clfLayout.batch, 0);
-const t0 = Date.now();
-const fr = await realFeat(0, n);
-const fr2 = await realFeat(n, n); // a disjoint set of test images: the floor
-const dim = fr.length / n;
-const report = { run: dir, step: run.step, classifier: clfDir, n, steps, realVsReal: featureDistance(fr, fr2, dim) };
-// reconstructions
-const layout = inputLayout(run.program.entries.find((e) => e.name === "encode"), set);
-const [, , h, w] = layout.image.shape;
-const rec = await reconstructions(run.opened.session, run.program.entries, set, layout, n, { steps, sampler: "ddpm", seed });
-report.reconPsnr = meanPsnr(rec.real, rec.fake, n);
-const recCropped = crop(rec.fake, n, h, w);
-report.reconFd = featureDistance(fr, await features(recCropped, n), dim);
-// The classifier's label for each reconstruction against the test label of its original, and for the originals.
-const agree = (logits) => { const k = logits.length / n; let hits = 0; for (let i = 0; i < n; i++) { let best = 0; for (let j = 1; j < k; j++) if (logits[i * k + j] > logits[i * k + best]) best = j; if (best === set.labels[i]) hits++; } return hits / n; };
-report.reconAccuracy = agree(await features(recCropped, n, "logits"));
-report.realAccuracy = agree(await features(crop(rec.real, n, h, w), n, "logits"));
-process.stderr.write(`recon done ${(Date.now() - t0) / 1000}s\n`);
-// samples
-const sampler = await imageSampler(run, batch, { steps, sampler: "ddpm", seed, ema: true }, io, "fd");
-const fakes = await samples(n, batch, sampleCalls(steps), (first) => sampler.sample(seed, first));
-report.sampleFd = featureDistance(fr, await features(crop(fakes.data, n, h, w), n), dim);
-report.seconds = (Date.now() - t0) / 1000;
-writeFileSync(join(dir, "fd.json"), JSON.stringify(report, null, 2) + "\n");
-console.log(JSON.stringify(report));
-run.opened.close(); clf.opened.close();
-EOF
 
 [[ -n ${SKIP_BUILD:-} ]] || npm run build >/dev/null
 
 # The classifier whose features the Fréchet distances use.
-if part classifier || part small || part sweep || part legacy; then
+if part classifier || part small || part sweep || part stage2 || part channels || part legacy; then
   train classifier "$STEPS_CLASSIFIER" models/classifier.ul
   evaluate classifier
 fi
@@ -243,20 +127,67 @@ fi
 # STEPS_C steps; then 64 samples of each c's first seed.
 if part sweep; then
   for c in $CS; do
-    for s in $SEEDS; do
-      run="lf/c$c-s$s"
-      train "$run" "$STEPS_C" models/ul_tiny.ul --batch "$BATCH_C" --set loss_factor="$c" --seed "$s"
-      measured "$RUNS/$run/eval.json" "$RUNS/$run" || ulc eval "$RUNS/$run" --n 10000 >/dev/null
-      fd "$run"
-    done
+    for s in $SEEDS; do sweep_run "$c" "$s"; done
     s0=${SEEDS%% *}
     mkdir -p "$DOCS/lf"
     [[ -f $DOCS/lf/samples-c$c.png ]] || ulc sample "$RUNS/lf/c$c-s$s0" --n 64 --steps 100 -o "$DOCS/lf/samples-c$c.png"
     cp "$RUNS/lf/c$c-s$s0/eval-reconstructions.png" "$DOCS/lf/reconstructions-c$c.png"
   done
   mkdir -p "$DOCS/lf"
-  node "$RUNS/lf-table.mjs" "$RUNS/lf" > "$DOCS/lf/table.md"
-  node "$RUNS/lf-plot.mjs" "$RUNS/lf" "$DOCS/lf/sweep.svg"
+  node scripts/experiments/sweep-table.mjs "$RUNS/lf" c c > "$DOCS/lf/table.md"
+  node scripts/experiments/sweep-plot.mjs "$RUNS/lf" c "loss factor c" "$DOCS/lf/sweep.svg"
+fi
+
+# 6. UL latents against KL-VAE latents at a matched rate: each stage-1 run gets the same stage-2 base model.
+# 7. One stage against two: the jointly trained prior's samples (sweep's fd.json) against base models trained
+#    afterwards on the frozen latents, one of the prior's size and the larger default.
+if part stage2; then
+  for pair in $VAE_PAIRS; do
+    IFS=: read -r c k <<<"$pair"
+    for s in $SEEDS; do
+      sweep_run "$c" "$s"
+      run="vae/k$k-s$s"
+      train "$run" "$STEPS_C" models/vae_tiny.ul --batch "$BATCH_C" --set kl_weight="$k" --seed "$s"
+      measured "$RUNS/$run/eval.json" "$RUNS/$run" || ulc eval "$RUNS/$run" --n 10000 >/dev/null
+      fd "$run"
+      stage2 "ul-c$c-s$s" "lf/c$c-s$s" "$s"
+      stage2 "vae-k$k-s$s" "$run" "$s"
+      binds=()
+      for b in $PRIOR_SIZE; do binds+=(--bind "$b"); done
+      stage2 "ul-c$c-s$s-prior-size" "lf/c$c-s$s" "$s" "${binds[@]}"
+    done
+  done
+  mkdir -p "$DOCS/stage2"
+  node scripts/experiments/stage2-table.mjs "$RUNS" "$VAE_PAIRS" "$SEEDS" > "$DOCS/stage2/table.md"
+  for pair in $VAE_PAIRS; do
+    IFS=: read -r c k <<<"$pair"
+    s0=${SEEDS%% *}
+    for name in "ul-c$c-s$s0" "vae-k$k-s$s0" "ul-c$c-s$s0-prior-size"; do
+      cp "$RUNS/stage2/$name/eval-samples.png" "$DOCS/stage2/samples-$name.png"
+    done
+    cp "$RUNS/vae/k$k-s$s0/eval-reconstructions.png" "$DOCS/stage2/reconstructions-vae-k$k.png"
+  done
+fi
+
+# 8. ul_small's latent channels Zc at loss factor 1.5, SEEDS each (seed-major, so that a stopped invocation leaves
+# whole seeds of the sweep); 64 samples of each Zc's first seed.
+if part channels; then
+  for s in $SEEDS; do
+    for z in $ZCS; do
+      run="channels/z$z-s$s"
+      train "$run" "$STEPS_Z" models/ul_small.ul --batch "$BATCH_Z" --bind Zc="$z" --seed "$s"
+      measured "$RUNS/$run/eval.json" "$RUNS/$run" || ulc eval "$RUNS/$run" --n 10000 >/dev/null
+      fd "$run"
+    done
+  done
+  mkdir -p "$DOCS/channels"
+  s0=${SEEDS%% *}
+  for z in $ZCS; do
+    [[ -f $DOCS/channels/samples-z$z.png ]] || ulc sample "$RUNS/channels/z$z-s$s0" --n 64 --steps 100 -o "$DOCS/channels/samples-z$z.png"
+    cp "$RUNS/channels/z$z-s$s0/eval-reconstructions.png" "$DOCS/channels/reconstructions-z$z.png"
+  done
+  node scripts/experiments/sweep-table.mjs "$RUNS/channels" z "latent channels" > "$DOCS/channels/table.md"
+  node scripts/experiments/sweep-plot.mjs "$RUNS/channels" z "latent channels Zc" "$DOCS/channels/sweep.svg"
 fi
 
 part legacy || exit 0

@@ -7,7 +7,9 @@
 //    (ulc_warp_reduce in ulc_cuda.cuh): reductions with too few outputs to fill the GPU, such as a
 //    small batch's matrix products;
 //  - "block": a block of 256 threads per output element, combined by shuffles and shared memory
-//    (ulc_block_reduce): long reductions with very few outputs (a loss, a bias gradient summed over the batch).
+//    (ulc_block_reduce): long reductions with very few outputs (a loss, a bias gradient summed over the batch);
+//  - a tiled kernel (the matmuls and convolutions of a Program lowered with precision tf32) is a tensor-core
+//    implicit GEMM (gemm.ts).
 // Warps and blocks sum in another order than the interpreter, within float32 rounding. Buffers hold float
 // (f32, f16, and bools as 0/1) or int (i32); index arithmetic is int, as in WGSL. Random streams read the
 // launch's {seed, step} from device memory, so a captured CUDA Graph replays with new values.
@@ -15,6 +17,7 @@ import { kernelOutputs, type Kernel } from "../../compiler/kernel/ir.js";
 import { literal, renderSx } from "../c-like/expr.js";
 import { nestReduction } from "../../compiler/kernel/split.js";
 import { CPP as CUDA, drawsRandom, STORAGE } from "../native/dialect.js";
+import { renderGemmCuda } from "./gemm.js";
 
 export const BLOCK_SIZE = 256;
 const WARP = 32;
@@ -62,14 +65,20 @@ export function renderKernelCuda(k: Kernel): CudaKernel {
     const value = renderSx(o.body, inputs, CUDA);
     return `  out${i || ""}[gid] = ${o.dtype === "bool" ? `(${value} ? 1.0f : 0.0f)` : value};`;
   });
+  const head = (threads: number) => [`// ${k.name}: fuses %${k.fused.join(", %")}`, `__global__ void __launch_bounds__(${threads}) ${KERNEL_NAME}(${signature}) {`];
+  const rng = draws ? ["  const unsigned seed = rng[0], step = rng[1];"] : [];
+  if (k.tile) {
+    const gemm = renderGemmCuda(k);
+    return { code: [...head(gemm.block), ...rng, ...gemm.lines, "}"].join("\n") + "\n", buffers, draws, grid: gemm.grid, block: gemm.block, cooperative: true };
+  }
   const how = strategy(k);
-  const lines = [`// ${k.name}: fuses %${k.fused.join(", %")}`, `__global__ void __launch_bounds__(${BLOCK_SIZE}) ${KERNEL_NAME}(${signature}) {`];
+  const lines = head(BLOCK_SIZE);
   if (how === "thread") lines.push(`  const int gid = (int)(blockIdx.x * ${BLOCK_SIZE}u + threadIdx.x);`);
   if (how === "warp") lines.push(`  const int gid = (int)(blockIdx.x * ${BLOCK_SIZE / WARP}u + (threadIdx.x >> 5)), lane = (int)(threadIdx.x & 31u);`);
   if (how === "block") lines.push("  const int gid = (int)blockIdx.x;");
   // A warp leaves whole (gid is the same on its lanes); a block's threads all take part in its reduction.
   if (how !== "block") lines.push(`  if (gid >= ${k.size}) return;`);
-  if (draws) lines.push("  const unsigned seed = rng[0], step = rng[1];");
+  lines.push(...rng);
   if (k.reduce) {
     const accType = STORAGE[k.dtype];
     const sum = k.reduce.fn === "sum";

@@ -76,10 +76,16 @@ function programCu(model: string, functions: Functions): string {
  */
 export const MAX_INPUTS = 32;
 
-/** A Program as a CUDA build directory. Kernels are never tiled: CUDA renders every kernel a thread (or warp, or block) per output. */
+/**
+ * A Program as a CUDA build directory. In a Program lowered with precision tf32 (its contractions' operands
+ * rounded to TF32), every matmul and convolution that fusion can tile runs on the tensor cores (gemm.ts); the
+ * rest, and every kernel of an fp32 Program, run a thread (or warp, or block) per output.
+ */
 export function emitCuda(program: Program, options: Pick<EmitOptions, "maxInputs"> & { arch?: string } = {}): CudaBuild {
   const functions = new Functions();
-  const manifest = emitProgram(program, "cuda", { kernel: (k) => functions.add(k) }, { maxInputs: options.maxInputs ?? MAX_INPUTS, siblings: true });
+  // The tile's rows and columns are fusion's business; the GEMM picks its own block shape from the matrix's.
+  const tile = (program as { precision?: string }).precision === "tf32" ? { tile: { rows: 64, cols: 64 } } : {};
+  const manifest = emitProgram(program, "cuda", { kernel: (k) => functions.add(k) }, { maxInputs: options.maxInputs ?? MAX_INPUTS, siblings: true, ...tile });
   const files = new Map<string, string>([
     ["program.cu", programCu(program.model, functions)],
     ["schedule.txt", scheduleTxt(manifest)],

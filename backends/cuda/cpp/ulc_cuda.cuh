@@ -3,11 +3,14 @@
 // by g++ under ulc_emulate.h (CUDA on the CPU, for tests).
 #pragma once
 
-// A loop nvcc must not unroll (the CPU emulation's g++ takes no such pragma).
+// A loop nvcc must not unroll, and one it must unroll whole (its indices into register arrays then stay
+// constants: the arrays stay in registers). The CPU emulation's g++ takes no such pragma.
 #ifdef ULC_EMULATE
 #define ULC_NO_UNROLL
+#define ULC_UNROLL
 #else
 #define ULC_NO_UNROLL _Pragma("unroll 1")
+#define ULC_UNROLL _Pragma("unroll")
 #endif
 
 #define ULC_FN __device__ __forceinline__
@@ -43,6 +46,21 @@ template <class T, class Op> __device__ __forceinline__ T ulc_block_reduce(T v, 
   v = lane < (blockDim.x >> 5) ? partial[lane] : identity;
   return ulc_warp_reduce(v, op);
 }
+
+/**
+ * d += a·b on the tensor cores, for one warp: a 16 × 8 tile of A times an 8 × 8 tile of B, TF32 operands (already
+ * rounded to TF32: the hardware would drop their low 13 bits), fp32 accumulators. Fragments as the PTX ISA lays
+ * them out for mma.m16n8k8 (g = lane / 4, t = lane % 4): a = A[g][t], A[g+8][t], A[g][t+4], A[g+8][t+4];
+ * b = B[t][g], B[t+4][g]; d = D[g][2t], D[g][2t+1], D[g+8][2t], D[g+8][2t+1]. Every lane of the warp must call it.
+ */
+#ifndef ULC_EMULATE
+ULC_FN void ulc_mma_tf32(float (&d)[4], const float (&a)[4], const float (&b)[2]) {
+  asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+               : "r"(__float_as_uint(a[0])), "r"(__float_as_uint(a[1])), "r"(__float_as_uint(a[2])), "r"(__float_as_uint(a[3])),
+                 "r"(__float_as_uint(b[0])), "r"(__float_as_uint(b[1])));
+}
+#endif
 
 // ------------------------------------------------------------------------------------------ host side
 

@@ -5,9 +5,9 @@
 // The threads of a block that never synchronise run one after another, as a plain loop. The threads of a
 // cooperative block (ulc_launch's flag: the kernel calls __syncthreads or a warp shuffle) run as fibers on the
 // block's OS thread: each runs until its next barrier, and once every live thread is there, they all resume
-// (a thread that has returned counts as arrived, as on the GPU). A shuffle is a block-wide barrier around an
-// exchange through per-block slots, so every thread of the block must reach each shuffle, as ulc's
-// reductions do (ulc_cuda.cuh). `__shared__` variables are per OS thread, which is per running block.
+// (a thread that has returned counts as arrived, as on the GPU). A shuffle, and a tensor-core mma, is a
+// block-wide barrier around an exchange through per-block slots, so every thread of the block must reach each
+// one, as ulc's reductions and GEMMs do (ulc_cuda.cuh). `__shared__` variables are per OS thread, which is per running block.
 // Fibers are created once per OS thread and reused by later blocks. On x86-64 they switch by saving the
 // callee-saved registers and the stack pointer (a dozen instructions); elsewhere with swapcontext, which is
 // correct but makes a system call per switch.
@@ -67,6 +67,8 @@ namespace ulc_emu {
 
 constexpr size_t kFiberStack = 64 * 1024;
 constexpr unsigned kMaxBlock = 1024;
+/** Bytes each thread posts in a warp-collective exchange: a shuffled value, or an mma's six fragment registers. */
+constexpr unsigned kSlot = 24;
 
 [[noreturn]] inline void die(const char* why) {
   std::fprintf(stderr, "ulc CUDA emulation: %s\n", why);
@@ -179,7 +181,7 @@ struct Worker {
   size_t position = 0;        // the running fiber's place in `round`
   Body body{};
   unsigned threads = 0;
-  alignas(16) unsigned char exchange[2][kMaxBlock * 8];
+  alignas(16) unsigned char exchange[2][kMaxBlock * kSlot];
 };
 
 inline thread_local Worker* worker = nullptr;
@@ -338,17 +340,49 @@ inline void __syncthreads() {
   ulc_emu::pass();
 }
 
-template <class T> T __shfl_down_sync(unsigned, T v, unsigned delta) {
-  static_assert(sizeof(T) <= 8, "shuffled values are at most 8 bytes");
-  ulc_emu::Worker& w = *ulc_emu::worker;
-  ulc_emu::Fiber& f = *w.current;
-  // Two exchange buffers in turn: a thread writes one only after the barrier of the next shuffle, by which
-  // time every thread has read it.
-  T* slots = reinterpret_cast<T*>(w.exchange[f.shuffles++ & 1]);
-  const unsigned t = threadIdx.x;
-  slots[t] = v;
+namespace ulc_emu {
+/**
+ * Every thread of the block posts `v`, and after the block's barrier reads everyone's (indexed by threadIdx.x):
+ * what warp-collective operations are built on. Two exchange buffers in turn: a thread writes one only after the
+ * barrier of the next exchange, by which time every thread has read it.
+ */
+template <class T> const T* exchange(const T& v) {
+  static_assert(sizeof(T) <= kSlot, "an exchanged value fits a slot");
+  Worker& w = *worker;
+  T* slots = reinterpret_cast<T*>(w.exchange[w.current->shuffles++ & 1]);
+  slots[threadIdx.x] = v;
   __syncthreads();
-  return (t & 31u) + delta < 32u && t + delta < w.threads ? slots[t + delta] : v;
+  return slots;
+}
+}  // namespace ulc_emu
+
+template <class T> T __shfl_down_sync(unsigned, T v, unsigned delta) {
+  const T* slots = ulc_emu::exchange(v);
+  const unsigned t = threadIdx.x;
+  return (t & 31u) + delta < 32u && t + delta < ulc_emu::worker->threads ? slots[t + delta] : v;
+}
+
+/**
+ * mma.sync m16n8k8 TF32 (ulc_cuda.cuh), lane by lane: the warp's fragments are exchanged, and each lane computes
+ * its four accumulators from the whole 16 × 8 and 8 × 8 tiles, summing the eight products in order onto d. The
+ * products of TF32 values are exact in fp32, so this differs from the hardware only in the order (and internal
+ * precision) of the sum.
+ */
+inline void ulc_mma_tf32(float (&d)[4], const float (&a)[4], const float (&b)[2]) {
+  struct Fragments {
+    float a[4], b[2];
+  };
+  const Fragments* all = ulc_emu::exchange(Fragments{{a[0], a[1], a[2], a[3]}, {b[0], b[1]}});
+  const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x - lane, g = lane >> 2, t = lane & 3u;
+  // A[i][k] is held by lane (i % 8)·4 + k % 4 as a[(i ≥ 8) + 2·(k ≥ 4)]; B[k][j] by lane j·4 + k % 4 as b[k ≥ 4].
+  auto A = [&](unsigned i, unsigned k) { return all[warp + (i & 7u) * 4 + (k & 3u)].a[(i >> 3) + 2 * (k >> 2)]; };
+  auto B = [&](unsigned k, unsigned j) { return all[warp + j * 4 + (k & 3u)].b[k >> 2]; };
+  for (unsigned q = 0; q < 4; ++q) {
+    const unsigned i = g + 8 * (q >> 1), j = 2 * t + (q & 1u);
+    float sum = d[q];
+    for (unsigned k = 0; k < 8; ++k) sum += A(i, k) * B(k, j);
+    d[q] = sum;
+  }
 }
 
 // ------------------------------------------------------------------------------------------ host API

@@ -1,0 +1,90 @@
+// A tiled kernel (compiler/kernel/ir.ts, Tile: a batch of m × n matrices, each output a sum over r of lhs · rhs)
+// as a tensor-core implicit GEMM: a block of 128 threads computes a BM × BN block of one matrix; for each slice of
+// BK terms it stages the lhs factors of its rows and the rhs factors of its columns in shared memory (a fused
+// prologue, such as an upsample, a bias or a concatenation, runs once per staged element, not once per
+// multiply-add), and each warp multiplies them with `mma.sync` m16n8k8 TF32 into fp32 accumulators
+// (ulc_mma_tf32 in ulc_cuda.cuh; emulated lane by lane on the CPU). The epilogue runs once per output.
+//
+// The factors must already be TF32 values: a Program lowered with precision tf32 reads every contraction's
+// operands through round_tf32 (compiler/passes/precision.ts), so the reference interpreter computes the same
+// products exactly and only the order of the fp32 sums differs.
+import { tileFactors, type Kernel } from "../../compiler/kernel/ir.js";
+import { renderSx } from "../c-like/expr.js";
+import { CPP as CUDA, STORAGE } from "../native/dialect.js";
+
+const THREADS = 128;
+/** Terms staged per slice: two m16n8k8 steps. */
+const BK = 16;
+
+/**
+ * The block's shape for an m × n matrix: each warp computes 16·fm rows × 32 columns (fm m16 tiles by four n8
+ * tiles); four warps stack 2 × 2 for 64 × 64 blocks, or side by side (32 or 16 rows × 128 columns) when the
+ * matrix has few rows, as a convolution's output channels often are.
+ */
+export function gemmBlock(m: number): { bm: number; bn: number; fm: number; warpCols: number } {
+  if (m > 32) return { bm: 64, bn: 64, fm: 2, warpCols: 2 };
+  if (m > 16) return { bm: 32, bn: 128, fm: 2, warpCols: 4 };
+  return { bm: 16, bn: 128, fm: 1, warpCols: 4 };
+}
+
+/** The kernel's body after its first lines (signature, {seed, step}), and its launch shape. */
+export function renderGemmCuda(k: Kernel): { lines: string[]; grid: number; block: number } {
+  const { m, n } = k.tile!;
+  const count = k.reduce!.count;
+  const { lhs, rhs } = tileFactors(k);
+  const inputs = k.inputs.map((i) => i.dtype);
+  const { bm, bn, fm, warpCols } = gemmBlock(m);
+  const rowBlocks = Math.ceil(m / bm), colBlocks = Math.ceil(n / bn);
+  const grid = (k.size / (m * n)) * rowBlocks * colBlocks;
+  const lines = [
+    `  auto lhs = [&](int gid, int r) -> float { return ${renderSx(lhs, inputs, CUDA)}; };`,
+    `  auto rhs = [&](int gid, int r) -> float { return ${renderSx(rhs, inputs, CUDA)}; };`,
+    `  auto result = [&](int gid, float acc) -> ${STORAGE[k.dtype]} { return ${renderSx(k.body, inputs, CUDA)}; };`,
+    // Padded rows keep a warp's fragment reads (8 rows × 4 terms of A, 4 terms × 8 columns of B) on 32 banks.
+    `  __shared__ float As[${bm}][${BK + 4}];`,
+    `  __shared__ float Bs[${BK}][${bn + 8}];`,
+    "  const int tid = (int)threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;",
+    // Block w covers rows block (w / colBlocks) % rowBlocks and columns block w % colBlocks of matrix w / (rowBlocks · colBlocks).
+    "  const int w = (int)blockIdx.x;",
+    `  const int base = w / ${rowBlocks * colBlocks} * ${m * n}, row0 = w / ${colBlocks} % ${rowBlocks} * ${bm}, col0 = w % ${colBlocks} * ${bn};`,
+    `  const int wrow = warp / ${warpCols} * ${16 * fm}, wcol = warp % ${warpCols} * 32;`,
+    `  float acc[${fm}][4][4] = {};`,
+    `  for (int k0 = 0; k0 < ${count}; k0 += ${BK}) {`,
+    // Out-of-range rows, columns and terms stage zeros: they add nothing, and their outputs are never stored.
+    `    for (int e = tid; e < ${bm * BK}; e += ${THREADS}) {`,
+    `      const int i = e / ${BK}, kk = e % ${BK}, row = row0 + i, r = k0 + kk;`,
+    `      As[i][kk] = row < ${m} && r < ${count} ? lhs(base + row * ${n}, r) : 0.0f;`,
+    "    }",
+    `    for (int e = tid; e < ${BK * bn}; e += ${THREADS}) {`,
+    `      const int kk = e / ${bn}, j = e % ${bn}, col = col0 + j, r = k0 + kk;`,
+    `      Bs[kk][j] = col < ${n} && r < ${count} ? rhs(base + col, r) : 0.0f;`,
+    "    }",
+    "    __syncthreads();",
+    `    ULC_UNROLL for (int ks = 0; ks < ${BK}; ks += 8) {`,
+    `      float a[${fm}][4], b[4][2];`,
+    `      ULC_UNROLL for (int f = 0; f < ${fm}; ++f) {`,
+    "        const int i = wrow + f * 16 + g;",
+    "        a[f][0] = As[i][ks + t]; a[f][1] = As[i + 8][ks + t]; a[f][2] = As[i][ks + t + 4]; a[f][3] = As[i + 8][ks + t + 4];",
+    "      }",
+    "      ULC_UNROLL for (int f = 0; f < 4; ++f) {",
+    "        const int j = wcol + f * 8 + g;",
+    "        b[f][0] = Bs[ks + t][j]; b[f][1] = Bs[ks + t + 4][j];",
+    "      }",
+    `      ULC_UNROLL for (int i = 0; i < ${fm}; ++i)`,
+    "        ULC_UNROLL for (int j = 0; j < 4; ++j) ulc_mma_tf32(acc[i][j], a[i], b[j]);",
+    "    }",
+    "    __syncthreads();",
+    "  }",
+    // Accumulator q of tile (i, j) is row g (+8 for q ≥ 2), column 2t (+1 for odd q) of that 16 × 8 tile.
+    `  ULC_UNROLL for (int i = 0; i < ${fm}; ++i)`,
+    "    ULC_UNROLL for (int j = 0; j < 4; ++j)",
+    "      ULC_UNROLL for (int q = 0; q < 4; ++q) {",
+    "        const int row = row0 + wrow + i * 16 + g + (q >> 1) * 8, col = col0 + wcol + j * 8 + 2 * t + (q & 1);",
+    `        if (row < ${m} && col < ${n}) {`,
+    `          const int gid = base + row * ${n} + col;`,
+    "          out[gid] = result(gid, acc[i][j][q]);",
+    "        }",
+    "      }",
+  ];
+  return { lines, grid, block: THREADS };
+}

@@ -121,6 +121,8 @@ function unaryRule(b: GraphBuilder, node: Node, ct: number): (number | undefined
     }
     case "floor": // 0 almost everywhere
       return [undefined];
+    case "round_tf32": // straight-through: the precision pass adds it after differentiation; this keeps the table total
+      return [ct];
   }
 }
 

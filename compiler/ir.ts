@@ -6,7 +6,11 @@
 import type { DType } from "../runtime/manifest.js";
 export type { DType };
 
-export const UNARY_FNS = ["neg", "exp", "log", "sqrt", "rsqrt", "sin", "cos", "tanh", "sigmoid", "softplus", "abs", "floor"] as const;
+/**
+ * `round_tf32` is internal (no .ul spelling): an f32 rounded to TF32 as tensor cores read it, which the precision
+ * pass (compiler/passes/precision.ts) puts before contractions; compiler/scalar.ts defines it.
+ */
+export const UNARY_FNS = ["neg", "exp", "log", "sqrt", "rsqrt", "sin", "cos", "tanh", "sigmoid", "softplus", "abs", "floor", "round_tf32"] as const;
 export type UnaryFn = (typeof UNARY_FNS)[number];
 
 export const BINARY_FNS = ["add", "sub", "mul", "div", "pow", "maximum", "minimum"] as const;
@@ -195,6 +199,7 @@ function inferOpType(op: Op, inputs: readonly Node[], shape?: readonly number[],
     case "unary":
       arity(1);
       if (a!.dtype === "bool") fail(`${op.fn} of a bool tensor`);
+      if (op.fn === "round_tf32" && a!.dtype !== "f32") fail(`round_tf32 of a ${a!.dtype} tensor (it rounds f32)`);
       return { dtype: a!.dtype, shape: a!.shape };
     case "binary":
     case "compare":

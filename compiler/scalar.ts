@@ -21,6 +21,24 @@ export function saturateToI32(x: number): number {
   return t > 2147483647 ? 2147483647 : t < -2147483648 ? -2147483648 : t;
 }
 
+const F32_BOX = new Float32Array(1);
+const F32_BITS = new Uint32Array(F32_BOX.buffer);
+
+/**
+ * x rounded to f32, then to TF32 as PTX's cvt.rna.tf32.f32 does: to nearest, ties away from zero, keeping 10
+ * explicit mantissa bits (on the bits u of a finite f32, (u + 0x1000) & 0xffffe000), so a value that rounds past
+ * the largest finite becomes ±Infinity. NaN stays NaN (masking its payload could make it an infinity or -0),
+ * ±Infinity and ±0 stay. The result is an f32 value.
+ */
+export function roundTf32(x: number): number {
+  const f = Math.fround(x);
+  if (Number.isNaN(f)) return NaN;
+  if (!Number.isFinite(f)) return f;
+  F32_BOX[0] = f;
+  F32_BITS[0] = (F32_BITS[0]! + 0x1000) & 0xffffe000;
+  return F32_BOX[0]!;
+}
+
 export const UNARY: { readonly [F in UnaryFn]: (x: number) => number } = {
   neg: (x) => -x,
   exp: Math.exp,
@@ -34,6 +52,7 @@ export const UNARY: { readonly [F in UnaryFn]: (x: number) => number } = {
   softplus,
   abs: Math.abs,
   floor: Math.floor,
+  round_tf32: roundTf32,
 };
 
 export const BINARY: { readonly [F in BinaryFn]: (a: number, b: number) => number } = {

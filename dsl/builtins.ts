@@ -384,7 +384,8 @@ function product(ds: readonly Dim[]): Dim {
 }
 
 export const BUILTINS: ReadonlyMap<string, Builtin> = new Map<string, Builtin>([
-  ...UNARY_FNS.filter((n) => n !== "neg").map((n) => [n, unary(n)] as [string, Builtin]),
+  // neg is the `-` operator; round_tf32 is internal to the compiler (the precision pass adds it).
+  ...UNARY_FNS.filter((n) => n !== "neg" && n !== "round_tf32").map((n) => [n, unary(n)] as [string, Builtin]),
   ["maximum", binaryNumeric("maximum")],
   ["minimum", binaryNumeric("minimum")],
   ["sum", reduction("sum")],

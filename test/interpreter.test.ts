@@ -7,6 +7,8 @@ import { type DType, GraphBuilder, type Op, windowOut } from "../compiler/ir.js"
 import { evaluate, interpret, roundToF16 } from "../runtime/interpreter.js";
 import { randomNormal, randomUniform } from "../runtime/random.js";
 import { type Precision, type Tensor, tensorOf } from "../runtime/tensor.js";
+import { roundTf32 } from "../compiler/scalar.js";
+import { sameTf32, TF32_CASES } from "./support/tf32.js";
 
 // ------------------------------------------------------------------------------------------ helpers
 
@@ -739,6 +741,25 @@ describe("casts and precision", () => {
       }),
       { numRuns: 10, seed: 7 },
     );
+  });
+
+  test("round_tf32 rounds to TF32 as cvt.rna.tf32.f32 does, in both precisions (hand-derived cases)", () => {
+    for (const [x, want] of TF32_CASES) expect(sameTf32(roundTf32(x), want), `roundTf32(${x}) = ${roundTf32(x)}, not ${want}`).toBe(true);
+    const x = tensorOf("f32", [TF32_CASES.length], TF32_CASES.map(([v]) => v));
+    for (const precision of ["f32", "f64"] as const) {
+      const y = apply({ kind: "unary", fn: "round_tf32" }, [x], undefined, undefined, precision);
+      TF32_CASES.forEach(([v, want], i) => expect(sameTf32(y.data[i]!, want), `${precision}: round_tf32(${v}) = ${y.data[i]}, not ${want}`).toBe(true));
+    }
+    // It rounds f32 only.
+    expect(() => apply({ kind: "unary", fn: "round_tf32" }, [tensorOf("i32", [1], [3])])).toThrow(/round_tf32 of a i32 tensor/);
+  });
+
+  test("a product of two TF32 values is exact in float32 (why a tf32 Program's interpreter is exact up to summation order)", () => {
+    const xs = values(2000, 5, -1e3, 1e3).map(roundTf32);
+    for (let i = 0; i + 1 < xs.length; i += 2) {
+      const p = xs[i]! * xs[i + 1]!;
+      expect(Math.fround(p)).toBe(p);
+    }
   });
 
   test("f32 inputs given as float64 are rounded on the way in", () => {

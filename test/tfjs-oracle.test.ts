@@ -285,7 +285,8 @@ function prop<T>(name: string, arb: fc.Arbitrary<T>, make: (params: T, r: Rng) =
 const un = (fn: UnaryFn) => (b: GraphBuilder, [x]: number[]) => b.add({ kind: "unary", fn }, [x!]);
 const bin = (fn: BinaryFn) => (b: GraphBuilder, [x, y]: number[]) => b.add({ kind: "binary", fn }, [x!, y!]);
 
-const UNARY: Record<UnaryFn, { gen: Gen; tf: (x: tf.Tensor) => tf.Tensor; fwd: Spec; grad: Spec }> = {
+// round_tf32 has no TF.js counterpart (test/interpreter.test.ts checks it on a table of hand-derived cases).
+const UNARY: Record<Exclude<UnaryFn, "round_tf32">, { gen: Gen; tf: (x: tf.Tensor) => tf.Tensor; fwd: Spec; grad: Spec }> = {
   neg: { gen: D.range(-3, 3), tf: tf.neg, fwd: EXACT, grad: EXACT },
   exp: { gen: D.range(-8, 8), tf: tf.exp, fwd: FWD_TRANSCENDENTAL, grad: GRAD_ELEMENTWISE },
   // positive arguments for log, sqrt, rsqrt
@@ -308,6 +309,7 @@ const UNARY: Record<UnaryFn, { gen: Gen; tf: (x: tf.Tensor) => tf.Tensor; fwd: S
 
 describe("unary", () => {
   for (const fn of UNARY_FNS) {
+    if (fn === "round_tf32") continue;
     const u = UNARY[fn];
     prop(fn, shapeArb(0, 4), (shape, r) => ({
       args: [arg(shape, fill(size(shape), r, u.gen))],

@@ -17,7 +17,7 @@ const WGSL: Dialect = {
   float: (s) => s,
   // Infinities, NaN and subnormals have no WGSL literal (see ulc_bits).
   bits: (b) => `ulc_bits(0x${b.toString(16)}u)`,
-  unary: { ...C_UNARY, ...calls({ exp: "exp", log: "log", sqrt: "sqrt", rsqrt: "inverseSqrt", sin: "sin", cos: "cos", tanh: "tanh", abs: "abs", floor: "floor" }) },
+  unary: { ...C_UNARY, ...calls({ exp: "exp", log: "log", sqrt: "sqrt", rsqrt: "inverseSqrt", sin: "sin", cos: "cos", tanh: "tanh", abs: "abs", floor: "floor", round_tf32: "ulc_round_tf32" }) },
   binary: { ...C_BINARY, maximum: call("max"), minimum: call("min") },
   // WGSL's i32 arithmetic already wraps, and defines x / 0 = x.
   intBinary: {},
@@ -42,6 +42,12 @@ const HELPERS: Record<string, string> = {
 }`,
   ulc_softplus: `fn ulc_softplus(x: f32) -> f32 {
   return max(x, 0.0) + log(1.0 + exp(-abs(x)));
+}`,
+  // To TF32 as cvt.rna.tf32.f32 (compiler/scalar.ts, roundTf32): NaN, told by its bits, stays NaN.
+  ulc_round_tf32: `fn ulc_round_tf32(x: f32) -> f32 {
+  let u = bitcast<u32>(x);
+  if ((u & 0x7fffffffu) > 0x7f800000u) { return x; }
+  return bitcast<f32>((u + 0x1000u) & 0xffffe000u);
 }`,
   // WGSL's pow is undefined for a negative base; Math.pow gives ±|x|^y for an integer y, NaN otherwise.
   ulc_pow: `fn ulc_pow(x: f32, y: f32) -> f32 {

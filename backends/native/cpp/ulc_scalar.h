@@ -57,6 +57,28 @@ ULC_FN int ulc_idiv(int a, int b) {
   return a / b;
 }
 
+/** The bits of a float, the inverse of ulc_as_float: nvcc's intrinsic, else memcpy (ulc_cpu.h and ulc_emulate.h include <cstring>). */
+ULC_FN unsigned ulc_float_bits(float x) {
+#ifdef __CUDACC__
+  return __float_as_uint(x);
+#else
+  unsigned u;
+  std::memcpy(&u, &x, 4);
+  return u;
+#endif
+}
+
+/**
+ * x rounded to TF32 as cvt.rna.tf32.f32 does (compiler/scalar.ts, roundTf32): to nearest, ties away from zero,
+ * keeping 10 mantissa bits; past the largest finite it becomes Inf. NaN, told by its bits, stays NaN: masking its
+ * payload could make it Inf or -0.
+ */
+ULC_FN float ulc_round_tf32(float x) {
+  const unsigned u = ulc_float_bits(x);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return x;
+  return ulc_as_float((u + 0x1000u) & 0xffffe000u);
+}
+
 /** Truncate toward zero, saturate, NaN -> 0 (the interpreter's cast). */
 ULC_FN int ulc_to_i32(float x) {
   if (x != x) return 0;

@@ -100,6 +100,7 @@ export function emitProgram<T extends string, D extends Dispatch>(program: Progr
     target,
     model: program.model,
     bindings: program.bindings,
+    precision: program.precision,
     params: program.params,
     hypers: program.hypers,
     init: emitGraph(program.init, render, options),

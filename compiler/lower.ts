@@ -12,6 +12,7 @@ import { memoryStats, type MemoryStats } from "./memory.js";
 import { NAMES } from "./names.js";
 import { splitAtAllReduce, type SplitStep } from "./parallel.js";
 import { optimize } from "./passes/index.js";
+import { applyPrecision, type ContractionPrecision } from "./passes/precision.js";
 import { dims, GraphTracer, type TraceShard } from "./trace.js";
 
 // The model's interface is the one the Program's manifest carries to the runtimes (runtime/manifest.ts).
@@ -39,6 +40,8 @@ export interface ProgramEntry {
 export interface Program {
   readonly model: string;
   readonly bindings: Readonly<Record<string, number>>;
+  /** How its contractions multiply: under "tf32" every graph reads their f32 operands through round_tf32 nodes. */
+  readonly precision: ContractionPrecision;
   readonly params: readonly TensorSpec[];
   readonly hypers: readonly ScalarSpec[];
   /** Outputs one tensor per parameter, named by the parameter. */
@@ -59,6 +62,11 @@ export interface LowerOptions {
   readonly optimize?: boolean;
   /** Lower for one process of a data-parallel job (more than one shard). */
   readonly shard?: DataShard;
+  /**
+   * "tf32": every graph's f32 contraction operands are rounded to TF32 (compiler/passes/precision.ts), backward
+   * and update included, so the interpreter computes what tensor cores do up to summation order; default "fp32".
+   */
+  readonly precision?: ContractionPrecision;
 }
 
 /** One process of a data-parallel job: its shard of every global batch. */
@@ -100,8 +108,12 @@ export function lowerProgram(path: string, options: LowerOptions): Program {
     return { tracer, checker, inst, report };
   };
 
-  const finish = (g: Graph): Graph => {
-    verify(g);
+  // The whole graph is built (a train step's backward pass and update included) before the precision pass, and the
+  // optimiser runs after it: folding rounds a constant operand, CSE keeps one rounding per value.
+  const precision = options.precision ?? "fp32";
+  const finish = (traced: Graph): Graph => {
+    verify(traced);
+    const g = applyPrecision(traced, precision);
     return options.optimize === false ? g : optimize(g).graph;
   };
   const initTrace = trace(true);
@@ -171,7 +183,7 @@ export function lowerProgram(path: string, options: LowerOptions): Program {
         ...(shard && { parallel: splitAtAllReduce(optimized) }),
       };
     });
-  return { model: model.name.name, bindings: { ...options.bindings }, params, hypers, init, ema: finish(emaGraph(params)), entries };
+  return { model: model.name.name, bindings: { ...options.bindings }, precision, params, hypers, init, ema: finish(emaGraph(params)), entries };
 }
 
 /**

@@ -24,6 +24,14 @@ export const NAMES = {
 /** Element types of tensors. */
 export type DType = "f32" | "f16" | "i32" | "bool";
 
+/**
+ * How a Program's contractions (matmul, conv2d and its gradients) multiply f32 operands: "fp32" as they are,
+ * "tf32" rounded to TF32 first (10 mantissa bits, as tensor cores read them), the rounding being nodes of the
+ * graphs (compiler/passes/precision.ts).
+ */
+export type ContractionPrecision = "fp32" | "tf32";
+export const CONTRACTION_PRECISIONS: readonly ContractionPrecision[] = ["fp32", "tf32"];
+
 /** A named tensor of the model's interface: a parameter, or an entry's input. */
 export interface TensorSpec {
   readonly name: string;
@@ -93,6 +101,8 @@ export interface ProgramManifest<T extends string = string, D extends Dispatch =
   readonly target: T;
   readonly model: string;
   readonly bindings: Readonly<Record<string, number>>;
+  /** The precision of its contractions, which its graphs already apply (for a runtime to report). */
+  readonly precision: ContractionPrecision;
   readonly params: readonly TensorSpec[];
   readonly hypers: readonly ScalarSpec[];
   readonly init: GraphManifest<D>;

@@ -14,6 +14,7 @@ import { randomNormal, randomUniform } from "../../runtime/random.js";
 import { ReferenceSession } from "../../runtime/reference.js";
 import type { InputTensor } from "../../runtime/session.js";
 import { elementwiseStepArb, randomElementwiseGraph } from "./graphs.js";
+import { sameTf32, TF32_CASES } from "./tf32.js";
 
 /** Graphs as the plain entries of one program: one build runs them all. */
 function programOf(graphs: ReadonlyMap<string, Graph>): Program {
@@ -21,6 +22,7 @@ function programOf(graphs: ReadonlyMap<string, Graph>): Program {
   return {
     model: "graphs",
     bindings: {},
+    precision: "fp32",
     params: [],
     hypers: [],
     init: empty,
@@ -209,6 +211,12 @@ export function nativeSuites(target: NativeTarget): void {
         ["w", { dtype: "f32", shape: wShape, data: randomNormal(4, 0, i, size(wShape)) }],
       ]));
     });
+    // round_tf32 (ulc_scalar.h's ulc_round_tf32) on the hand-derived cases: ties, subnormals, overflow, NaN, zeros.
+    {
+      const b = new GraphBuilder();
+      const x = b.add({ kind: "input", name: "x" }, [], [TF32_CASES.length]);
+      add("tf32", b.build([{ name: "y", node: b.add({ kind: "unary", fn: "round_tf32" }, [x]) }]), { dtype: "f32", shape: [TF32_CASES.length], data: TF32_CASES.map(([v]) => v) });
+    }
     for (const dist of ["uniform", "normal"] as const) {
       const b = new GraphBuilder();
       const r = b.add({ kind: "random", dist, key: 7 }, [], [3000]);
@@ -256,6 +264,11 @@ export function nativeSuites(target: NativeTarget): void {
       const want = reference("scalars", 0);
       // powf is correctly rounded in glibc but within 4 ulp on a GPU: 1e-6 relative; the rest is exact.
       for (const [name, t] of want) near(got.get(name)!.data, Float32Array.from(t.data), (w) => (name === "pow" ? 1e-6 * Math.abs(w) : 0), name);
+    });
+
+    test("round_tf32 is exact: ties away from zero, subnormals, overflow to Inf, NaN, signed zeros", async () => {
+      const got = (await session.run("tf32", inputs.get("tf32")!)).get("y")!.data;
+      TF32_CASES.forEach(([x, want], i) => expect(sameTf32(got[i]!, want), `round_tf32(${x}) = ${got[i]}, not ${want}`).toBe(true));
     });
 
     test("an arena larger than the device's memory is a plain error, and the runtime lives on", async () => {
@@ -326,6 +339,29 @@ export function nativeSuites(target: NativeTarget): void {
         const first = await session.trainStep("fit", data);
         await session.importState(after);
         expect(await session.trainStep("fit", data)).toEqual(first);
+      } finally {
+        session.dispose();
+      }
+    }, 300_000);
+
+    // A tf32 Program: every contraction reads operands rounded to TF32, whose products are exact in f32, so the
+    // target matches the f32 interpreter of the same Program as closely as an fp32 one does (everyKernel's
+    // tolerances); the fp32 Program's values differ from it by more than those tolerances, so the rounding is seen.
+    test("classifier with precision tf32: every kernel against the f32 interpreter of the same tf32 Program, B = 2", async () => {
+      const program = lowerProgram("models/classifier.ul", { bindings: { B: 2 }, precision: "tf32" });
+      const session = await open(program, 5);
+      try {
+        expect(session.manifest.precision).toBe("tf32");
+        await everyKernel(session, new ReferenceSession(program, { precision: "f32", seed: 5 }), program, "all");
+        // (By 2.7x for logits and 4.6x for features.)
+        const fp32 = lowerProgram("models/classifier.ul", { bindings: { B: 2 } });
+        for (const entry of ["logits", "features"]) {
+          const data = asF64(entryInputs(program, entry));
+          const [rounded, exact] = [program, fp32].map((p) => new ReferenceSession(p, { precision: "f32", seed: 5 }).run(entry, data).get("result")!.data);
+          let [scale, diff] = [1, 0];
+          for (let i = 0; i < exact!.length; i++) [scale, diff] = [Math.max(scale, Math.abs(exact![i]!)), Math.max(diff, Math.abs(rounded![i]! - exact![i]!))];
+          expect(diff, entry).toBeGreaterThan(1e-4 * scale);
+        }
       } finally {
         session.dispose();
       }

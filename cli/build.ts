@@ -12,10 +12,12 @@ import { checkFiles } from "../dsl/check.js";
 import { renderDiagnostic } from "../dsl/diagnostics.js";
 import { printGraph } from "../compiler/ir.js";
 import { fuse } from "../compiler/kernel/fuse.js";
-import { lowerProgram, type DataShard, type Program, type ProgramEntry } from "../compiler/lower.js";
+import { lowerProgram, type LowerOptions, type Program, type ProgramEntry } from "../compiler/lower.js";
+import type { ContractionPrecision } from "../runtime/manifest.js";
 import { TargetLimitError } from "../backends/program.js";
 import { writeNativeBuild } from "../runtime/native/compile.js";
 import { fsFailure } from "../train/checkpoint.js";
+import { defaultPrecision } from "../train/run.js";
 import { encodeProgramFile, type WgslBuild } from "../runtime/webgpu/program.js";
 import { EXIT, resolveColor } from "./args.js";
 import type { CliIo } from "./io.js";
@@ -27,6 +29,8 @@ export interface BuildCommandOptions {
   readonly arch?: string;
   /** --target wgsl: the matmul and convolution tiling (backends/wgsl/program.ts, TILINGS); default gpu. */
   readonly tile?: keyof typeof TILINGS;
+  /** How contractions multiply f32 operands; default tf32 for --target cuda, else fp32 (train/run.ts, defaultPrecision). */
+  readonly precision?: ContractionPrecision;
   /** Print a table of op counts, kernels and memory per entry (to stderr) as well. */
   readonly stats?: boolean;
   readonly bind?: Record<string, number>;
@@ -36,8 +40,11 @@ export interface BuildCommandOptions {
 }
 
 /** Checks, then lowers; returns the program, or the exit code when checking failed. */
-/** `shard`: lower for one process of a data-parallel job (`bindings` bind its share of the batch). */
-export function checkAndLower(file: string, bindings: Record<string, number>, model: string | undefined, io: CliIo, command: string, shard?: DataShard): Program | number {
+/**
+ * `lower.shard`: lower for one process of a data-parallel job (`bindings` bind its share of the batch);
+ * `lower.precision`: of the contractions (default fp32).
+ */
+export function checkAndLower(file: string, bindings: Record<string, number>, model: string | undefined, io: CliIo, command: string, lower: Pick<LowerOptions, "shard" | "precision"> = {}): Program | number {
   const checked = checkFiles([file], { bindings });
   if (checked.usageErrors.length > 0) {
     for (const e of checked.usageErrors) io.stderr.write(`ulc ${command}: ${e}\n`);
@@ -50,7 +57,7 @@ export function checkAndLower(file: string, bindings: Record<string, number>, mo
     return EXIT.errors;
   }
   try {
-    return lowerProgram(file, { bindings, ...(model && { model }), ...(shard && { shard }) });
+    return lowerProgram(file, { bindings, ...(model && { model }), ...lower });
   } catch (e) {
     // Unbound dims or a missing model are the user's to fix; other failures are bugs and propagate.
     const message = e instanceof Error ? e.message : String(e);
@@ -148,7 +155,7 @@ export async function runBuild(file: string, options: BuildCommandOptions, io: C
     io.stderr.write("ulc build: --tile goes with --target wgsl\n");
     return EXIT.usage;
   }
-  const program = checkAndLower(file, options.bind ?? {}, options.model, io, "build");
+  const program = checkAndLower(file, options.bind ?? {}, options.model, io, "build", { precision: options.precision ?? defaultPrecision(options.target) });
   if (typeof program === "number") return program;
   if (options.target)
     try {

@@ -12,9 +12,14 @@ import type { SampleCommandOptions } from "./sample.js";
 import type { TrainCommandOptions } from "./train.js";
 import { processIo, type CliIo } from "./io.js";
 import { packageInfo } from "./package.js";
+import { CONTRACTION_PRECISIONS } from "../runtime/manifest.js";
 
 /** The targets that train, sample and evaluate (train/run.ts, TargetChoice). */
 const TARGETS = ["auto", "cpu", "cuda", "webgpu"];
+
+/** --precision (compiler/passes/precision.ts; the default is train/run.ts's defaultPrecision). */
+const PRECISION_HELP =
+  "how matmuls and convolutions multiply f32: tf32 (operands rounded to 10 mantissa bits, as tensor cores do; the default on the cuda target) or fp32 (the default elsewhere)";
 
 /** Builds the commander program; `finish` records a subcommand's exit code. */
 export function buildProgram(io: CliIo, finish: (code: number) => void): Command {
@@ -86,6 +91,7 @@ export function buildProgram(io: CliIo, finish: (code: number) => void): Command
       return v;
     })
     .option("--arch <sm_XX>", "with --target cuda: the GPU architecture the Makefile builds for (default sm_90, plus PTX for later GPUs)")
+    .option("--precision <p>", PRECISION_HELP, choice("--precision", CONTRACTION_PRECISIONS))
     .option("--bind <NAME=INT>", "bind a generic dim, e.g. --bind B=64 (repeatable; every dim must be bound)", collectBinding)
     .option("--model <name>", "the model to build when the file declares several")
     .option("--entry <name>", "print only this entry's graph")
@@ -133,6 +139,7 @@ export function buildProgram(io: CliIo, finish: (code: number) => void): Command
     .option("--seed <s>", "keys the batch order, the initial parameters and every random draw", nonNegativeInt("--seed"), 0)
     .option("--set <NAME=X>", "override a hyperparameter, e.g. --set loss_factor=2 (repeatable)", collectSetting)
     .option("--target <target>", "auto (a real GPU if there is one: CUDA, else WebGPU; the CPU otherwise), cpu, cuda, or webgpu (a GPU adapter, else software Vulkan)", choice("--target", TARGETS), "auto")
+    .option("--precision <p>", `${PRECISION_HELP}; recorded in run.json, which sample, eval and --resume follow`, choice("--precision", CONTRACTION_PRECISIONS))
     .option("--out <dir>", "the run directory (default runs/MODEL)")
     .option("--resume", "continue the run in --out from its checkpoint, exactly as if it had not stopped")
     .option("--ema-decay <d>", "decay of the parameters' moving average, used for sampling and eval (warmed up: min(d, (1+step)/(10+step)))", fraction("--ema-decay"), 0.999)

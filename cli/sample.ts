@@ -75,7 +75,8 @@ export async function loadRun(dir: string, { batch, seed, ema, target }: LoadOpt
     io.stderr.write(`ulc ${command}: ${join(dir, "checkpoint.safetensors")} holds a non-finite value in '${name}' (element ${bad}: ${t.data[bad]}); the run diverged or the file was altered\n`);
     return EXIT.usage;
   }
-  const program = checkAndLower(config.model, { ...config.bindings, B: batch }, config.modelName, io, command);
+  // The run's precision, whatever the target: the model it trained is the one it samples.
+  const program = checkAndLower(config.model, { ...config.bindings, B: batch }, config.modelName, io, command, { precision: config.precision });
   if (typeof program === "number") return program;
   let opened: OpenedSession;
   try {

@@ -17,7 +17,8 @@ import { entryOutputs } from "../train/evaluate.js";
 import { DivergedError, trainLoop } from "../train/loop.js";
 import { DeviceUnavailableError, openSession, resolveTarget, type OpenedSession } from "../train/open-session.js";
 import { writeLossCurve } from "../train/plot.js";
-import { listRunFiles, lockRun, readMetrics, readRunConfig, resolveData, RUN_FILE, RUN_FORMAT, RunError, writeRunConfig, type RunConfig, type Target, type TargetChoice } from "../train/run.js";
+import { defaultPrecision, listRunFiles, lockRun, readMetrics, readRunConfig, resolveData, RUN_FILE, RUN_FORMAT, RunError, writeRunConfig, type RunConfig, type Target, type TargetChoice } from "../train/run.js";
+import type { ContractionPrecision } from "../runtime/manifest.js";
 import { NativeError } from "../runtime/native/compile.js";
 import { EXIT } from "./args.js";
 import { checkAndLower } from "./build.js";
@@ -43,6 +44,8 @@ export interface TrainCommandOptions {
   readonly latentsFrom?: string;
   /** Start an MPI job of this many ranks on this machine (`mpirun -np N ulc train ...`). */
   readonly ranks?: number;
+  /** How contractions multiply f32 operands; default tf32 on the cuda target, else fp32 (train/run.ts, defaultPrecision). */
+  readonly precision?: ContractionPrecision;
 }
 
 /**
@@ -55,6 +58,7 @@ const RECORDED: { readonly [K in keyof TrainCommandOptions]?: (config: RunConfig
   batch: (c) => c.batch,
   seed: (c) => c.seed,
   target: (c) => c.target,
+  precision: (c) => c.precision,
   emaDecay: (c) => c.emaDecay,
   entry: (c) => c.entry,
   lr: (c) => c.optimizer.lr,
@@ -108,6 +112,7 @@ function newRunConfig(file: string, options: TrainCommandOptions, target: Target
     optimizer: options.lr === undefined ? {} : { lr: options.lr },
     emaDecay: options.emaDecay,
     target,
+    precision: options.precision ?? defaultPrecision(target),
     ...(options.latentsFrom && { latentsFrom: resolve(options.latentsFrom) }),
   };
 }
@@ -230,7 +235,7 @@ async function trainLocked(file: string, dir: string, options: TrainCommandOptio
     if (config.bindings.B !== undefined) throw new UsageError("the batch is --batch, not --bind B=...");
     if (shard) checkDataParallel(config, shard);
     const local = config.batch / (shard?.count ?? 1);
-    program = checkAndLower(file, { ...config.bindings, B: local }, config.modelName, io, "train", shard && { ...shard, batch: "B" });
+    program = checkAndLower(file, { ...config.bindings, B: local }, config.modelName, io, "train", { precision: config.precision, ...(shard && { shard: { ...shard, batch: "B" } }) });
     if (typeof program === "number") return program;
     const entry = trainEntry(program, config);
     config = { ...config, entry: entry.name };
@@ -266,7 +271,7 @@ async function trainLocked(file: string, dir: string, options: TrainCommandOptio
   try {
     if (writer) writeRunConfig(dir, config);
     const ranks = shard ? ` over ${shard.count} ranks (${data.batch} each; ${opened.job!.collective})` : "";
-    if (writer) io.stderr.write(`ulc train: ${program.model}.${config.entry} on ${data.source}, batch ${config.batch}${ranks}, ${opened.device}\n`);
+    if (writer) io.stderr.write(`ulc train: ${program.model}.${config.entry} on ${data.source}, batch ${config.batch}${ranks}, ${opened.device}, ${program.precision} contractions\n`);
     let progress: Progress | undefined;
     const loss = program.entries.find((e) => e.name === config.entry)!.training!.loss;
     const result = await trainLoop(

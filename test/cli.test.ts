@@ -11,6 +11,7 @@ import { collectBinding, parseBinding, plural, resolveColor, validateSourceFiles
 import { centreCrop } from "../cli/eval.js";
 import { metricFields, Progress } from "../cli/progress.js";
 import { ulc } from "./support/cli.js";
+import { npyFloat32 } from "./support/npy.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const CLEAN = "fn f<N>(x: f32[N]) -> f32[N] { x * 2.0 }\n";
@@ -381,8 +382,67 @@ describe("ulc train --resume: the run's own flags", () => {
     expect((await resume(run, ["--bind", "Width=16"])).stderr).toMatch(/--bind is Width=16, but .* records Width=32/);
     expect((await resume(run, ["--ema-decay", "0.9"])).stderr).toMatch(/--ema-decay is 0.9, but .* records 0.999/);
     expect((await resume(run, ["--set", "loss_factor=2"])).stderr).toMatch(/--set is loss_factor=2, but .* records none/);
+    // A run recorded before --precision existed trained in fp32.
+    expect((await resume(run, ["--precision", "tf32"])).stderr).toMatch(/--precision is tf32, but .* records fp32/);
     expect(readFileSync(join(run, "run.json"), "utf8")).toMatch(/"batch":4/);
   });
+});
+
+describe("--precision", () => {
+  const LINE = `from std.layers import Linear
+from std.optim import Sgd
+model Line {
+  lin: Linear<4, 2>
+  train fit<B>(x: f32[B, 4]) -> { loss: f32 } minimize loss with Sgd(lr = 0.1) {
+    let y = lin(x)
+    { loss: mean(y * y) }
+  }
+}
+`;
+  let model: string;
+  let data: string;
+  beforeAll(() => {
+    model = join(dir, "line.ul");
+    writeFileSync(model, LINE);
+    data = join(dir, "rows.npy");
+    writeFileSync(data, npyFloat32(Float32Array.from({ length: 32 }, (_, i) => Math.sin(i + 1)), [8, 4]));
+  });
+
+  test("a value other than fp32 or tf32 is a usage error naming the flag and the choices (exit 2)", async () => {
+    for (const command of [["train", model], ["build", model, "--emit", "ir", "--bind", "B=2"]]) {
+      const r = await ulc([...command, "--precision", "bf16"]);
+      expect([r.code, r.stderr], command[0]).toEqual([2, expect.stringContaining("--precision must be one of fp32, tf32, got 'bf16'")]);
+    }
+  });
+
+  test("ulc build: tf32 rounds the contractions' operands; the default is tf32 for --target cuda, fp32 otherwise", async () => {
+    const ir = async (...flags: string[]) => (await ulc(["build", model, "--emit", "ir", "--bind", "B=2", ...flags])).stdout;
+    expect(await ir()).not.toContain("round_tf32");
+    expect(await ir("--precision", "tf32")).toMatch(/= round_tf32\(%\d+\)/);
+    for (const [target, flags, want] of [["cuda", [], "tf32"], ["cpu", [], "fp32"], ["cpu", ["--precision", "tf32"], "tf32"], ["cuda", ["--precision", "fp32"], "fp32"]] as const) {
+      const out = join(dir, `line-${target}-${want}`);
+      const r = await ulc(["build", model, "--target", target, "--bind", "B=2", "-o", out, ...flags]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(JSON.parse(readFileSync(join(out, "manifest.json"), "utf8")).precision, `${target} ${flags.join(" ")}`).toBe(want);
+    }
+  }, 60_000);
+
+  test("ulc train records it in run.json (the cpu target's default is fp32), and --resume keeps it", async () => {
+    const run = join(dir, "line-tf32");
+    const flags = ["--data", data, "--batch", "4", "--target", "cpu", "--out", run];
+    const r = await ulc(["train", model, ...flags, "--steps", "1", "--precision", "tf32"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/, tf32 contractions\n/);
+    expect(JSON.parse(readFileSync(join(run, "run.json"), "utf8")).precision).toBe("tf32");
+    const other = await ulc(["train", model, ...flags, "--steps", "2", "--resume", "--precision", "fp32"]);
+    expect([other.code, other.stderr]).toEqual([2, `ulc train: --resume: --precision is fp32, but ${join(run, "run.json")} records tf32; a resumed run keeps its settings (drop the flag, or train a new run)\n`]);
+    const resumed = await ulc(["train", model, ...flags, "--steps", "2", "--resume"]);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.stderr).toMatch(/, tf32 contractions\n/);
+    const plain = await ulc(["train", model, ...flags.slice(0, -1), join(dir, "line-fp32"), "--steps", "1"]);
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(JSON.parse(readFileSync(join(dir, "line-fp32", "run.json"), "utf8")).precision).toBe("fp32");
+  }, 300_000);
 });
 
 describe("ulc train --lr with a learning rate the model computes", () => {

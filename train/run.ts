@@ -4,12 +4,21 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
+import type { ContractionPrecision } from "../runtime/manifest.js";
 import { fsFailure, makeFolder, writeFileAtomic } from "./checkpoint.js";
 
 export const RUN_FORMAT = "ulc-run/1";
 export type Target = "webgpu" | "cuda" | "cpu";
 /** A target, or `auto`: a real GPU when there is one (CUDA, else WebGPU on a GPU adapter), the CPU otherwise. */
 export type TargetChoice = Target | "auto";
+
+/**
+ * The precision of contractions when no --precision is given: tf32 on CUDA, whose tensor cores multiply TF32;
+ * fp32 elsewhere (CPUs and WebGPU have no TF32 arithmetic, so rounding would only lose digits).
+ */
+export function defaultPrecision(target: string | undefined): ContractionPrecision {
+  return target === "cuda" ? "tf32" : "fp32";
+}
 
 export interface RunConfig {
   readonly format: typeof RUN_FORMAT;
@@ -32,6 +41,11 @@ export interface RunConfig {
   readonly emaDecay: number;
   /** The target it trained on (`auto` resolved), which `--resume` keeps so that it continues bit for bit. */
   readonly target: Target;
+  /**
+   * How its contractions multiply (--precision, or the target's default), which `--resume`, `ulc sample` and
+   * `ulc eval` lower with. A run recorded before the flag existed has none: it trained in fp32.
+   */
+  readonly precision: ContractionPrecision;
   /** Stage 2: the stage-1 run whose frozen encoder makes the latents this model trains on. */
   readonly latentsFrom?: string;
 }
@@ -51,6 +65,8 @@ export function readRunConfig(dir: string): RunConfig {
     throw new RunError(`${path} is not valid JSON (${(e as Error).message})`);
   }
   if (config.format !== RUN_FORMAT) throw new RunError(`${path} is not a ulc run record (format ${String(config.format)}, expected ${RUN_FORMAT})`);
+  if (config.precision === undefined) return { ...config, precision: "fp32" };
+  if (config.precision !== "fp32" && config.precision !== "tf32") throw new RunError(`${path} records the precision ${JSON.stringify(config.precision)}; ulc knows fp32 and tf32`);
   return config;
 }
 

@@ -10,6 +10,7 @@ import type { WebGpu } from "../runtime/webgpu/device.js";
 import { tilingFor } from "../runtime/webgpu/compile.js";
 import { download, runGraph, upload, type DeviceTensor } from "../runtime/webgpu/kernels.js";
 import { randomElementwiseGraph, elementwiseStepArb } from "./support/graphs.js";
+import { sameTf32, TF32_CASES } from "./support/tf32.js";
 import { testDevice } from "./support/webgpu.js";
 
 // Skips, saying why, only where no WebGPU adapter exists (test/support/webgpu.ts); CI requires one.
@@ -105,6 +106,14 @@ describe("fused kernels on WebGPU", () => {
       if (dist === "uniform") expect([...got]).toEqual([...Float32Array.from(ref)]);
       else ref.forEach((x, i) => expect(Math.abs(got[i]! - x)).toBeLessThan(1e-5 * Math.max(1, Math.abs(x))));
     }
+  }, 60_000);
+
+  test("round_tf32 is exact: ties away from zero, subnormals, overflow to Inf, NaN, signed zeros", async () => {
+    const b = new GraphBuilder();
+    const x = b.add({ kind: "input", name: "x" }, [], [TF32_CASES.length]);
+    const g = b.build([{ name: "y", node: b.add({ kind: "unary", fn: "round_tf32" }, [x]) }]);
+    const { got } = await both(g, Float64Array.from(TF32_CASES, ([v]) => v));
+    TF32_CASES.forEach(([v, want], i) => expect(sameTf32(got[i]!, want), `round_tf32(${v}) = ${got[i]}, not ${want}`).toBe(true));
   }, 60_000);
 
   test("more than 65535 workgroups fold into a 2-D grid", async () => {

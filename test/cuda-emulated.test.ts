@@ -48,9 +48,11 @@ describe("ulc build --target cuda", () => {
       const make = spawnSync("make", ["-C", dir, "-j2", "emulate"], { encoding: "utf8" });
       expect(make.status, make.stderr).toBe(0);
       const manifest = JSON.parse(readFileSync(path.join(dir, "manifest.json"), "utf8"));
+      // --target cuda builds in tf32 unless --precision says otherwise; the reference lowers the same Program.
+      expect(manifest.precision).toBe("tf32");
       const session = await NativeSession.start(path.join(dir, "ulc_program_emulated"), dir, manifest, { seed: 6 });
       try {
-        const program = lowerProgram("models/classifier.ul", { bindings: { B: 1 } });
+        const program = lowerProgram("models/classifier.ul", { bindings: { B: 1 }, precision: "tf32" });
         const x = entryInputs(program, "logits");
         const want = new ReferenceSession(program, { precision: "f32", seed: 6 }).run("logits", asF64(x)).get("result")!.data;
         // f32 on both sides, sums of up to 3136 terms in another order.

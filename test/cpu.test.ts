@@ -15,6 +15,7 @@ nativeSuites({
   name: "the CPU",
   open: (program, seed) => openCpuSession(program, { seed }),
   outOfMemory: /out of memory: the arena needs 1073741824\.\d MiB .*: try a smaller batch/,
+  precision: "fp32",
 });
 
 describe("every model in models/ on the CPU", () => {

@@ -2,15 +2,86 @@
 // backends/cuda/cpp/ulc_emulate.h (blocks, threads, warp shuffles and __syncthreads on the CPU), driven through
 // the same native session as on a GPU (the suites: test/support/native.ts), against the reference interpreter.
 import { spawnSync } from "node:child_process";
+import fc from "fast-check";
 import { describe, expect, test } from "vitest";
+import { GraphBuilder, type Graph } from "../compiler/ir.js";
 import { lowerProgram } from "../compiler/lower.js";
+import { applyPrecision } from "../compiler/passes/precision.js";
+import { emitCuda } from "../backends/cuda/program.js";
 import { openCudaSession } from "../runtime/cuda/session.js";
+import { interpret } from "../runtime/interpreter.js";
 import { NativeSession } from "../runtime/native/session.js";
+import { randomNormal } from "../runtime/random.js";
 import { ReferenceSession } from "../runtime/reference.js";
+import type { InputTensor } from "../runtime/session.js";
 import { cudaTarget } from "./support/cuda.js";
-import { asF64, entryInputs, near, nativeSuites } from "./support/native.js";
+import { asF64, entryInputs, near, nativeSuites, programOf } from "./support/native.js";
 
 nativeSuites(cudaTarget("emulated"));
+
+describe("tensor-core GEMMs (a tf32 Program) on shapes that cross their blocks' edges", () => {
+  // Convolutions and both gradients, and batched matmuls (one operand transposed), on shapes whose rows, columns
+  // and terms are not multiples of the blocks (16, 32 or 64 rows; 64 or 128 columns; 16 terms a slice).
+  const convs = fc.sample(
+    fc.record({ n: fc.integer({ min: 1, max: 2 }), groups: fc.integer({ min: 1, max: 2 }), cinG: fc.integer({ min: 1, max: 5 }), coutG: fc.integer({ min: 1, max: 40 }), h: fc.integer({ min: 3, max: 13 }), w: fc.integer({ min: 3, max: 13 }), k: fc.integer({ min: 1, max: 3 }), stride: fc.integer({ min: 1, max: 2 }), padding: fc.integer({ min: 0, max: 1 }) }),
+    { numRuns: 12, seed: 17 },
+  );
+  const matmuls = fc.sample(fc.record({ b: fc.integer({ min: 1, max: 3 }), m: fc.integer({ min: 1, max: 80 }), k: fc.integer({ min: 1, max: 40 }), n: fc.integer({ min: 1, max: 150 }), transposed: fc.boolean() }), { numRuns: 12, seed: 19 });
+  const graphs = new Map<string, Graph>();
+  const inputs = new Map<string, Map<string, InputTensor>>();
+  /** Terms per output of each graph's contractions: the f32 summation-order bound needs them. */
+  const terms = new Map<string, number>();
+  const size = (s: readonly number[]) => s.reduce((a, d) => a * d, 1);
+  const normal = (key: number, i: number, shape: readonly number[]): InputTensor => ({ dtype: "f32", shape, data: randomNormal(key, 0, i, size(shape)) });
+  convs.forEach((c, i) => {
+    const attrs = { stride: c.stride, padding: c.padding, groups: c.groups };
+    const b = new GraphBuilder();
+    const [xShape, wShape] = [[c.n, c.cinG * c.groups, c.h, c.w], [c.coutG * c.groups, c.cinG, c.k, c.k]];
+    const x = b.add({ kind: "input", name: "x" }, [], xShape);
+    const weights = b.add({ kind: "input", name: "w" }, [], wShape);
+    const y = b.add({ kind: "conv2d", ...attrs }, [x, weights]);
+    const dy = b.add({ kind: "unary", fn: "sin" }, [y]);
+    const dx = b.add({ kind: "conv2d_grad_input", ...attrs }, [dy, weights], xShape);
+    const dw = b.add({ kind: "conv2d_grad_weight", ...attrs }, [x, dy], wShape);
+    const g = b.build([{ name: "y", node: y }, { name: "dx", node: dx }, { name: "dw", node: dw }]);
+    graphs.set(`conv${i}`, applyPrecision(g, "tf32"));
+    inputs.set(`conv${i}`, new Map([["x", normal(3, i, xShape)], ["w", normal(4, i, wShape)]]));
+    terms.set(`conv${i}`, Math.max(c.cinG * c.k * c.k, c.coutG * c.k * c.k, c.n * size(g.nodes[y]!.shape.slice(2))));
+  });
+  matmuls.forEach((c, i) => {
+    const b = new GraphBuilder();
+    const a = b.add({ kind: "input", name: "a" }, [], [c.b, c.m, c.k]);
+    const rhs = c.transposed ? b.add({ kind: "transpose", perm: [0, 2, 1] }, [b.add({ kind: "input", name: "bt" }, [], [c.b, c.n, c.k])]) : b.add({ kind: "input", name: "b" }, [], [c.b, c.k, c.n]);
+    const y = b.add({ kind: "unary", fn: "tanh" }, [b.add({ kind: "matmul" }, [a, rhs])]);
+    graphs.set(`matmul${i}`, applyPrecision(b.build([{ name: "y", node: y }]), "tf32"));
+    inputs.set(`matmul${i}`, new Map([["a", normal(5, i, [c.b, c.m, c.k])], c.transposed ? ["bt", normal(6, i, [c.b, c.n, c.k])] : ["b", normal(6, i, [c.b, c.k, c.n])]]));
+    terms.set(`matmul${i}`, c.k);
+  });
+  const program = programOf(graphs, "tf32");
+
+  test("every contraction is a GEMM on mma.sync, and each matches the f32 interpreter of the same graph", async () => {
+    const contractions = [...graphs.values()].flatMap((g) => g.nodes.filter((n) => ["matmul", "conv2d", "conv2d_grad_input", "conv2d_grad_weight"].includes(n.op.kind)));
+    const gemms = (emitCuda(program).files.get("program.cu")!.match(/ulc_mma_tf32\(acc/g) ?? []).length;
+    expect(gemms).toBeGreaterThan(0);
+    // Identical GEMMs share a function, so at most as many as the contractions, and most of them distinct here.
+    expect(gemms).toBeGreaterThanOrEqual(contractions.length / 2);
+    const session = await openCudaSession(program, { seed: 1, flavour: "emulated" });
+    try {
+      for (const [name, graph] of graphs) {
+        const got = await session.run(name, inputs.get(name)!);
+        const want = interpret(graph, { inputs: new Map([...inputs.get(name)!].map(([k, t]) => [k, { ...t, data: Float64Array.from(t.data) }])) }, { precision: "f32", seed: 1, step: 0 });
+        for (const [output, w] of want) {
+          // Products of TF32 values are exact in f32 on both sides; only the order of the f32 sums differs, by at
+          // most (K − 1)·2^-24 of the sum of the terms' magnitudes, K terms below 5 (normal operands, sin): 25·K².
+          const K = terms.get(name)!;
+          near(got.get(output)!.data, w.data, () => 25 * K * K * 2 ** -24, `${name}.${output}`);
+        }
+      }
+    } finally {
+      session.dispose();
+    }
+  }, 600_000);
+});
 
 describe("a sticky device error", () => {
   test("ends the host program with the error, instead of a server that fails every later request", async () => {

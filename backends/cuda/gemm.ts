@@ -13,8 +13,9 @@ import { renderSx } from "../c-like/expr.js";
 import { CPP as CUDA, STORAGE } from "../native/dialect.js";
 
 const THREADS = 128;
-/** Terms staged per slice: two m16n8k8 steps. */
-const BK = 16;
+/** Threads per block, and terms staged per slice (two m16n8k8 steps). */
+export const GEMM_THREADS = THREADS;
+export const BK = 16;
 
 /**
  * The block's shape for an m × n matrix: each warp computes 16·fm rows × 32 columns (fm m16 tiles by four n8
@@ -37,9 +38,9 @@ export function renderGemmCuda(k: Kernel): { lines: string[]; grid: number; bloc
   const rowBlocks = Math.ceil(m / bm), colBlocks = Math.ceil(n / bn);
   const grid = (k.size / (m * n)) * rowBlocks * colBlocks;
   const lines = [
-    `  auto lhs = [&](int gid, int r) -> float { return ${renderSx(lhs, inputs, CUDA)}; };`,
-    `  auto rhs = [&](int gid, int r) -> float { return ${renderSx(rhs, inputs, CUDA)}; };`,
-    `  auto result = [&](int gid, float acc) -> ${STORAGE[k.dtype]} { return ${renderSx(k.body, inputs, CUDA)}; };`,
+    `  auto lhs = [=](int gid, int r) -> float { return ${renderSx(lhs, inputs, CUDA)}; };`,
+    `  auto rhs = [=](int gid, int r) -> float { return ${renderSx(rhs, inputs, CUDA)}; };`,
+    `  auto result = [=](int gid, float acc) -> ${STORAGE[k.dtype]} { return ${renderSx(k.body, inputs, CUDA)}; };`,
     // Padded rows keep a warp's fragment reads (8 rows × 4 terms of A, 4 terms × 8 columns of B) on 32 banks.
     `  __shared__ float As[${bm}][${BK + 4}];`,
     `  __shared__ float Bs[${BK}][${bn + 8}];`,
@@ -51,11 +52,11 @@ export function renderGemmCuda(k: Kernel): { lines: string[]; grid: number; bloc
     `  float acc[${fm}][4][4] = {};`,
     `  for (int k0 = 0; k0 < ${count}; k0 += ${BK}) {`,
     // Out-of-range rows, columns and terms stage zeros: they add nothing, and their outputs are never stored.
-    `    for (int e = tid; e < ${bm * BK}; e += ${THREADS}) {`,
+    `    ULC_NO_UNROLL for (int e = tid; e < ${bm * BK}; e += ${THREADS}) {`,
     `      const int i = e / ${BK}, kk = e % ${BK}, row = row0 + i, r = k0 + kk;`,
     `      As[i][kk] = row < ${m} && r < ${count} ? lhs(base + row * ${n}, r) : 0.0f;`,
     "    }",
-    `    for (int e = tid; e < ${BK * bn}; e += ${THREADS}) {`,
+    `    ULC_NO_UNROLL for (int e = tid; e < ${BK * bn}; e += ${THREADS}) {`,
     `      const int kk = e / ${bn}, j = e % ${bn}, col = col0 + j, r = k0 + kk;`,
     `      Bs[kk][j] = col < ${n} && r < ${count} ? rhs(base + col, r) : 0.0f;`,
     "    }",

@@ -76,6 +76,12 @@ function programCu(model: string, functions: Functions): string {
  */
 export const MAX_INPUTS = 32;
 
+/** How the CUDA target fuses a Program's graphs (the static benchmark rebuilds its schedules with the same). */
+export function cudaFuseOptions(program: Program): Pick<EmitOptions, "maxInputs" | "siblings" | "tile"> {
+  // A tile's rows and columns are fusion's business; the GEMM picks its own block shape from the matrix's.
+  return { maxInputs: MAX_INPUTS, siblings: true, ...(program.precision === "tf32" && { tile: { rows: 64, cols: 64 } }) };
+}
+
 /**
  * A Program as a CUDA build directory. In a Program lowered with precision tf32 (its contractions' operands
  * rounded to TF32), every matmul and convolution that fusion can tile runs on the tensor cores (gemm.ts); the
@@ -83,9 +89,7 @@ export const MAX_INPUTS = 32;
  */
 export function emitCuda(program: Program, options: Pick<EmitOptions, "maxInputs"> & { arch?: string } = {}): CudaBuild {
   const functions = new Functions();
-  // The tile's rows and columns are fusion's business; the GEMM picks its own block shape from the matrix's.
-  const tile = (program as { precision?: string }).precision === "tf32" ? { tile: { rows: 64, cols: 64 } } : {};
-  const manifest = emitProgram(program, "cuda", { kernel: (k) => functions.add(k) }, { maxInputs: options.maxInputs ?? MAX_INPUTS, siblings: true, ...tile });
+  const manifest = emitProgram(program, "cuda", { kernel: (k) => functions.add(k) }, { ...cudaFuseOptions(program), ...(options.maxInputs && { maxInputs: options.maxInputs }) });
   const files = new Map<string, string>([
     ["program.cu", programCu(program.model, functions)],
     ["schedule.txt", scheduleTxt(manifest)],

@@ -65,7 +65,12 @@ export function fuse(g: Graph, options: FuseOptions = {}): Schedule {
     const kind = n.op.kind;
     if (outputs.has(n.id) || kind === "input" || kind === "param" || library.has(kind)) materialized.add(n.id);
     if (library.has(kind)) for (const operand of libraryOperands(g, n)) materialized.add(operand.node);
-    if ((ELEMENTWISE.has(kind) || kind === "random" || kind === "iota") && reads[n.id]! > 1) materialized.add(n.id);
+    // A rounding of a materialised value (seen through views) to TF32, a contraction's operand in a tf32 Program,
+    // is one op on one load: each reader recomputes it rather than a kernel of its own storing it.
+    let source = n.inputs[0];
+    while (source !== undefined && MOVEMENT.has(g.nodes[source]!.op.kind)) source = g.nodes[source]!.inputs[0];
+    const cheap = n.op.kind === "unary" && n.op.fn === "round_tf32" && materialized.has(source!);
+    if ((ELEMENTWISE.has(kind) || kind === "random" || kind === "iota") && reads[n.id]! > 1 && !cheap) materialized.add(n.id);
     if (CONTRACTIONS.has(kind) && !fusableReduce(g, n, consumers)) materialized.add(n.id);
   }
   // A kernel holds one reduction and reads at most maxInputs buffers: a second reduction met while building,

@@ -8,5 +8,6 @@ export function cudaTarget(flavour: Flavour): NativeTarget {
     name: flavour === "cuda" ? "CUDA" : "emulated CUDA",
     open: (program, seed) => openCudaSession(program, { seed, flavour }),
     outOfMemory: /out of device memory: the arena needs 1073741824\.\d MiB .* the GPU has [\d.]+ MiB free of [\d.]+ MiB: try a smaller batch/,
+    precision: "tf32",
   };
 }

@@ -18,12 +18,20 @@ const write = process.argv.includes("--write");
 const dist = (p) => pathToFileURL(join(ROOT, "dist", p)).href;
 const { lowerProgram } = await import(dist("compiler/lower.js"));
 const { fuse } = await import(dist("compiler/kernel/fuse.js"));
-const { emitCuda, MAX_INPUTS } = await import(dist("backends/cuda/program.js"));
+const { emitCuda, cudaFuseOptions } = await import(dist("backends/cuda/program.js"));
+const { gemmBlock, BK, GEMM_THREADS } = await import(dist("backends/cuda/gemm.js"));
 const { writeNativeBuild } = await import(dist("runtime/native/compile.js"));
 
 const ARCH = "90";
 /** H100 SXM: 132 SMs × 4 schedulers × 32 lanes at 1.98 GHz: thread-instructions per second at full issue. */
 const ISSUE_RATE = 132 * 4 * 32 * 1.98e9;
+/**
+ * Tensor cores through mma.sync m16n8k8 TF32: assumed half the H100's 495 TFLOP/s of dense TF32 (which needs
+ * Hopper's warpgroup wgmma to reach), in multiply-adds per second.
+ */
+const MMA_MACS = (0.5 * 495e12) / 2;
+/** Assumed thread-instructions per output of a GEMM's epilogue (index, bounds, the fused expression, the store). */
+const GEMM_EPILOGUE = 16;
 /** Assumed cost of one kernel node of a replayed CUDA Graph. */
 const LAUNCH_S = 1e-6;
 /** PyTorch eager: cuDNN convolutions and cuBLAS matmuls in TF32 (its default) at 40% of the H100's 495 TFLOP/s dense, plus 8 µs of dispatch per op. */
@@ -81,10 +89,46 @@ function ptxLoops(dir) {
       loopInstructions: inside.length,
       loopFmas: inside.filter((l) => /^(fma|mad)\.|mma\./.test(l)).length,
       instructions: lines.filter(isInstruction).length,
+      staging: stagingCost(lines, labels, isInstruction),
       mma: /mma\.sync/.test(body),
     });
   }
   return out;
+}
+
+/**
+ * A GEMM's instructions per element it stages in shared memory: over its loops that store to shared memory, their
+ * instructions per store (a kernel whose staging nvcc unrolled whole: all its instructions per store, an overestimate).
+ */
+function stagingCost(lines, labels, isInstruction) {
+  const stores = (ls) => ls.filter((l) => l.startsWith("st.shared")).length;
+  let body = 0, stored = 0;
+  lines.forEach((l, i) => {
+    const from = labels.get(/bra(?:\.uni)?\s+(\$L__\w+);/.exec(l)?.[1]);
+    if (from === undefined || from >= i) return;
+    const loop = lines.slice(from, i + 1);
+    if (stores(loop) === 0 || loop.some((x) => x.startsWith("mma."))) return;
+    body += loop.filter(isInstruction).length;
+    stored += stores(loop);
+  });
+  return stored ? body / stored : lines.filter(isInstruction).length / Math.max(1, stores(lines));
+}
+
+/**
+ * A tensor-core GEMM's thread-instructions (staging every element of every slice, fragment reads from shared
+ * memory, the mma instructions as 32 thread-instructions each, the epilogue) and the seconds its multiply-adds
+ * take on the tensor cores.
+ */
+function gemmWork(k, p) {
+  const { m, n } = k.tile;
+  const { bm, bn, fm } = gemmBlock(m);
+  const blocks = (k.size / (m * n)) * Math.ceil(m / bm) * Math.ceil(n / bn);
+  const slices = Math.ceil(k.reduce.count / BK);
+  const staged = blocks * slices * (bm + bn) * BK;
+  const mmas = blocks * slices * (BK / 8) * (GEMM_THREADS / 32) * fm * 4;
+  const fragmentReads = blocks * GEMM_THREADS * slices * (BK / 8) * (4 * fm + 8);
+  const instructions = staged * p.staging + mmas * 32 + fragmentReads + k.size * GEMM_EPILOGUE;
+  return { instructions, tensorSeconds: (mmas * 16 * 8 * 8) / MMA_MACS };
 }
 
 /** Taps in range along one spatial axis: Σ over outputs o of the taps k with 0 ≤ o·s + k − p < size. */
@@ -114,7 +158,7 @@ function eagerOps(model, B) {
 }
 
 function measure(model, B) {
-  const program = lowerProgram(join(ROOT, "models", `${model}.ul`), { bindings: { B } });
+  const program = lowerProgram(join(ROOT, "models", `${model}.ul`), { bindings: { B }, precision: "tf32" });
   const dir = mkdtempSync(join(tmpdir(), "ulc-cuda-static-"));
   try {
     const build = emitCuda(program);
@@ -127,7 +171,7 @@ function measure(model, B) {
     ];
     // The manifest's dispatches are the schedule's steps, in order: their kernel IR gives the work.
     const rows = graphs.flatMap(({ graph, dispatches }) => {
-      const steps = fuse(graph, { maxInputs: MAX_INPUTS, siblings: true }).steps;
+      const steps = fuse(graph, cudaFuseOptions(program)).steps;
       return steps.map((step, i) => {
         const k = step.kernel;
         const name = dispatches[i].kernel;
@@ -136,9 +180,12 @@ function measure(model, B) {
         const p = loops.get(name);
         // Thread-instructions: a reduction's loop per term, the rest per output; an element-wise kernel's body per output.
         const perTerm = k.reduce && p.loopFmas > 0 ? p.loopInstructions / p.loopFmas : 0;
-        const instructions = k.reduce ? terms * perTerm + k.size * (p.instructions - p.loopInstructions) : k.size * p.instructions;
+        const gemm = k.tile ? gemmWork(k, p) : undefined;
+        const instructions = gemm?.instructions ?? (k.reduce ? terms * perTerm + k.size * (p.instructions - p.loopInstructions) : k.size * p.instructions);
+        // A kernel takes its instructions at the full issue rate, or its tensor-core work, whichever is longer.
+        const seconds = Math.max(instructions / ISSUE_RATE, gemm?.tensorSeconds ?? 0);
         const useful = contraction === undefined ? undefined : usefulMacs(graph, contraction);
-        return { name, op: contraction === undefined ? (k.reduce ? "reduce" : "element-wise") : graph.nodes[contraction].op.kind, terms, useful, instructions, perUseful: useful ? instructions / useful : undefined, ...regs.get(name), mma: p.mma };
+        return { name, op: contraction === undefined ? (k.reduce ? "reduce" : "element-wise") : graph.nodes[contraction].op.kind, terms, useful, instructions, seconds, perUseful: useful ? instructions / useful : undefined, ...regs.get(name), mma: p.mma };
       });
     });
     const flops = rows.reduce((n, r) => n + 2 * (r.useful ?? 0), 0);
@@ -147,7 +194,7 @@ function measure(model, B) {
     const byKernel = new Map();
     for (const r of rows) {
       const k = byKernel.get(r.name);
-      if (k) Object.assign(k, { launches: k.launches + 1, terms: k.terms + r.terms, useful: (k.useful ?? 0) + (r.useful ?? 0), instructions: k.instructions + r.instructions });
+      if (k) Object.assign(k, { launches: k.launches + 1, terms: k.terms + r.terms, useful: (k.useful ?? 0) + (r.useful ?? 0), instructions: k.instructions + r.instructions, seconds: k.seconds + r.seconds });
       else byKernel.set(r.name, { ...r, launches: 1 });
     }
     const ops = eagerOps(model, B);
@@ -158,11 +205,11 @@ function measure(model, B) {
       kernels: new Set(rows.map((r) => r.name)).size,
       spilling: rows.filter((r) => r.spills > 0).length,
       maxRegisters: Math.max(...rows.map((r) => r.registers)),
-      heaviest: [...byKernel.values()].sort((a, b) => b.instructions - a.instructions).slice(0, 5).map((r) => ({ ...r, perUseful: r.useful ? r.instructions / r.useful : undefined })),
+      heaviest: [...byKernel.values()].sort((a, b) => b.seconds - a.seconds).slice(0, 5).map((r) => ({ ...r, perUseful: r.useful ? r.instructions / r.useful : undefined })),
       mma: rows.filter((r) => r.useful !== undefined && r.mma).length,
       contractions,
       flops,
-      ulcSeconds: rows.reduce((t, r) => t + r.instructions, 0) / ISSUE_RATE + rows.length * LAUNCH_S,
+      ulcSeconds: rows.reduce((t, r) => t + r.seconds, 0) + rows.length * LAUNCH_S,
       eagerOps: ops,
       eagerSeconds: ops === undefined ? undefined : flops / EAGER_FLOPS + ops * EAGER_OP_S,
     };
@@ -188,25 +235,29 @@ for (const [model, B] of [
       ? `- **estimate** on an H100: ulc ${ms(m.ulcSeconds)} ms (PyTorch eager not estimated: no torch at ${PYTHON})`
       : `- **estimate** on an H100: ulc ${ms(m.ulcSeconds)} ms, PyTorch eager ${ms(m.eagerSeconds)} ms (${m.eagerOps} ops); ulc/eager = ${(m.ulcSeconds / m.eagerSeconds).toFixed(2)}`,
     "",
-    "| heaviest kernels | launches | op | terms (M) | useful MACs (M) | PTX instructions per useful MAC | registers | spills |",
-    "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
-    ...m.heaviest.map((r) => `| ${r.name} | ${r.launches} | ${r.op} | ${(r.terms / 1e6).toFixed(1)} | ${r.useful ? (r.useful / 1e6).toFixed(1) : "—"} | ${r.perUseful?.toFixed(1) ?? "—"} | ${r.registers} | ${r.spills} |`),
+    "| heaviest kernels | launches | op | mma | terms (M) | useful MACs (M) | thread-instructions per useful MAC | estimated µs | registers | spills |",
+    "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ...m.heaviest.map((r) => `| ${r.name} | ${r.launches} | ${r.op} | ${r.mma ? "yes" : "no"} | ${(r.terms / 1e6).toFixed(1)} | ${r.useful ? (r.useful / 1e6).toFixed(1) : "—"} | ${r.perUseful?.toFixed(2) ?? "—"} | ${(r.seconds * 1e6).toFixed(1)} | ${r.registers} | ${r.spills} |`),
     "",
   );
   console.error(`${model}: done`);
 }
 const body = [
-  "## CUDA without a GPU: launches, registers and instructions per multiply-add (static)",
+  "## CUDA without a GPU: launches, registers, tensor cores and instructions per multiply-add (static)",
   "",
   `Measured ${new Date().toISOString().slice(0, 10)} on ${machine()}, with ${run(ROOT, "nvcc", ["--version"]).trim().split("\n").at(-2)}, for sm_${ARCH}.`,
   "",
   ...lines,
-  "How: the `fit` and moving-average schedules as the CUDA target fuses them; ptxas's `-v` report per kernel; in each",
-  "kernel's PTX the innermost loop's instructions per fused multiply-add, times the loop's terms, plus the rest of the",
-  "kernel per output, over the multiply-adds the op needs (a convolution's taps outside the image, and a strided",
-  "gradient's masked ones, are not useful). **The step times are estimates, not measurements:** ulc's as those",
-  "thread-instructions at an H100's full issue rate (132 SMs × 4 schedulers × 32 lanes × 1.98 GHz, no stalls: a",
-  `lower bound) plus ${LAUNCH_S * 1e6} µs per kernel node; PyTorch eager's as the useful FLOPs at 40% of the H100's 495 TFLOP/s`,
+  "How: the `fit` and moving-average schedules as the CUDA target fuses them, lowered with precision tf32 (the CUDA",
+  "default: the matmuls and convolutions run as tensor-core GEMMs); ptxas's `-v` report per kernel. Thread-instructions:",
+  "for a thread-, warp- or block-per-output kernel, its PTX's innermost loop's instructions per fused multiply-add times",
+  "the loop's terms, plus the rest of the kernel per output; for a GEMM, every staged element at its PTX staging loop's",
+  `instructions per store; per thread and 8 terms, 4 fragment reads per m16 tile and 8 for the n8 tiles; 32 per mma; ${GEMM_EPILOGUE} per`,
+  "output (assumed). Per useful multiply-add: over the multiply-adds the op needs (a convolution's taps outside the",
+  "image, and a strided gradient's masked ones, are not useful). **The step times are estimates, not measurements:**",
+  "each kernel takes its thread-instructions at an H100's full issue rate (132 SMs × 4 schedulers × 32 lanes × 1.98 GHz,",
+  `no stalls: a lower bound) or, for a GEMM, its padded multiply-adds at ${MMA_MACS * 2 / 1e12} TFLOP/s of mma.sync TF32 (assumed: half the`,
+  `dense TF32 peak, which needs wgmma), whichever is longer, plus ${LAUNCH_S * 1e6} µs per kernel node; PyTorch eager's as the useful FLOPs at 40% of the H100's 495 TFLOP/s`,
   `of dense TF32 (its default for convolutions) plus ${EAGER_OP_S * 1e6} µs per op: the ops are counted by running the same model in PyTorch`,
   `on the CPU under its profiler (\`bench/cpu/peer.py --ops\`: the innermost aten ops of the forward and backward pass that compute),`,
   `plus ${EAGER_OPTIMIZER_OPS} for a multi-tensor Adam.`,

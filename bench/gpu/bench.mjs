@@ -44,7 +44,8 @@ const rows = [];
 const notes = [];
 let device = "";
 for (const model of ["ul_tiny", "ul_small"]) {
-  const program = lowerProgram(join(ROOT, "models", `${model}.ul`), { bindings: { B: batch } });
+  // The CUDA target's default precision: matmuls and convolutions on the tensor cores (the peer's TF32 too).
+  const program = lowerProgram(join(ROOT, "models", `${model}.ul`), { bindings: { B: batch }, precision: "tf32" });
   const started = performance.now();
   const session = await openCudaSession(program, { seed: 0, flavour: emulated ? "emulated" : "cuda" });
   const setup = performance.now() - started;

@@ -370,6 +370,9 @@ def main():
     if args.compile:
         step = torch.compile(step, mode="reduce-overhead")
     cuda = device.type == "cuda"
+    # TF32 contractions on both sides: ulc's CUDA target builds in tf32 by default, cuDNN's convolutions use TF32
+    # by default, and matmuls do once this is set.
+    torch.backends.cuda.matmul.allow_tf32 = True
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     for _ in range(args.warmup):
         step()

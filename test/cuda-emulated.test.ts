@@ -21,12 +21,19 @@ nativeSuites(cudaTarget("emulated"));
 
 describe("tensor-core GEMMs (a tf32 Program) on shapes that cross their blocks' edges", () => {
   // Convolutions and both gradients, and batched matmuls (one operand transposed), on shapes whose rows, columns
-  // and terms are not multiples of the blocks (16, 32 or 64 rows; 64 or 128 columns; 16 terms a slice).
+  // and terms are not multiples of the blocks (16, 32 or 64 rows; 64 or 128 columns; 16 terms a slice), and with
+  // long sums over few blocks (split-K: the blocks of a tile run on several OS threads, so its arrival protocol is
+  // exercised for real).
   const convs = fc.sample(
     fc.record({ n: fc.integer({ min: 1, max: 2 }), groups: fc.integer({ min: 1, max: 2 }), cinG: fc.integer({ min: 1, max: 5 }), coutG: fc.integer({ min: 1, max: 40 }), h: fc.integer({ min: 3, max: 13 }), w: fc.integer({ min: 3, max: 13 }), k: fc.integer({ min: 1, max: 3 }), stride: fc.integer({ min: 1, max: 2 }), padding: fc.integer({ min: 0, max: 1 }) }),
     { numRuns: 12, seed: 17 },
   );
-  const matmuls = fc.sample(fc.record({ b: fc.integer({ min: 1, max: 3 }), m: fc.integer({ min: 1, max: 80 }), k: fc.integer({ min: 1, max: 40 }), n: fc.integer({ min: 1, max: 150 }), transposed: fc.boolean() }), { numRuns: 12, seed: 19 });
+  const matmuls = [
+    ...fc.sample(fc.record({ b: fc.integer({ min: 1, max: 3 }), m: fc.integer({ min: 1, max: 80 }), k: fc.integer({ min: 1, max: 40 }), n: fc.integer({ min: 1, max: 150 }), transposed: fc.boolean() }), { numRuns: 12, seed: 19 }),
+    // Few output blocks and long sums: their terms split among blocks (split-K), 600 into 4 and 1000 into 7.
+    { b: 1, m: 20, k: 600, n: 30, transposed: false },
+    { b: 2, m: 70, k: 1000, n: 9, transposed: true },
+  ];
   const graphs = new Map<string, Graph>();
   const inputs = new Map<string, Map<string, InputTensor>>();
   /** Terms per output of each graph's contractions: the f32 summation-order bound needs them. */
@@ -61,8 +68,10 @@ describe("tensor-core GEMMs (a tf32 Program) on shapes that cross their blocks' 
 
   test("every contraction is a GEMM on mma.sync, and each matches the f32 interpreter of the same graph", async () => {
     const contractions = [...graphs.values()].flatMap((g) => g.nodes.filter((n) => ["matmul", "conv2d", "conv2d_grad_input", "conv2d_grad_weight"].includes(n.op.kind)));
-    const gemms = (emitCuda(program).files.get("program.cu")!.match(/ulc_mma_tf32\(acc/g) ?? []).length;
+    const cu = emitCuda(program).files.get("program.cu")!;
+    const gemms = (cu.match(/ulc_mma_tf32\(acc/g) ?? []).length;
     expect(gemms).toBeGreaterThan(0);
+    expect((cu.match(/__device__ unsigned k\d+_arrivals/g) ?? []).length, "split-K GEMMs").toBeGreaterThanOrEqual(2);
     // Identical GEMMs share a function, so at most as many as the contractions, and most of them distinct here.
     expect(gemms).toBeGreaterThanOrEqual(contractions.length / 2);
     const session = await openCudaSession(program, { seed: 1, flavour: "emulated" });

@@ -38,7 +38,10 @@ export function strategy(k: Kernel): Strategy {
 }
 
 export interface CudaKernel {
-  /** The function's text with `NAME` for its name, so identical kernels can share one function. */
+  /**
+   * The function's text (after a comment line) with `NAME` for its name, so identical kernels can share one
+   * function; `NAME` also prefixes the device memory a kernel declares before its function.
+   */
   readonly code: string;
   /** The C++ types of the kernel's buffer parameters: its inputs, then its outputs. */
   readonly buffers: readonly string[];
@@ -68,8 +71,9 @@ export function renderKernelCuda(k: Kernel): CudaKernel {
   const head = (threads: number) => [`// ${k.name}: fuses %${k.fused.join(", %")}`, `__global__ void __launch_bounds__(${threads}) ${KERNEL_NAME}(${signature}) {`];
   const rng = draws ? ["  const unsigned seed = rng[0], step = rng[1];"] : [];
   if (k.tile) {
-    const gemm = renderGemmCuda(k);
-    return { code: [...head(gemm.block), ...rng, ...gemm.lines, "}"].join("\n") + "\n", buffers, draws, grid: gemm.grid, block: gemm.block, cooperative: true };
+    const gemm = renderGemmCuda(k, KERNEL_NAME);
+    const [comment, signatureLine] = head(gemm.block);
+    return { code: [comment!, ...gemm.declarations, signatureLine!, ...rng, ...gemm.lines, "}"].join("\n") + "\n", buffers, draws, grid: gemm.grid, block: gemm.block, cooperative: true };
   }
   const how = strategy(k);
   const lines = head(BLOCK_SIZE);

@@ -19,12 +19,13 @@ const dist = (p) => pathToFileURL(join(ROOT, "dist", p)).href;
 const { lowerProgram } = await import(dist("compiler/lower.js"));
 const { fuse } = await import(dist("compiler/kernel/fuse.js"));
 const { emitCuda, cudaFuseOptions } = await import(dist("backends/cuda/program.js"));
-const { gemmBlock, BK, GEMM_THREADS } = await import(dist("backends/cuda/gemm.js"));
+const { gemmPlan, BK, GEMM_THREADS } = await import(dist("backends/cuda/gemm.js"));
 const { writeNativeBuild } = await import(dist("runtime/native/compile.js"));
 
 const ARCH = "90";
 /** H100 SXM: 132 SMs × 4 schedulers × 32 lanes at 1.98 GHz: thread-instructions per second at full issue. */
-const ISSUE_RATE = 132 * 4 * 32 * 1.98e9;
+const SMS = 132;
+const ISSUE_RATE = SMS * 4 * 32 * 1.98e9;
 /**
  * Tensor cores through mma.sync m16n8k8 TF32: assumed half the H100's 495 TFLOP/s of dense TF32 (which needs
  * Hopper's warpgroup wgmma to reach), in multiply-adds per second.
@@ -120,14 +121,14 @@ function stagingCost(lines, labels, isInstruction) {
  * take on the tensor cores.
  */
 function gemmWork(k, p) {
-  const { m, n } = k.tile;
-  const { bm, bn, fm } = gemmBlock(m);
-  const blocks = (k.size / (m * n)) * Math.ceil(m / bm) * Math.ceil(n / bn);
+  const { bm, bn, fm, tiles, splits } = gemmPlan(k);
   const slices = Math.ceil(k.reduce.count / BK);
-  const staged = blocks * slices * (bm + bn) * BK;
-  const mmas = blocks * slices * (BK / 8) * (GEMM_THREADS / 32) * fm * 4;
-  const fragmentReads = blocks * GEMM_THREADS * slices * (BK / 8) * (4 * fm + 8);
-  const instructions = staged * p.staging + mmas * 32 + fragmentReads + k.size * GEMM_EPILOGUE;
+  const staged = tiles * slices * (bm + bn) * BK;
+  const mmas = tiles * slices * (BK / 8) * (GEMM_THREADS / 32) * fm * 4;
+  const fragmentReads = tiles * GEMM_THREADS * slices * (BK / 8) * (4 * fm + 8);
+  // A split GEMM also stores its partial sums and reads them back: two instructions per partial, assumed.
+  const partials = splits > 1 ? 2 * tiles * splits * bm * bn : 0;
+  const instructions = staged * p.staging + mmas * 32 + fragmentReads + k.size * GEMM_EPILOGUE + partials;
   return { instructions, tensorSeconds: (mmas * 16 * 8 * 8) / MMA_MACS };
 }
 
@@ -182,8 +183,10 @@ function measure(model, B) {
         const perTerm = k.reduce && p.loopFmas > 0 ? p.loopInstructions / p.loopFmas : 0;
         const gemm = k.tile ? gemmWork(k, p) : undefined;
         const instructions = gemm?.instructions ?? (k.reduce ? terms * perTerm + k.size * (p.instructions - p.loopInstructions) : k.size * p.instructions);
-        // A kernel takes its instructions at the full issue rate, or its tensor-core work, whichever is longer.
-        const seconds = Math.max(instructions / ISSUE_RATE, gemm?.tensorSeconds ?? 0);
+        // A kernel takes its instructions at the issue rate of the SMs its blocks occupy, or its tensor-core work
+        // on those SMs, whichever is longer: a GEMM of 9 blocks uses 9 of 132 SMs however long its sums are.
+        const occupied = Math.min(1, dispatches[i].grid / SMS);
+        const seconds = Math.max(instructions / ISSUE_RATE, gemm?.tensorSeconds ?? 0) / occupied;
         const useful = contraction === undefined ? undefined : usefulMacs(graph, contraction);
         return { name, op: contraction === undefined ? (k.reduce ? "reduce" : "element-wise") : graph.nodes[contraction].op.kind, terms, useful, instructions, seconds, perUseful: useful ? instructions / useful : undefined, ...regs.get(name), mma: p.mma };
       });
@@ -257,7 +260,8 @@ const body = [
   "image, and a strided gradient's masked ones, are not useful). **The step times are estimates, not measurements:**",
   "each kernel takes its thread-instructions at an H100's full issue rate (132 SMs × 4 schedulers × 32 lanes × 1.98 GHz,",
   `no stalls: a lower bound) or, for a GEMM, its padded multiply-adds at ${MMA_MACS * 2 / 1e12} TFLOP/s of mma.sync TF32 (assumed: half the`,
-  `dense TF32 peak, which needs wgmma), whichever is longer, plus ${LAUNCH_S * 1e6} µs per kernel node; PyTorch eager's as the useful FLOPs at 40% of the H100's 495 TFLOP/s`,
+  "dense TF32 peak, which needs wgmma), whichever is longer, scaled up when it has fewer blocks than the GPU has SMs",
+  `(only that share of the GPU works), plus ${LAUNCH_S * 1e6} µs per kernel node; PyTorch eager's as the useful FLOPs at 40% of the H100's 495 TFLOP/s`,
   `of dense TF32 (its default for convolutions) plus ${EAGER_OP_S * 1e6} µs per op: the ops are counted by running the same model in PyTorch`,
   `on the CPU under its profiler (\`bench/cpu/peer.py --ops\`: the innermost aten ops of the forward and backward pass that compute),`,
   `plus ${EAGER_OPTIMIZER_OPS} for a multi-tensor Adam.`,

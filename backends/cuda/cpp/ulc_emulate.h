@@ -340,6 +340,15 @@ inline void __syncthreads() {
   ulc_emu::pass();
 }
 
+/** Blocks run on several OS threads at once, so device-wide atomics and fences are the CPU's. */
+inline void __threadfence() {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+}
+
+inline unsigned atomicAdd(unsigned* address, unsigned v) {
+  return __atomic_fetch_add(address, v, __ATOMIC_SEQ_CST);
+}
+
 namespace ulc_emu {
 /**
  * Every thread of the block posts `v`, and after the block's barrier reads everyone's (indexed by threadIdx.x):

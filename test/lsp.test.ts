@@ -74,14 +74,14 @@ describe("ulc lsp", () => {
     expect(await hoverText(at("let h0", 4))).toContain("h0: f32[B, 32, 32, 32]");
     expect(await hoverText(at("let z_clean", 4))).toContain("z_clean: f32[B, 4, 8, 8]");
     // An expression's, not only a name's: the call `encoder(x)`, the cursor on its closing parenthesis.
-    expect((await hoverText(at("encoder(x)", "encoder(x".length))).split("\n")).toContain("f32[B, 4, 8, 8]");
+    expect((await hoverText(at("encoder(x)", "encoder(x".length))).split("\n")).toContain("f32[B, 4, 8, 8]  // Zc = 4");
     // A component: its module with the values of the module's generics.
     expect(await hoverText(at("encoder(x)"))).toContain("encoder: module ConvEncoder<Zc = 4>");
   });
 
   test("hover lists each instantiation of generic code with its generics' values: the model's and the module's own", async () => {
     const lines = (await hoverText(at("var h = stem(z_t)", 4))).split("\n");
-    expect(lines).toContain("h: f32[B, 64, 8, 8]  // Zc = 4, C = 64, Depth = 4, H = 8, W = 8"); // inside UlSmall: LatentPrior<zc, 64, 4>
+    expect(lines).toContain("h: f32[B, 64, 8, 8]  // Zc = 4, C = 64, Depth = 4, H = 8, W = 8"); // inside UlSmall: LatentPrior<Zc, 64, 4>
     expect(lines).toContain("h: f32[B, C, H, W]"); // the module checked with its generics as symbols
     // An annotation shows what it is in each instantiation too.
     expect((await hoverText(at("f32[B, Zc, H, W]"))).split("\n")).toEqual(expect.arrayContaining(["f32[B, 4, 8, 8]  // Zc = 4, C = 64, Depth = 4, H = 8, W = 8", "f32[B, Zc, H, W]"]));
@@ -103,7 +103,7 @@ describe("ulc lsp", () => {
     const items = (await client.connection.sendRequest(CompletionRequest.type, { textDocument: { uri: SMALL_URI }, position: at("\nconst channels", 1) })) as CompletionItem[];
     const linear = items.find((i) => i.label === "Linear");
     expect(linear?.additionalTextEdits?.[0]?.newText).toBe("from std.layers import Linear\n");
-    expect(items.map((i) => i.label)).toEqual(expect.arrayContaining(["ConvEncoder", "UlSmall", "zc", "Conv2d", "model", "f32", "conv2d"]));
+    expect(items.map((i) => i.label)).toEqual(expect.arrayContaining(["ConvEncoder", "UlSmall", "zs", "Conv2d", "model", "f32", "conv2d"]));
 
     const scratch = pathToFileURL(join(dir, "scratch.ul")).href;
     await client.open(scratch, "from std.");
@@ -150,7 +150,7 @@ describe("ulc lsp", () => {
     const model = symbols.find((s) => s.name === "UlSmall");
     expect(model?.detail).toBe("model");
     expect(model?.children?.map((c) => c.name)).toEqual(expect.arrayContaining(["fit", "evaluate", "encoder", "loss_factor"]));
-    expect(symbols.map((s) => s.name)).toEqual(expect.arrayContaining(["ConvEncoder", "ul_report", "zc"]));
+    expect(symbols.map((s) => s.name)).toEqual(expect.arrayContaining(["ConvEncoder", "ul_report", "zs"]));
   });
 
   test("shutdown and exit end the server with code 0, having written nothing on stderr", async () => {

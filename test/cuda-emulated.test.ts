@@ -23,7 +23,7 @@ describe("tensor-core GEMMs (a tf32 Program) on shapes that cross their blocks' 
   // Convolutions and both gradients, and batched matmuls (one operand transposed), on shapes whose rows, columns
   // and terms are not multiples of the blocks (16, 32 or 64 rows; 64 or 128 columns; 16 terms a slice), and with
   // long sums over few blocks (split-K: the blocks of a tile run on several OS threads, so its arrival protocol is
-  // exercised for real).
+  // exercised for real), and strided input gradients (a GEMM per parity class of the output positions).
   const convs = fc.sample(
     fc.record({ n: fc.integer({ min: 1, max: 2 }), groups: fc.integer({ min: 1, max: 2 }), cinG: fc.integer({ min: 1, max: 5 }), coutG: fc.integer({ min: 1, max: 40 }), h: fc.integer({ min: 3, max: 13 }), w: fc.integer({ min: 3, max: 13 }), k: fc.integer({ min: 1, max: 3 }), stride: fc.integer({ min: 1, max: 2 }), padding: fc.integer({ min: 0, max: 1 }) }),
     { numRuns: 12, seed: 17 },
@@ -72,6 +72,10 @@ describe("tensor-core GEMMs (a tf32 Program) on shapes that cross their blocks' 
     const gemms = (cu.match(/ulc_mma_tf32\(acc/g) ?? []).length;
     expect(gemms).toBeGreaterThan(0);
     expect((cu.match(/__device__ unsigned k\d+_arrivals/g) ?? []).length, "split-K GEMMs").toBeGreaterThanOrEqual(2);
+    // Every strided input gradient runs per parity class, with only the taps each class meets.
+    const strided = convs.filter((c) => c.stride > 1).length;
+    expect(strided).toBeGreaterThan(2);
+    expect((cu.match(/auto position = /g) ?? []).length, "parity-class GEMMs").toBeGreaterThanOrEqual(Math.min(strided, 2));
     // Identical GEMMs share a function, so at most as many as the contractions, and most of them distinct here.
     expect(gemms).toBeGreaterThanOrEqual(contractions.length / 2);
     const session = await openCudaSession(program, { seed: 1, flavour: "emulated" });

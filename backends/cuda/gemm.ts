@@ -8,7 +8,7 @@
 // The factors must already be TF32 values: a Program lowered with precision tf32 reads every contraction's
 // operands through round_tf32 (compiler/passes/precision.ts), so the reference interpreter computes the same
 // products exactly and only the order of the fp32 sums differs.
-import { tileFactors, type Kernel } from "../../compiler/kernel/ir.js";
+import { tileFactors, type Kernel, type ParityClasses } from "../../compiler/kernel/ir.js";
 import { renderSx } from "../c-like/expr.js";
 import { CPP as CUDA, STORAGE } from "../native/dialect.js";
 
@@ -32,32 +32,79 @@ function gemmBlock(m: number): { bm: number; bn: number; fm: number; warpCols: n
 const SMS = 132;
 const SPLIT_TARGET = 2 * SMS;
 
+/** One parity class of a strided input gradient's GEMM (or the whole matrix): its columns, blocks and terms. */
+export interface GemmClass {
+  readonly columns: number;
+  readonly columnBlocks: number;
+  readonly terms: number;
+}
+
 export interface GemmPlan {
   readonly bm: number;
   readonly bn: number;
   readonly fm: number;
   readonly warpCols: number;
-  /** Blocks of outputs: matrices × row blocks × column blocks. */
+  /** Each matrix's column classes (one, or a strided input gradient's s² parity classes), in block order. */
+  readonly classes: readonly GemmClass[];
+  /** Blocks of outputs: matrices × row blocks × every class's column blocks. */
   readonly tiles: number;
   /** Blocks per tile, each summing `termsPerSplit` of the terms (split-K); 1 when the tiles fill the GPU. */
   readonly splits: number;
   readonly termsPerSplit: number;
 }
 
+/** Parity class (a, b)'s numbers: its output rows h ≡ a − p (mod s), from h0, meet taps a, a + s, ... below KH. */
+function parityClass(p: ParityClasses, a: number, b: number, bn: number): GemmClass {
+  const { stride: s, padding, height, width, taps, groupOutputs } = p;
+  const first = (x: number) => (((x - padding) % s) + s) % s;
+  const count = (from: number, size: number) => Math.max(0, Math.ceil((size - from) / s));
+  const columns = count(first(a), height) * count(first(b), width);
+  return { columns, columnBlocks: Math.ceil(columns / bn), terms: groupOutputs * count(a, taps[0]) * count(b, taps[1]) };
+}
+
 /**
  * How a tiled kernel runs. A GEMM with few output blocks and long sums (a weight gradient: 32 × 288 outputs, 65,536
  * terms) would leave most SMs idle, so its terms are split among blocks, at least 8 slices each, until there are
  * about two blocks per SM; the last block of a tile to finish sums the partial sums in split order (so the result
- * does not depend on timing) and runs the epilogue.
+ * does not depend on timing) and runs the epilogue. A strided input gradient runs each parity class of its
+ * columns with only the taps that class meets (never split: it has blocks enough).
  */
 export function gemmPlan(k: Kernel): GemmPlan {
-  const { m, n } = k.tile!;
+  const { m, n, parity } = k.tile!;
   const block = gemmBlock(m);
-  const tiles = (k.size / (m * n)) * Math.ceil(m / block.bm) * Math.ceil(n / block.bn);
+  const s = parity?.stride ?? 1;
+  const classes = parity
+    ? Array.from({ length: s * s }, (_, c) => parityClass(parity, Math.floor(c / s), c % s, block.bn))
+    : [{ columns: n, columnBlocks: Math.ceil(n / block.bn), terms: k.reduce!.count }];
+  const tiles = (k.size / (m * n)) * Math.ceil(m / block.bm) * classes.reduce((t, c) => t + c.columnBlocks, 0);
   const slices = Math.ceil(k.reduce!.count / BK);
-  const wanted = tiles >= SPLIT_TARGET ? 1 : Math.max(1, Math.min(Math.ceil(SPLIT_TARGET / tiles), Math.floor(slices / 8)));
+  const wanted = parity || tiles >= SPLIT_TARGET ? 1 : Math.max(1, Math.min(Math.ceil(SPLIT_TARGET / tiles), Math.floor(slices / 8)));
   const perSplit = Math.ceil(slices / wanted);
-  return { ...block, tiles, splits: Math.ceil(slices / perSplit), termsPerSplit: perSplit * BK };
+  return { ...block, classes, tiles, splits: Math.ceil(slices / perSplit), termsPerSplit: perSplit * BK };
+}
+
+/**
+ * A parity-class GEMM's setup: which class (ta, tb) block `cb` of a matrix falls in, and for that class the first
+ * output row and column (h0, w0), its columns per row (nw), its count of terms and the r of the full tap range its
+ * term rc stands for: rc counts (og, jh, jw) over the class's own taps, r over ⌈KH/s⌉ × ⌈KW/s⌉ of them.
+ */
+function paritySetup(p: ParityClasses, bn: number): string[] {
+  const { stride: s, padding, height, width, taps, groupOutputs } = p;
+  const [JH, JW] = [Math.ceil(taps[0] / s), Math.ceil(taps[1] / s)];
+  return [
+    "  int ta = 0, tb = 0, h0 = 0, w0 = 0, nw = 0, columns = 0;",
+    `  for (int c = 0; c < ${s * s}; ++c) {`,
+    `    ta = c / ${s}; tb = c % ${s};`,
+    `    h0 = ((ta - ${padding}) % ${s} + ${s}) % ${s}; w0 = ((tb - ${padding}) % ${s} + ${s}) % ${s};`,
+    `    nw = ulc_max(0, (${width} - w0 + ${s - 1}) / ${s}); columns = ulc_max(0, (${height} - h0 + ${s - 1}) / ${s}) * nw;`,
+    `    const int blocks = (columns + ${bn - 1}) / ${bn};`,
+    "    if (cb < blocks) break;",
+    "    cb -= blocks;",
+    "  }",
+    `  const int jh = ulc_max(0, (${taps[0]} - ta + ${s - 1}) / ${s}), jw = ulc_max(0, (${taps[1]} - tb + ${s - 1}) / ${s}), count = ${groupOutputs} * jh * jw;`,
+    `  auto term = [=](int rc) { return ((rc / (jh * jw)) * ${JH} + rc / jw % jh) * ${JW} + rc % jw; };`,
+    `  auto position = [=](int jc) { return (h0 + ${s} * (jc / nw)) * ${width} + w0 + ${s} * (jc % nw); };`,
+  ];
 }
 
 /**
@@ -65,14 +112,17 @@ export function gemmPlan(k: Kernel): GemmPlan {
  * device memory), its body after its first lines (signature, {seed, step}), and its launch shape.
  */
 export function renderGemmCuda(k: Kernel, name: string): { declarations: string[]; lines: string[]; grid: number; block: number } {
-  const { m, n } = k.tile!;
+  const { m, n, parity } = k.tile!;
   const count = k.reduce!.count;
   const { lhs, rhs } = tileFactors(k);
   const inputs = k.inputs.map((i) => i.dtype);
-  const { bm, bn, fm, warpCols, tiles, splits, termsPerSplit } = gemmPlan(k);
-  const rowBlocks = Math.ceil(m / bm), colBlocks = Math.ceil(n / bn);
+  const { bm, bn, fm, warpCols, classes, tiles, splits, termsPerSplit } = gemmPlan(k);
+  const rowBlocks = Math.ceil(m / bm), colBlocks = classes.reduce((t, c) => t + c.columnBlocks, 0);
   const split = splits > 1;
   const [partials, arrivals] = [`${name}_partials`, `${name}_arrivals`];
+  // How a column (within the block's class) becomes an output position, a term r of the class the reduction's,
+  // and the row's factor is read: for a parity class at its first position (any of the class would do).
+  const [position, term, lhsColumn, columns] = parity ? ["position(col)", "term(r)", "h0 * " + parity.width + " + w0", "columns"] : ["col", "r", "0", String(n)];
   // Accumulator q of tile (i, j) is row g (+8 for q ≥ 2), column 2t (+1 for odd q) of that 16 × 8 tile.
   const eachAccumulator = (body: string[]) => [
     `  ULC_UNROLL for (int i = 0; i < ${fm}; ++i)`,
@@ -91,20 +141,23 @@ export function renderGemmCuda(k: Kernel, name: string): { declarations: string[
     `  __shared__ float Bs[${BK}][${bn + 8}];`,
     "  const int tid = (int)threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;",
     // Block w sums split w % splits of tile w / splits, which covers rows block (tile / colBlocks) % rowBlocks and
-    // columns block tile % colBlocks of matrix tile / (rowBlocks · colBlocks).
-    `  const int tile = (int)blockIdx.x / ${splits}, begin = (int)blockIdx.x % ${splits} * ${termsPerSplit}, end = ulc_min(begin + ${termsPerSplit}, ${count});`,
-    `  const int base = tile / ${rowBlocks * colBlocks} * ${m * n}, row0 = tile / ${colBlocks} % ${rowBlocks} * ${bm}, col0 = tile % ${colBlocks} * ${bn};`,
+    // column block tile % colBlocks (the classes' blocks one after another) of matrix tile / (rowBlocks · colBlocks).
+    `  const int tile = (int)blockIdx.x / ${splits};`,
+    `  const int base = tile / ${rowBlocks * colBlocks} * ${m * n}, row0 = tile / ${colBlocks} % ${rowBlocks} * ${bm};`,
+    `  ${parity ? "int" : "const int"} cb = tile % ${colBlocks};`,
+    ...(parity ? paritySetup(parity, bn) : [`  const int count = ${count};`]),
+    `  const int col0 = cb * ${bn}, begin = (int)blockIdx.x % ${splits} * ${termsPerSplit}, end = ulc_min(begin + ${termsPerSplit}, count);`,
     `  const int wrow = warp / ${warpCols} * ${16 * fm}, wcol = warp % ${warpCols} * 32;`,
     `  float acc[${fm}][4][4] = {};`,
-    `  for (int k0 = begin; k0 < end; k0 += ${BK}) {`,
+    "  for (int k0 = begin; k0 < end; k0 += " + BK + ") {",
     // Out-of-range rows, columns and terms stage zeros: they add nothing, and their outputs are never stored.
     `    ULC_NO_UNROLL for (int e = tid; e < ${bm * BK}; e += ${THREADS}) {`,
     `      const int i = e / ${BK}, kk = e % ${BK}, row = row0 + i, r = k0 + kk;`,
-    `      As[i][kk] = row < ${m} && r < end ? lhs(base + row * ${n}, r) : 0.0f;`,
+    `      As[i][kk] = row < ${m} && r < end ? lhs(base + row * ${n} + ${lhsColumn}, ${term}) : 0.0f;`,
     "    }",
     `    ULC_NO_UNROLL for (int e = tid; e < ${BK * bn}; e += ${THREADS}) {`,
     `      const int kk = e / ${bn}, j = e % ${bn}, col = col0 + j, r = k0 + kk;`,
-    `      Bs[kk][j] = col < ${n} && r < end ? rhs(base + col, r) : 0.0f;`,
+    `      Bs[kk][j] = col < ${columns} && r < end ? rhs(base + ${position}, ${term}) : 0.0f;`,
     "    }",
     "    __syncthreads();",
     `    ULC_UNROLL for (int ks = 0; ks < ${BK}; ks += 8) {`,
@@ -142,8 +195,8 @@ export function renderGemmCuda(k: Kernel, name: string): { declarations: string[
       : []),
     ...eachAccumulator([
       "const int row = row0 + i0, col = col0 + j0;",
-      `if (row < ${m} && col < ${n}) {`,
-      `  const int gid = base + row * ${n} + col;`,
+      `if (row < ${m} && col < ${columns}) {`,
+      `  const int gid = base + row * ${n} + ${position};`,
       "  out[gid] = result(gid, acc[i][j][q]);",
       "}",
     ]),

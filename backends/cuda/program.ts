@@ -79,7 +79,7 @@ export const MAX_INPUTS = 32;
 /** How the CUDA target fuses a Program's graphs (the static benchmark rebuilds its schedules with the same). */
 export function cudaFuseOptions(program: Program): Pick<EmitOptions, "maxInputs" | "siblings" | "tile"> {
   // A tile's rows and columns are fusion's business; the GEMM picks its own block shape from the matrix's.
-  return { maxInputs: MAX_INPUTS, siblings: true, ...(program.precision === "tf32" && { tile: { rows: 64, cols: 64 } }) };
+  return { maxInputs: MAX_INPUTS, siblings: true, ...(program.precision === "tf32" && { tile: { rows: 64, cols: 64, parity: true } }) };
 }
 
 /**

@@ -150,7 +150,8 @@ export function renderKernelWgsl(k: Kernel, options: WgslKernelOptions = {}): { 
  * has no branches.
  */
 function renderTiled(k: Kernel, lines: string[], out: string, [wx, wy]: readonly [number, number]): { code: string; workgroups: [number, number] } {
-  const { m, n, rows, cols } = k.tile!;
+  const { m, n, rows, cols, parity } = k.tile!;
+  if (parity) throw new Error(`${k.name}: WGSL tiles no parity classes (fused without FuseOptions.tile.parity)`);
   const { lhs, rhs } = tileFactors(k);
   const inputs = k.inputs.map((i) => i.dtype);
   const blockRows = Math.ceil(m / (rows * wy));

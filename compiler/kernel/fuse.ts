@@ -8,7 +8,7 @@
 // (tuned templates such as a register-blocked matmul) replace the ops named in `library`. With `siblings`,
 // adjacent element-wise kernels of one size then merge into kernels of several outputs (kernel/siblings.ts).
 import { strides, type Graph, type Node } from "../ir.js";
-import { GID, R, ixAdd, ixConst, ixDiv, ixMod, ixMul, type Ix, type Kernel, type KernelInput, type LibraryOperand, type Schedule, type Step, type Sx, type Tile } from "./ir.js";
+import { GID, R, ixAdd, ixConst, ixDiv, ixMod, ixMul, type Ix, type Kernel, type KernelInput, type LibraryOperand, type ParityClasses, type Schedule, type Step, type Sx, type Tile } from "./ir.js";
 import { mergeSiblings } from "./siblings.js";
 
 const ELEMENTWISE = new Set(["unary", "binary", "compare", "select", "cast", "stop_gradient"]);
@@ -38,9 +38,10 @@ export interface FuseOptions {
   /**
    * The largest register tile (rows × cols outputs per invocation) of a kernel computing a sum of products of
    * at least `minProducts` multiply-adds (default 0); default none: one output per invocation. Each kernel's
-   * tile splits its matrices into equal blocks.
+   * tile splits its matrices into equal blocks. `parity`: the renderer runs a strided input gradient's parity
+   * classes as GEMMs of their own (kernel/ir.ts, ParityClasses); without it a tiled one multiplies masked taps.
    */
-  readonly tile?: { readonly rows: number; readonly cols: number; readonly minProducts?: number };
+  readonly tile?: { readonly rows: number; readonly cols: number; readonly minProducts?: number; readonly parity?: boolean };
   /** Merge adjacent element-wise kernels of one size into multi-output kernels (kernel/siblings.ts); default off. */
   readonly siblings?: boolean;
 }
@@ -163,7 +164,7 @@ interface Contraction {
    * Set when the output is a batch of m × n matrices whose every term is lhs · rhs, lhs independent of the
    * column and rhs of the row (kernel/ir.ts, Tile); `body` is then that product.
    */
-  readonly gemm?: { readonly m: number; readonly n: number };
+  readonly gemm?: { readonly m: number; readonly n: number; readonly parity?: ParityClasses };
   /** The term for reduction counter `r` (built lazily, after the kernel has registered the contraction). */
   body(): Sx;
   /** The node's value from the accumulated `acc`. */
@@ -176,7 +177,7 @@ interface Contraction {
  * tap outside the image reads 0 (the interpreter skips it: the same sum unless the other factor is infinite
  * or NaN), which keeps the term a product of a factor per row and a factor per column of its implicit GEMM.
  */
-function contraction(n: Node, idx: readonly Ix[], operand: (i: number, at: readonly Ix[]) => Sx, g: Graph, tiling: boolean): Contraction {
+function contraction(n: Node, idx: readonly Ix[], operand: (i: number, at: readonly Ix[]) => Sx, g: Graph, tiling: FuseOptions["tile"]): Contraction {
   const op = n.op;
   const t = n.dtype;
   const shapeOf = (i: number) => g.nodes[n.inputs[i]!]!.shape;
@@ -240,7 +241,7 @@ function contraction(n: Node, idx: readonly Ix[], operand: (i: number, at: reado
       const Og = O / op.groups;
       const [nn, ci, h, w] = idx as [Ix, Ix, Ix, Ix];
       const s = op.stride;
-      if (s > 1 && !tiling) {
+      if (s > 1 && (!tiling || tiling.parity)) {
         // Strided: of the taps kh, only those ≡ h + p (mod s) divide exactly, so the sum visits just those,
         // kh = (h + p) mod s + j·s (in the same order as all of them, so the same sum): 1/s² of the terms, and
         // the row (h + p − kh)/s = ⌊(h + p)/s⌋ − j needs no division test. A tiled kernel keeps every tap,
@@ -255,10 +256,18 @@ function contraction(n: Node, idx: readonly Ix[], operand: (i: number, at: reado
           return { k, at, cond: [within(k, K), within(at, size)] };
         };
         const [rows, cols] = [along(h, jh, KH, HO), along(w, jw, KW, WO)];
+        const weight = () => operand(1, [o, ixMod(ci, Cg), rows.k, cols.k]);
+        const gradient = () => operand(0, [nn, o, rows.at, cols.at]);
+        if (!tiling)
+          return { fn: "sum", count: Og * JH * JW, body: () => guarded([...rows.cond, ...cols.cond], mul(weight(), gradient())), finish: identity };
+        // As a GEMM per parity class: the tap's test with the weight (a factor per row and class), the dy
+        // position's with dy (a factor per column).
+        const [H, W] = [n.shape[2]!, n.shape[3]!];
         return {
           fn: "sum",
           count: Og * JH * JW,
-          body: () => guarded([...rows.cond, ...cols.cond], mul(operand(1, [o, ixMod(ci, Cg), rows.k, cols.k]), operand(0, [nn, o, rows.at, cols.at]))),
+          gemm: { m: Cg, n: H * W, parity: { stride: s, padding: op.padding, height: H, width: W, taps: [KH, KW], groupOutputs: Og } },
+          body: () => mul(guarded([rows.cond[0]!, cols.cond[0]!], weight()), guarded([rows.cond[1]!, cols.cond[1]!], gradient())),
           finish: identity,
         };
       }
@@ -390,7 +399,7 @@ class KernelBuilder {
     // A second reduction, or one whose every result would be recomputed for several outputs (a row sum read
     // through a broadcast), is materialised.
     if (this.reduce || this.replicated > 0) throw new Materialize(n.id);
-    const c = contraction(n, idx, (i, at) => this.at(this.g.nodes[n.inputs[i]!]!, at), this.g, this.maxTile !== undefined);
+    const c = contraction(n, idx, (i, at) => this.at(this.g.nodes[n.inputs[i]!]!, at), this.g, this.maxTile);
     this.fused.add(n.id);
     this.reduceNode = n.id;
     // Placeholder first, so a nested contraction in the prologue is detected as a second one.

@@ -151,6 +151,24 @@ export interface Tile {
   readonly n: number;
   readonly rows: number;
   readonly cols: number;
+  /** Set on a strided input gradient whose columns split into parity classes (ParityClasses). */
+  readonly parity?: ParityClasses;
+}
+
+/**
+ * A stride-s input gradient as s² GEMMs, one per parity class of its output positions: output row h (height ×
+ * width positions, the columns) meets the kernel taps kh ≡ h + padding (mod s) only, kh = (h + padding) mod s +
+ * j·s. The kernel's reduction counts r over (og, jh, jw) ∈ groupOutputs × ⌈KH/s⌉ × ⌈KW/s⌉, and its lhs (the
+ * weights, masked where a tap is past the kernel) depends on the column only through its class; a renderer that
+ * runs each class with its own count of taps multiplies no masked tap.
+ */
+export interface ParityClasses {
+  readonly stride: number;
+  readonly padding: number;
+  readonly height: number;
+  readonly width: number;
+  readonly taps: readonly [number, number];
+  readonly groupOutputs: number;
 }
 
 /** Another output of an element-wise kernel (kernel/siblings.ts): written at the same index, from its own body. */

@@ -188,7 +188,11 @@ export function renderGemmCuda(k: Kernel, name: string): { declarations: string[
           "  if (!last) return;",
           "  __threadfence();",
           `  const volatile float* const all = ${partials} + (size_t)tile * ${splits * bm * bn};`,
-          ...eachAccumulator([`float sum = 0.0f;`, `for (int s = 0; s < ${splits}; ++s) sum += all[s * ${bm * bn} + i0 * ${bn} + j0];`, "acc[i][j][q] = sum;"]),
+          // Split by split (each output's sum still in split order), so only the accumulators stay live.
+          ...eachAccumulator(["acc[i][j][q] = 0.0f;"]),
+          `  ULC_NO_UNROLL for (int s = 0; s < ${splits}; ++s) {`,
+          ...eachAccumulator([`acc[i][j][q] += all[s * ${bm * bn} + i0 * ${bn} + j0];`]).map((l) => `  ${l}`),
+          "  }",
           // Ready for the next launch (a CUDA Graph's replay).
           `  if (tid == 0) ${arrivals}[tile] = 0u;`,
         ]

@@ -189,7 +189,7 @@ export function renderGemmCuda(k: Kernel, name: string): { declarations: string[
           "  __threadfence();",
           `  const volatile float* const all = ${partials} + (size_t)tile * ${splits * bm * bn};`,
           // Split by split (each output's sum still in split order), so only the accumulators stay live.
-          ...eachAccumulator(["acc[i][j][q] = 0.0f;"]),
+          `  ULC_UNROLL for (int i = 0; i < ${fm}; ++i) ULC_UNROLL for (int j = 0; j < 4; ++j) ULC_UNROLL for (int q = 0; q < 4; ++q) acc[i][j][q] = 0.0f;`,
           `  ULC_NO_UNROLL for (int s = 0; s < ${splits}; ++s) {`,
           ...eachAccumulator([`acc[i][j][q] += all[s * ${bm * bn} + i0 * ${bn} + j0];`]).map((l) => `  ${l}`),
           "  }",

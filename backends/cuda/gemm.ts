@@ -122,7 +122,8 @@ export function renderGemmCuda(k: Kernel, name: string): { declarations: string[
   const [partials, arrivals] = [`${name}_partials`, `${name}_arrivals`];
   // How a column (within the block's class) becomes an output position, a term r of the class the reduction's,
   // and the row's factor is read: for a parity class at its first position (any of the class would do).
-  const [position, term, lhsColumn, columns] = parity ? ["position(col)", "term(r)", "h0 * " + parity.width + " + w0", "columns"] : ["col", "r", "0", String(n)];
+  const position = (column: string) => (parity ? `position(${column})` : column);
+  const [term, lhsColumn, columns] = parity ? ["term(r)", `h0 * ${parity.width} + w0`, "columns"] : ["r", "0", String(n)];
   // Accumulator q of tile (i, j) is row g (+8 for q ≥ 2), column 2t (+1 for odd q) of that 16 × 8 tile.
   const eachAccumulator = (body: string[]) => [
     `  ULC_UNROLL for (int i = 0; i < ${fm}; ++i)`,
@@ -149,15 +150,19 @@ export function renderGemmCuda(k: Kernel, name: string): { declarations: string[
     `  const int col0 = cb * ${bn}, begin = (int)blockIdx.x % ${splits} * ${termsPerSplit}, end = ulc_min(begin + ${termsPerSplit}, count);`,
     `  const int wrow = warp / ${warpCols} * ${16 * fm}, wcol = warp % ${warpCols} * 32;`,
     `  float acc[${fm}][4][4] = {};`,
+    // A thread stages the same term of its rows of A and the same column of B in every slice, so what depends only
+    // on the row or the column (a convolution's output position, its channel and tap) is computed once, before
+    // the loop; the passes unroll.
+    `  const int ak = tid % ${BK}, ai = tid / ${BK}, bj = tid % ${bn}, bk = tid / ${bn}, bcol = col0 + bj;`,
     "  for (int k0 = begin; k0 < end; k0 += " + BK + ") {",
     // Out-of-range rows, columns and terms stage zeros: they add nothing, and their outputs are never stored.
-    `    ULC_NO_UNROLL for (int e = tid; e < ${bm * BK}; e += ${THREADS}) {`,
-    `      const int i = e / ${BK}, kk = e % ${BK}, row = row0 + i, r = k0 + kk;`,
-    `      As[i][kk] = row < ${m} && r < end ? lhs(base + row * ${n} + ${lhsColumn}, ${term}) : 0.0f;`,
+    `    ULC_UNROLL for (int pass = 0; pass < ${(bm * BK) / THREADS}; ++pass) {`,
+    `      const int i = ai + pass * ${THREADS / BK}, row = row0 + i, r = k0 + ak;`,
+    `      As[i][ak] = row < ${m} && r < end ? lhs(base + row * ${n} + ${lhsColumn}, ${term}) : 0.0f;`,
     "    }",
-    `    ULC_NO_UNROLL for (int e = tid; e < ${BK * bn}; e += ${THREADS}) {`,
-    `      const int kk = e / ${bn}, j = e % ${bn}, col = col0 + j, r = k0 + kk;`,
-    `      Bs[kk][j] = col < ${columns} && r < end ? rhs(base + ${position}, ${term}) : 0.0f;`,
+    `    ULC_UNROLL for (int pass = 0; pass < ${(BK * bn) / THREADS}; ++pass) {`,
+    `      const int kk = bk + pass * ${THREADS / bn}, r = k0 + kk;`,
+    `      Bs[kk][bj] = bcol < ${columns} && r < end ? rhs(base + ${position("bcol")}, ${term}) : 0.0f;`,
     "    }",
     "    __syncthreads();",
     `    ULC_UNROLL for (int ks = 0; ks < ${BK}; ks += 8) {`,
@@ -200,7 +205,7 @@ export function renderGemmCuda(k: Kernel, name: string): { declarations: string[
     ...eachAccumulator([
       "const int row = row0 + i0, col = col0 + j0;",
       `if (row < ${m} && col < ${columns}) {`,
-      `  const int gid = base + row * ${n} + ${position};`,
+      `  const int gid = base + row * ${n} + ${position("col")};`,
       "  out[gid] = result(gid, acc[i][j][q]);",
       "}",
     ]),

@@ -68,15 +68,17 @@ export function renderKernelCuda(k: Kernel): CudaKernel {
     const value = renderSx(o.body, inputs, CUDA);
     return `  out${i || ""}[gid] = ${o.dtype === "bool" ? `(${value} ? 1.0f : 0.0f)` : value};`;
   });
-  const head = (threads: number) => [`// ${k.name}: fuses %${k.fused.join(", %")}`, `__global__ void __launch_bounds__(${threads}) ${KERNEL_NAME}(${signature}) {`];
+  const head = (bounds: string) => [`// ${k.name}: fuses %${k.fused.join(", %")}`, `__global__ void __launch_bounds__(${bounds}) ${KERNEL_NAME}(${signature}) {`];
   const rng = draws ? ["  const unsigned seed = rng[0], step = rng[1];"] : [];
   if (k.tile) {
     const gemm = renderGemmCuda(k, KERNEL_NAME);
-    const [comment, signatureLine] = head(gemm.block);
+    // At least 4 blocks an SM, so up to 128 registers a thread: with the block size alone ptxas squeezed some
+    // GEMMs into 40 registers, and spilled.
+    const [comment, signatureLine] = head(`${gemm.block}, 4`);
     return { code: [comment!, ...gemm.declarations, signatureLine!, ...rng, ...gemm.lines, "}"].join("\n") + "\n", buffers, draws, grid: gemm.grid, block: gemm.block, cooperative: true };
   }
   const how = strategy(k);
-  const lines = head(BLOCK_SIZE);
+  const lines = head(String(BLOCK_SIZE));
   if (how === "thread") lines.push(`  const int gid = (int)(blockIdx.x * ${BLOCK_SIZE}u + threadIdx.x);`);
   if (how === "warp") lines.push(`  const int gid = (int)(blockIdx.x * ${BLOCK_SIZE / WARP}u + (threadIdx.x >> 5)), lane = (int)(threadIdx.x & 31u);`);
   if (how === "block") lines.push("  const int gid = (int)blockIdx.x;");

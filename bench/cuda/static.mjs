@@ -31,8 +31,6 @@ const ISSUE_RATE = SMS * 4 * 32 * 1.98e9;
  * Hopper's warpgroup wgmma to reach), in multiply-adds per second.
  */
 const MMA_MACS = (0.5 * 495e12) / 2;
-/** Assumed thread-instructions per output of a GEMM's epilogue (index, bounds, the fused expression, the store). */
-const GEMM_EPILOGUE = 16;
 /** Assumed cost of one kernel node of a replayed CUDA Graph. */
 const LAUNCH_S = 1e-6;
 /** PyTorch eager: cuDNN convolutions and cuBLAS matmuls in TF32 (its default) at 40% of the H100's 495 TFLOP/s dense, plus 8 µs of dispatch per op. */
@@ -65,6 +63,17 @@ function ptxasInfo(dir) {
   return info;
 }
 
+/** The instructions of the innermost loop that holds mma instructions (a GEMM's loop over slices), or 0. */
+function mmaLoop(lines, labels, isInstruction) {
+  let best;
+  lines.forEach((l, i) => {
+    const from = labels.get(/bra(?:\.uni)?\s+(\$L__\w+);/.exec(l)?.[1]);
+    if (from === undefined || from >= i || !lines.slice(from, i + 1).some((x) => x.startsWith("mma."))) return;
+    if (!best || i - from < best.to - best.from) best = { from, to: i };
+  });
+  return best ? lines.slice(best.from, best.to + 1).filter(isInstruction).length : 0;
+}
+
 /**
  * Per kernel, from its PTX: instructions and fused multiply-adds in its innermost loop (the shortest range from a
  * label to a branch back to it), the instructions outside loops, and whether it uses tensor cores.
@@ -90,7 +99,7 @@ function ptxLoops(dir) {
       loopInstructions: inside.length,
       loopFmas: inside.filter((l) => /^(fma|mad)\.|mma\./.test(l)).length,
       instructions: lines.filter(isInstruction).length,
-      staging: stagingCost(lines, labels, isInstruction),
+      mmaLoop: mmaLoop(lines, labels, isInstruction),
       mma: /mma\.sync/.test(body),
     });
   }
@@ -98,37 +107,17 @@ function ptxLoops(dir) {
 }
 
 /**
- * A GEMM's instructions per element it stages in shared memory: over its loops that store to shared memory, their
- * instructions per store (a kernel whose staging nvcc unrolled whole: all its instructions per store, an overestimate).
+ * A tensor-core GEMM's thread-instructions and the seconds its multiply-adds take on the tensor cores. Its PTX's
+ * loop over slices (the loop with the mma instructions; staging, fragment reads and mma unrolled inside it) runs
+ * once per slice of each block's terms, the rest of the kernel (setup, a split's partial sums, the epilogue) once
+ * per block; a kernel whose slices nvcc unrolled whole runs all its instructions once per block.
  */
-function stagingCost(lines, labels, isInstruction) {
-  const stores = (ls) => ls.filter((l) => l.startsWith("st.shared")).length;
-  let body = 0, stored = 0;
-  lines.forEach((l, i) => {
-    const from = labels.get(/bra(?:\.uni)?\s+(\$L__\w+);/.exec(l)?.[1]);
-    if (from === undefined || from >= i) return;
-    const loop = lines.slice(from, i + 1);
-    if (stores(loop) === 0 || loop.some((x) => x.startsWith("mma."))) return;
-    body += loop.filter(isInstruction).length;
-    stored += stores(loop);
-  });
-  return stored ? body / stored : lines.filter(isInstruction).length / Math.max(1, stores(lines));
-}
-
-/**
- * A tensor-core GEMM's thread-instructions (staging every element of every slice, fragment reads from shared
- * memory, the mma instructions as 32 thread-instructions each, the epilogue) and the seconds its multiply-adds
- * take on the tensor cores.
- */
-function gemmWork(k, p) {
-  const { bm, bn, fm, tiles, splits } = gemmPlan(k);
-  const slices = Math.ceil(k.reduce.count / BK);
-  const staged = tiles * slices * (bm + bn) * BK;
-  const mmas = tiles * slices * (BK / 8) * (GEMM_THREADS / 32) * fm * 4;
-  const fragmentReads = tiles * GEMM_THREADS * slices * (BK / 8) * (4 * fm + 8);
-  // A split GEMM also stores its partial sums and reads them back: two instructions per partial, assumed.
-  const partials = splits > 1 ? 2 * tiles * splits * bm * bn : 0;
-  const instructions = staged * p.staging + mmas * 32 + fragmentReads + k.size * GEMM_EPILOGUE + partials;
+function gemmWork(k, p, grid) {
+  const { fm, classes, tiles } = gemmPlan(k);
+  const perClassBlock = tiles / classes.reduce((t, c) => t + c.columnBlocks, 0);
+  const slices = perClassBlock * classes.reduce((t, c) => t + c.columnBlocks * Math.ceil(c.terms / BK), 0);
+  const instructions = p.mmaLoop ? slices * GEMM_THREADS * p.mmaLoop + grid * GEMM_THREADS * (p.instructions - p.mmaLoop) : grid * GEMM_THREADS * p.instructions;
+  const mmas = slices * (BK / 8) * (GEMM_THREADS / 32) * fm * 4;
   return { instructions, tensorSeconds: (mmas * 16 * 8 * 8) / MMA_MACS };
 }
 
@@ -181,7 +170,7 @@ function measure(model, B) {
         const p = loops.get(name);
         // Thread-instructions: a reduction's loop per term, the rest per output; an element-wise kernel's body per output.
         const perTerm = k.reduce && p.loopFmas > 0 ? p.loopInstructions / p.loopFmas : 0;
-        const gemm = k.tile ? gemmWork(k, p) : undefined;
+        const gemm = k.tile ? gemmWork(k, p, dispatches[i].grid) : undefined;
         const instructions = gemm?.instructions ?? (k.reduce ? terms * perTerm + k.size * (p.instructions - p.loopInstructions) : k.size * p.instructions);
         // A kernel takes its instructions at the issue rate of the SMs its blocks occupy, or its tensor-core work
         // on those SMs, whichever is longer: a GEMM of 9 blocks uses 9 of 132 SMs however long its sums are.
@@ -206,7 +195,7 @@ function measure(model, B) {
       B,
       launches: { fit: graphs[0].dispatches.length, ema: graphs[1].dispatches.length },
       kernels: new Set(rows.map((r) => r.name)).size,
-      spilling: rows.filter((r) => r.spills > 0).length,
+      spilling: [...new Map(rows.filter((r) => r.spills > 0).map((r) => [r.name, `${r.name} (${r.op}, ${r.spills} bytes)`])).values()],
       maxRegisters: Math.max(...rows.map((r) => r.registers)),
       heaviest: [...byKernel.values()].sort((a, b) => b.seconds - a.seconds).slice(0, 5).map((r) => ({ ...r, perUseful: r.useful ? r.instructions / r.useful : undefined })),
       mma: rows.filter((r) => r.useful !== undefined && r.mma).length,
@@ -232,7 +221,7 @@ for (const [model, B] of [
     `### ${m.model}, B = ${m.B}`,
     "",
     `- launches per train step: ${m.launches.fit} (\`fit\`) + ${m.launches.ema} (moving average) = ${m.launches.fit + m.launches.ema}, of ${m.kernels} distinct kernels`,
-    `- ptxas: at most ${m.maxRegisters} registers; ${m.spilling} kernels spill; contractions on tensor cores (\`mma\`): ${m.mma} of ${m.contractions}`,
+    `- ptxas: at most ${m.maxRegisters} registers; ${m.spilling.length ? `kernels that spill: ${m.spilling.join(", ")}` : "no kernel spills"}; contractions on tensor cores (\`mma\`): ${m.mma} of ${m.contractions}`,
     `- step: ${(m.flops / 1e9).toFixed(1)} GFLOP of useful multiply-adds`,
     m.eagerSeconds === undefined
       ? `- **estimate** on an H100: ulc ${ms(m.ulcSeconds)} ms (PyTorch eager not estimated: no torch at ${PYTHON})`
@@ -254,9 +243,8 @@ const body = [
   "How: the `fit` and moving-average schedules as the CUDA target fuses them, lowered with precision tf32 (the CUDA",
   "default: the matmuls and convolutions run as tensor-core GEMMs); ptxas's `-v` report per kernel. Thread-instructions:",
   "for a thread-, warp- or block-per-output kernel, its PTX's innermost loop's instructions per fused multiply-add times",
-  "the loop's terms, plus the rest of the kernel per output; for a GEMM, every staged element at its PTX staging loop's",
-  `instructions per store; per thread and 8 terms, 4 fragment reads per m16 tile and 8 for the n8 tiles; 32 per mma; ${GEMM_EPILOGUE} per`,
-  "output (assumed). Per useful multiply-add: over the multiply-adds the op needs (a convolution's taps outside the",
+  "the loop's terms, plus the rest of the kernel per output; for a GEMM, its PTX loop over slices (staging, fragment",
+  "reads and mma) once per slice of each block's terms and the rest once per block. Per useful multiply-add: over the multiply-adds the op needs (a convolution's taps outside the",
   "image, and a strided gradient's masked ones, are not useful). **The step times are estimates, not measurements:**",
   "each kernel takes its thread-instructions at an H100's full issue rate (132 SMs × 4 schedulers × 32 lanes × 1.98 GHz,",
   `no stalls: a lower bound) or, for a GEMM, its padded multiply-adds at ${MMA_MACS * 2 / 1e12} TFLOP/s of mma.sync TF32 (assumed: half the`,

@@ -26,6 +26,13 @@ export interface Dialect {
   toU32(x: string): string;
   /** Element `at` of the stream `key` (runtime/random.ts) at the launch's seed and step. */
   random(dist: "normal" | "uniform", key: number, at: string): string;
+  /**
+   * Index division and remainder by a positive constant. The kernel IR applies them only to non-negative values
+   * (or where a bounds check discards the result), so a dialect may divide unsigned, which takes a GPU fewer
+   * instructions than C's rounding of a signed quotient toward zero; default: signed `/` and `%`.
+   */
+  indexDiv?(a: string, c: number): string;
+  indexMod?(a: string, c: number): string;
 }
 
 /** A call of the function `name`. */
@@ -69,9 +76,9 @@ export function renderIx(x: Ix, d: Dialect): string {
     case "mul":
       return `${renderIx(x.a, d)} * ${d.int(x.c)}`;
     case "div":
-      return `(${renderIx(x.a, d)} / ${d.int(x.c)})`;
+      return d.indexDiv ? d.indexDiv(renderIx(x.a, d), x.c) : `(${renderIx(x.a, d)} / ${d.int(x.c)})`;
     case "mod":
-      return `(${renderIx(x.a, d)} % ${d.int(x.c)})`;
+      return d.indexMod ? d.indexMod(renderIx(x.a, d), x.c) : `(${renderIx(x.a, d)} % ${d.int(x.c)})`;
   }
 }
 

@@ -10,7 +10,7 @@
 // products exactly and only the order of the fp32 sums differs.
 import { tileFactors, type Kernel, type ParityClasses } from "../../compiler/kernel/ir.js";
 import { renderSx } from "../c-like/expr.js";
-import { CPP as CUDA, STORAGE } from "../native/dialect.js";
+import { CUDA, STORAGE } from "../native/dialect.js";
 
 const THREADS = 128;
 /** Threads per block, and terms staged per slice (two m16n8k8 steps). */

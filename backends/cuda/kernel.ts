@@ -16,7 +16,7 @@
 import { kernelOutputs, type Kernel } from "../../compiler/kernel/ir.js";
 import { literal, renderSx } from "../c-like/expr.js";
 import { nestReduction } from "../../compiler/kernel/split.js";
-import { CPP as CUDA, drawsRandom, STORAGE } from "../native/dialect.js";
+import { CUDA, drawsRandom, STORAGE } from "../native/dialect.js";
 import { renderGemmCuda } from "./gemm.js";
 
 export const BLOCK_SIZE = 256;

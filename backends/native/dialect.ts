@@ -26,6 +26,13 @@ export const CPP: Dialect = {
   random: (dist, key, at) => `ulc_${dist}(seed, step, ${key}u, ${at})`,
 };
 
+/** CUDA's: the C++ spelling, with index division and remainder unsigned (expr.ts's Dialect says why that holds). */
+export const CUDA: Dialect = {
+  ...CPP,
+  indexDiv: (a, c) => `(int)((unsigned)(${a}) / ${c}u)`,
+  indexMod: (a, c) => `(int)((unsigned)(${a}) % ${c}u)`,
+};
+
 function usesRandom(x: Sx): boolean {
   switch (x.k) {
     case "random":

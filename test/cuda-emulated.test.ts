@@ -15,6 +15,7 @@ import { randomNormal } from "../runtime/random.js";
 import { ReferenceSession } from "../runtime/reference.js";
 import type { InputTensor } from "../runtime/session.js";
 import { cudaTarget } from "./support/cuda.js";
+import { convolutionGraph } from "./support/graphs.js";
 import { asF64, entryInputs, near, nativeSuites, programOf } from "./support/native.js";
 
 nativeSuites(cudaTarget("emulated"));
@@ -41,19 +42,11 @@ describe("tensor-core GEMMs (a tf32 Program) on shapes that cross their blocks' 
   const size = (s: readonly number[]) => s.reduce((a, d) => a * d, 1);
   const normal = (key: number, i: number, shape: readonly number[]): InputTensor => ({ dtype: "f32", shape, data: randomNormal(key, 0, i, size(shape)) });
   convs.forEach((c, i) => {
-    const attrs = { stride: c.stride, padding: c.padding, groups: c.groups };
-    const b = new GraphBuilder();
-    const [xShape, wShape] = [[c.n, c.cinG * c.groups, c.h, c.w], [c.coutG * c.groups, c.cinG, c.k, c.k]];
-    const x = b.add({ kind: "input", name: "x" }, [], xShape);
-    const weights = b.add({ kind: "input", name: "w" }, [], wShape);
-    const y = b.add({ kind: "conv2d", ...attrs }, [x, weights]);
-    const dy = b.add({ kind: "unary", fn: "sin" }, [y]);
-    const dx = b.add({ kind: "conv2d_grad_input", ...attrs }, [dy, weights], xShape);
-    const dw = b.add({ kind: "conv2d_grad_weight", ...attrs }, [x, dy], wShape);
-    const g = b.build([{ name: "y", node: y }, { name: "dx", node: dx }, { name: "dw", node: dw }]);
-    graphs.set(`conv${i}`, applyPrecision(g, "tf32"));
+    const { graph, xShape, wShape } = convolutionGraph(c);
+    graphs.set(`conv${i}`, applyPrecision(graph, "tf32"));
     inputs.set(`conv${i}`, new Map([["x", normal(3, i, xShape)], ["w", normal(4, i, wShape)]]));
-    terms.set(`conv${i}`, Math.max(c.cinG * c.k * c.k, c.coutG * c.k * c.k, c.n * size(g.nodes[y]!.shape.slice(2))));
+    const y = graph.outputs.find((o) => o.name === "y")!.node;
+    terms.set(`conv${i}`, Math.max(c.cinG * c.k * c.k, c.coutG * c.k * c.k, c.n * size(graph.nodes[y]!.shape.slice(2))));
   });
   matmuls.forEach((c, i) => {
     const b = new GraphBuilder();

@@ -1,4 +1,5 @@
-// Random graphs of element-wise ops, movement ops and reductions over one input `x`, for fusion tests.
+// Graphs for the fusion and native-target tests: random chains of element-wise ops, movement ops and reductions
+// over one input `x`, and a convolution with both its gradients.
 import fc from "fast-check";
 import { GraphBuilder, size, type Graph } from "../../compiler/ir.js";
 
@@ -46,4 +47,34 @@ export function randomElementwiseGraph(shape: readonly number[], steps: readonly
     }
   }
   return b.build([{ name: "y", node: y }]);
+}
+
+/** A convolution's shape: batch, groups, channels per group in and out, image size, square kernel, stride, padding. */
+export interface ConvCase {
+  readonly n: number;
+  readonly groups: number;
+  readonly cinG: number;
+  readonly coutG: number;
+  readonly h: number;
+  readonly w: number;
+  readonly k: number;
+  readonly stride: number;
+  readonly padding: number;
+}
+
+/**
+ * A convolution and both its gradients as one graph (inputs x and w; outputs y, dx and dw), dy = sin(y) so the
+ * gradients see values of both signs; with the input shapes.
+ */
+export function convolutionGraph(c: ConvCase): { graph: Graph; xShape: number[]; wShape: number[] } {
+  const attrs = { stride: c.stride, padding: c.padding, groups: c.groups };
+  const b = new GraphBuilder();
+  const [xShape, wShape] = [[c.n, c.cinG * c.groups, c.h, c.w], [c.coutG * c.groups, c.cinG, c.k, c.k]];
+  const x = b.add({ kind: "input", name: "x" }, [], xShape);
+  const weights = b.add({ kind: "input", name: "w" }, [], wShape);
+  const y = b.add({ kind: "conv2d", ...attrs }, [x, weights]);
+  const dy = b.add({ kind: "unary", fn: "sin" }, [y]);
+  const dx = b.add({ kind: "conv2d_grad_input", ...attrs }, [dy, weights], xShape);
+  const dw = b.add({ kind: "conv2d_grad_weight", ...attrs }, [x, dy], wShape);
+  return { graph: b.build([{ name: "y", node: y }, { name: "dx", node: dx }, { name: "dw", node: dw }]), xShape, wShape };
 }

@@ -14,7 +14,7 @@ import { interpret } from "../../runtime/interpreter.js";
 import { randomNormal, randomUniform } from "../../runtime/random.js";
 import { ReferenceSession } from "../../runtime/reference.js";
 import type { InputTensor } from "../../runtime/session.js";
-import { elementwiseStepArb, randomElementwiseGraph } from "./graphs.js";
+import { convolutionGraph, elementwiseStepArb, randomElementwiseGraph } from "./graphs.js";
 import { sameTf32, TF32_CASES } from "./tf32.js";
 
 /** Graphs as the plain entries of one program: one build runs them all. */
@@ -193,21 +193,8 @@ export function nativeSuites(target: NativeTarget): void {
       { numRuns: 60, seed: 13 },
     ).filter((c) => c.h + 2 * c.padding >= c.k && c.w + 2 * c.padding >= c.k);
     convs.forEach((c, i) => {
-      const attrs = { stride: c.stride, padding: c.padding, groups: c.groups };
-      const b = new GraphBuilder();
-      const xShape = [c.n, c.cinG * c.groups, c.h, c.w];
-      const wShape = [c.coutG * c.groups, c.cinG, c.k, c.k];
-      const x = b.add({ kind: "input", name: "x" }, [], xShape);
-      const weights = b.add({ kind: "input", name: "w" }, [], wShape);
-      const y = b.add({ kind: "conv2d", ...attrs }, [x, weights]);
-      const dy = b.add({ kind: "unary", fn: "sin" }, [y]);
-      const dx = b.add({ kind: "conv2d_grad_input", ...attrs }, [dy, weights], xShape);
-      const dw = b.add({ kind: "conv2d_grad_weight", ...attrs }, [x, dy], wShape);
-      graphs.set(`conv${i}`, b.build([
-        { name: "y", node: y },
-        { name: "dx", node: dx },
-        { name: "dw", node: dw },
-      ]));
+      const { graph, xShape, wShape } = convolutionGraph(c);
+      graphs.set(`conv${i}`, graph);
       const size = (s: readonly number[]) => s.reduce((a, d) => a * d, 1);
       inputs.set(`conv${i}`, new Map([
         ["x", { dtype: "f32", shape: xShape, data: randomNormal(3, 0, i, size(xShape)) }],

@@ -364,6 +364,8 @@ export function nativeSuites(target: NativeTarget): void {
     // ul_small at B = 1: the emulated warps of its weight gradients are the slowest part of the suite.
     test.each([
       ["classifier", 2],
+      ["vae_tiny", 2],
+      ["ul_tiny_base", 2],
       ["ul_small", 1],
     ] as const)("%s: every kernel (its init, ema and train graphs, and the plain entries that cover the rest), B = %i", async (model, B) => {
       const program = lowerProgram(`models/${model}.ul`, { bindings: { B }, precision });

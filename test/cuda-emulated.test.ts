@@ -6,7 +6,7 @@ import fc from "fast-check";
 import { describe, expect, test } from "vitest";
 import { GraphBuilder, type Graph } from "../compiler/ir.js";
 import { lowerProgram } from "../compiler/lower.js";
-import { applyPrecision } from "../compiler/passes/precision.js";
+import { applyPrecision, CONTRACTIONS } from "../compiler/passes/precision.js";
 import { emitCuda } from "../backends/cuda/program.js";
 import { openCudaSession } from "../runtime/cuda/session.js";
 import { interpret } from "../runtime/interpreter.js";
@@ -60,7 +60,7 @@ describe("tensor-core GEMMs (a tf32 Program) on shapes that cross their blocks' 
   const program = programOf(graphs, "tf32");
 
   test("every contraction is a GEMM on mma.sync, and each matches the f32 interpreter of the same graph", async () => {
-    const contractions = [...graphs.values()].flatMap((g) => g.nodes.filter((n) => ["matmul", "conv2d", "conv2d_grad_input", "conv2d_grad_weight"].includes(n.op.kind)));
+    const contractions = [...graphs.values()].flatMap((g) => g.nodes.filter((n) => CONTRACTIONS.has(n.op.kind)));
     const cu = emitCuda(program).files.get("program.cu")!;
     const gemms = (cu.match(/ulc_mma_tf32\(acc/g) ?? []).length;
     expect(gemms).toBeGreaterThan(0);

@@ -12,9 +12,8 @@ import { tileFactors, type Kernel, type ParityClasses } from "../../compiler/ker
 import { renderSx } from "../c-like/expr.js";
 import { CUDA, STORAGE } from "../native/dialect.js";
 
-const THREADS = 128;
 /** Threads per block, and terms staged per slice (two m16n8k8 steps). */
-export const GEMM_THREADS = THREADS;
+export const GEMM_THREADS = 128;
 export const BK = 16;
 
 /**
@@ -156,12 +155,12 @@ export function renderGemmCuda(k: Kernel, name: string): { declarations: string[
     `  const int ak = tid % ${BK}, ai = tid / ${BK}, bj = tid % ${bn}, bk = tid / ${bn}, bcol = col0 + bj;`,
     "  for (int k0 = begin; k0 < end; k0 += " + BK + ") {",
     // Out-of-range rows, columns and terms stage zeros: they add nothing, and their outputs are never stored.
-    `    ULC_UNROLL for (int pass = 0; pass < ${(bm * BK) / THREADS}; ++pass) {`,
-    `      const int i = ai + pass * ${THREADS / BK}, row = row0 + i, r = k0 + ak;`,
+    `    ULC_UNROLL for (int pass = 0; pass < ${(bm * BK) / GEMM_THREADS}; ++pass) {`,
+    `      const int i = ai + pass * ${GEMM_THREADS / BK}, row = row0 + i, r = k0 + ak;`,
     `      As[i][ak] = row < ${m} && r < end ? lhs(base + row * ${n} + ${lhsColumn}, ${term}) : 0.0f;`,
     "    }",
-    `    ULC_UNROLL for (int pass = 0; pass < ${(BK * bn) / THREADS}; ++pass) {`,
-    `      const int kk = bk + pass * ${THREADS / bn}, r = k0 + kk;`,
+    `    ULC_UNROLL for (int pass = 0; pass < ${(BK * bn) / GEMM_THREADS}; ++pass) {`,
+    `      const int kk = bk + pass * ${GEMM_THREADS / bn}, r = k0 + kk;`,
     `      Bs[kk][bj] = bcol < ${columns} && r < end ? rhs(base + ${position("bcol")}, ${term}) : 0.0f;`,
     "    }",
     "    __syncthreads();",
@@ -211,5 +210,5 @@ export function renderGemmCuda(k: Kernel, name: string): { declarations: string[
     ]),
   ];
   const declarations = split ? [`__device__ float ${partials}[${tiles * splits * bm * bn}];`, `__device__ unsigned ${arrivals}[${tiles}];`] : [];
-  return { declarations, lines, grid: tiles * splits, block: THREADS };
+  return { declarations, lines, grid: tiles * splits, block: GEMM_THREADS };
 }

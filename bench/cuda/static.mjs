@@ -20,6 +20,7 @@ const { lowerProgram } = await import(dist("compiler/lower.js"));
 const { fuse } = await import(dist("compiler/kernel/fuse.js"));
 const { emitCuda, cudaFuseOptions } = await import(dist("backends/cuda/program.js"));
 const { gemmPlan, BK, GEMM_THREADS } = await import(dist("backends/cuda/gemm.js"));
+const { CONTRACTIONS } = await import(dist("compiler/passes/precision.js"));
 const { writeNativeBuild } = await import(dist("runtime/native/compile.js"));
 
 const ARCH = "90";
@@ -39,7 +40,6 @@ const EAGER_OP_S = 8e-6;
 /** Eager Adam on a GPU updates all parameters in a few multi-tensor kernels (foreach): counted as this many ops. */
 const EAGER_OPTIMIZER_OPS = 12;
 const PYTHON = process.env.ULC_PYTHON ?? "/usr/bin/python3";
-const CONTRACTIONS = new Set(["matmul", "conv2d", "conv2d_grad_input", "conv2d_grad_weight"]);
 
 function run(cwd, cmd, args) {
   const r = spawnSync(cmd, args, { cwd, encoding: "utf8", maxBuffer: 1 << 28 });

@@ -66,12 +66,7 @@ export function fuse(g: Graph, options: FuseOptions = {}): Schedule {
     const kind = n.op.kind;
     if (outputs.has(n.id) || kind === "input" || kind === "param" || library.has(kind)) materialized.add(n.id);
     if (library.has(kind)) for (const operand of libraryOperands(g, n)) materialized.add(operand.node);
-    // A rounding of a materialised value (seen through views) to TF32, a contraction's operand in a tf32 Program,
-    // is one op on one load: each reader recomputes it rather than a kernel of its own storing it.
-    let source = n.inputs[0];
-    while (source !== undefined && MOVEMENT.has(g.nodes[source]!.op.kind)) source = g.nodes[source]!.inputs[0];
-    const cheap = n.op.kind === "unary" && n.op.fn === "round_tf32" && materialized.has(source!);
-    if ((ELEMENTWISE.has(kind) || kind === "random" || kind === "iota") && reads[n.id]! > 1 && !cheap) materialized.add(n.id);
+    if ((ELEMENTWISE.has(kind) || kind === "random" || kind === "iota") && reads[n.id]! > 1 && !recomputedByReaders(g, n, materialized)) materialized.add(n.id);
     if (CONTRACTIONS.has(kind) && !fusableReduce(g, n, consumers)) materialized.add(n.id);
   }
   // A kernel holds one reduction and reads at most maxInputs buffers: a second reduction met while building,
@@ -82,6 +77,17 @@ export function fuse(g: Graph, options: FuseOptions = {}): Schedule {
     if (typeof retry !== "number") return options.siblings ? { ...retry, steps: mergeSiblings(retry.steps, maxInputs + 1) } : retry;
     materialized.add(retry);
   }
+}
+
+/**
+ * A rounding to TF32 (a contraction's operand in a tf32 Program) of a materialised value, seen through views, is
+ * one op on one load: each reader recomputes it rather than a kernel of its own storing it.
+ */
+function recomputedByReaders(g: Graph, n: Node, materialized: ReadonlySet<number>): boolean {
+  if (n.op.kind !== "unary" || n.op.fn !== "round_tf32") return false;
+  let source = n.inputs[0]!;
+  while (MOVEMENT.has(g.nodes[source]!.op.kind)) source = g.nodes[source]!.inputs[0]!;
+  return materialized.has(source);
 }
 
 /** A matmul reads an operand transposed in its last two axes as the transpose's input (a GEMM's flag, not a copy). */
@@ -244,8 +250,9 @@ function contraction(n: Node, idx: readonly Ix[], operand: (i: number, at: reado
       if (s > 1 && (!tiling || tiling.parity)) {
         // Strided: of the taps kh, only those ≡ h + p (mod s) divide exactly, so the sum visits just those,
         // kh = (h + p) mod s + j·s (in the same order as all of them, so the same sum): 1/s² of the terms, and
-        // the row (h + p − kh)/s = ⌊(h + p)/s⌋ − j needs no division test. A tiled kernel keeps every tap,
-        // masked: there the tap may not depend on the output's column.
+        // the row (h + p − kh)/s = ⌊(h + p)/s⌋ − j needs no division test. A tiled kernel takes this form only
+        // where its renderer runs each parity class as a GEMM of its own (the tap depends on the column's class);
+        // other tiles keep every tap, masked (below).
         const [JH, JW] = [Math.ceil(KH / s), Math.ceil(KW / s)];
         const [og, jh, jw] = unravel(R, [Og, JH, JW]) as [Ix, Ix, Ix];
         const o = ixAdd(ixMul(ixDiv(ci, Cg), Og), og);

@@ -5,7 +5,7 @@
 // backends/cuda/program.ts.
 import type { Graph } from "../compiler/ir.js";
 import { fuse, type FuseOptions } from "../compiler/kernel/fuse.js";
-import { kernelOutputs, type Kernel, type LibraryCall } from "../compiler/kernel/ir.js";
+import { batchBuffers, kernelOutputs, type Batch, type Kernel, type LibraryCall } from "../compiler/kernel/ir.js";
 import type { Program } from "../compiler/lower.js";
 import { memoryStats } from "../compiler/memory.js";
 import { MANIFEST_FORMAT, type BufferEntry, type Dispatch, type GraphManifest, type ProgramManifest } from "../runtime/manifest.js";
@@ -19,13 +19,15 @@ export const MAX_ELEMENTS = 2 ** 31 - 1;
 /** A Program past what a target can run, naming the tensor: a build error, not a shader that cannot compile. */
 export class TargetLimitError extends Error {}
 
-export interface EmitOptions extends Pick<FuseOptions, "maxInputs" | "tile" | "library" | "siblings"> {}
+export interface EmitOptions extends Pick<FuseOptions, "maxInputs" | "tile" | "library" | "siblings" | "batch"> {}
 
 /** How a target makes a dispatch of a fused kernel and, for the ops it runs as library calls, of such a call. */
 export interface Renderer<D extends Dispatch> {
   kernel(k: Kernel): D;
   /** A library call computing a node of `graph` from its operands' buffers (the ops of EmitOptions.library). */
   library?(call: LibraryCall, graph: Graph): D;
+  /** Independent kernels as one launch (EmitOptions.batch), binding batchBinding's buffers. */
+  batch?(b: Batch): D;
 }
 
 /** Collects kernels by their source, so identical ones share one name; `name(i)` names the i-th distinct one. */
@@ -57,6 +59,12 @@ export function kernelBinding(k: Kernel): Pick<Dispatch, "buffers" | "outputs"> 
   return { buffers: kernelBuffers(k), ...(outputs > 1 && { outputs }) };
 }
 
+/** What a batch's dispatch binds: every part's inputs once, then every part's outputs. */
+export function batchBinding(b: Batch): Pick<Dispatch, "buffers" | "outputs"> {
+  const { inputs, outputs } = batchBuffers(b);
+  return { buffers: [...inputs, ...outputs], ...(outputs.length > 1 && { outputs: outputs.length }) };
+}
+
 /** The buffers a kernel binds: its inputs, then its outputs. */
 export function kernelBuffers(k: Kernel): number[] {
   return [...k.inputs.map((i) => i.node), ...kernelOutputs(k).map((o) => o.node)];
@@ -73,9 +81,16 @@ export function emitGraph<D extends Dispatch>(g: Graph, render: Renderer<D>, opt
     return { id, dtype: n.dtype, shape: n.shape, role, ...(name !== undefined && { name }) };
   });
   const dispatches = schedule.steps.map((step) => {
-    if (step.kind === "kernel") return render.kernel(step.kernel);
-    if (!render.library) throw new Error(`%${step.call.node} needs a library kernel, which this target does not emit`);
-    return render.library(step.call, g);
+    switch (step.kind) {
+      case "kernel":
+        return render.kernel(step.kernel);
+      case "library":
+        if (!render.library) throw new Error(`%${step.call.node} needs a library kernel, which this target does not emit`);
+        return render.library(step.call, g);
+      case "batch":
+        if (!render.batch) throw new Error("a batch of kernels, which this target does not launch as one");
+        return render.batch(step.batch);
+    }
   });
   const mem = memoryStats(g);
   return { buffers, dispatches, outputs: g.outputs.map((o) => ({ name: o.name, buffer: o.node })), memory: { intermediates: mem.intermediates, arena: mem.arena } };

@@ -3,7 +3,7 @@ import fc from "fast-check";
 import { describe, expect, test } from "vitest";
 import { GraphBuilder, size, type Graph } from "../compiler/ir.js";
 import { fuse, type FuseOptions } from "../compiler/kernel/fuse.js";
-import { kernelOutputs, type Kernel } from "../compiler/kernel/ir.js";
+import { batchBuffers, kernelOutputs, type Kernel } from "../compiler/kernel/ir.js";
 import { lowerProgram } from "../compiler/lower.js";
 import { interpret } from "../runtime/interpreter.js";
 import { runSchedule } from "../runtime/js/schedule.js";
@@ -78,6 +78,29 @@ describe("fused schedules of the models", () => {
     expectSameOutputs(fit.graph, params, 9, { ...options, siblings: true });
   }, 120_000);
 
+  test("ul_tiny's train step with batches (as the CUDA target launches it): Adam's updates in one launch of independent parts, outputs equal", () => {
+    const program = lowerProgram("models/ul_tiny.ul", { bindings: { B: 2 } });
+    const fit = program.entries.find((e) => e.name === "fit")!;
+    const params = interpret(program.init, {}, { precision: "f64", seed: 4, step: 0 });
+    const options = { maxInputs: 32, siblings: true, batch: { maxBuffers: 1000, maxTiled: 3 } };
+    const steps = fuse(fit.graph, options).steps;
+    const batches = steps.flatMap((s) => (s.kind === "batch" ? [s.batch] : []));
+    for (const b of batches) {
+      const { inputs, outputs } = batchBuffers(b);
+      expect(inputs.length + outputs.length).toBeLessThanOrEqual(options.batch.maxBuffers);
+      // No part reads what another writes.
+      expect(inputs.filter((n) => outputs.includes(n))).toEqual([]);
+    }
+    // Every parameter's new value, m and v in one batch; a parameter's three in one part, which reads its gradient once.
+    const state = fit.graph.outputs.filter((o) => /^(param:|optimizer\.[mv]\.)/.test(o.name)).map((o) => o.node);
+    expect(state).toHaveLength(3 * fit.training!.params.length);
+    const holder = batches.find((b) => batchBuffers(b).outputs.includes(state[0]!))!;
+    expect(state.filter((n) => !batchBuffers(holder).outputs.includes(n))).toEqual([]);
+    const partOf = (name: string) => holder.parts.findIndex((k) => kernelOutputs(k).some((o) => o.node === fit.graph.outputs.find((x) => x.name === name)!.node));
+    for (const p of fit.training!.params) expect([partOf(`optimizer.m.${p}`), partOf(`optimizer.v.${p}`)], p).toEqual([partOf(`param:${p}`), partOf(`param:${p}`)]);
+    expectSameOutputs(fit.graph, params, 9, options);
+  }, 120_000);
+
   test("ul_small's train step runs in fewer kernels than half its primitive ops", () => {
     const program = lowerProgram("models/ul_small.ul", { bindings: { B: 2 } });
     const fit = program.entries.find((e) => e.name === "fit")!;
@@ -124,14 +147,41 @@ describe("fusion rules", () => {
     expect([...runSchedule(g, fuse(g, { maxInputs: 3 }), { inputs: env }, { seed: 0, step: 0 }).get("sum")!.data]).toEqual([...want.data]);
   });
 
-  test("an element-wise value read twice is materialised once, not recomputed", () => {
+  test("a short expression read several times is recomputed by its readers where that moves no more memory, else materialised once", () => {
     const b = new GraphBuilder();
-    const x = b.add({ kind: "input", name: "x" }, [], [4]);
-    const e = b.add({ kind: "unary", fn: "exp" }, [x]);
-    const y = b.add({ kind: "binary", fn: "mul" }, [e, e]);
-    const g = b.build([{ name: "y", node: y }]);
-    const steps = fuse(g).steps;
-    expect(steps.map((s) => (s.kind === "kernel" ? s.kernel.node : -1))).toEqual([e, y]);
+    const [x, y, w] = ["x", "y", "w"].map((name) => b.add({ kind: "input", name }, [], [4]));
+    // One full-size load read twice: recomputed, one kernel.
+    const e = b.add({ kind: "unary", fn: "exp" }, [x!]);
+    const square = b.add({ kind: "binary", fn: "mul" }, [e, e]);
+    // Three loads read three times: stored once (4 transfers and a launch against 9).
+    const s = b.add({ kind: "binary", fn: "add" }, [b.add({ kind: "binary", fn: "add" }, [x!, y!]), w!]);
+    const cube = b.add({ kind: "binary", fn: "mul" }, [b.add({ kind: "binary", fn: "mul" }, [s, s]), s]);
+    const g = b.build([
+      { name: "square", node: square },
+      { name: "cube", node: cube },
+    ]);
+    expect(fuse(g).steps.map((st) => (st.kind === "kernel" ? st.kernel.node : -1))).toEqual([square, s, cube]);
+    expectSameOutputs(g, new Map(), 2);
+  });
+
+  test("a value read through a broadcast, or holding a sum, is materialised, not recomputed", () => {
+    const b = new GraphBuilder();
+    const x = b.add({ kind: "input", name: "x" }, [], [3, 4]);
+    const e = b.add({ kind: "unary", fn: "exp" }, [b.add({ kind: "slice", axis: 0, start: 0, end: 1 }, [x])]);
+    // e is read by a product at its own index and through a broadcast by another.
+    const wide = b.add({ kind: "binary", fn: "mul" }, [b.add({ kind: "broadcast" }, [e], [3, 4]), x]);
+    const near = b.add({ kind: "binary", fn: "add" }, [e, e]);
+    // A row sum's epilogue read twice would sum the row again per read.
+    const mean = b.add({ kind: "binary", fn: "mul" }, [b.add({ kind: "reduce", fn: "sum", axes: [1] }, [x]), b.add({ kind: "constant", value: 0.25 }, [], [3, 1])]);
+    const twice = b.add({ kind: "binary", fn: "add" }, [mean, mean]);
+    const g = b.build([
+      { name: "wide", node: wide },
+      { name: "near", node: near },
+      { name: "twice", node: twice },
+    ]);
+    const written = fuse(g).steps.map((st) => (st.kind === "kernel" ? st.kernel.node : -1));
+    expect(written).toContain(e);
+    expect(written).toContain(mean);
     expectSameOutputs(g, new Map(), 2);
   });
 

@@ -108,9 +108,10 @@ function paritySetup(p: ParityClasses, bn: number): string[] {
 
 /**
  * The kernel: declarations before its `__global__` line (a split GEMM's partial sums and arrival counters, in
- * device memory), its body after its first lines (signature, {seed, step}), and its launch shape.
+ * device memory), its body after its first lines (signature, {seed, step}), and its launch shape; `block` is the
+ * block's index (blockIdx.x, or a batch part's own).
  */
-export function renderGemmCuda(k: Kernel, name: string): { declarations: string[]; lines: string[]; grid: number; block: number } {
+export function renderGemmCuda(k: Kernel, name: string, block: string): { declarations: string[]; lines: string[]; grid: number; block: number } {
   const { m, n, parity } = k.tile!;
   const count = k.reduce!.count;
   const { lhs, rhs } = tileFactors(k);
@@ -142,11 +143,11 @@ export function renderGemmCuda(k: Kernel, name: string): { declarations: string[
     "  const int tid = (int)threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;",
     // Block w sums split w % splits of tile w / splits, which covers rows block (tile / colBlocks) % rowBlocks and
     // column block tile % colBlocks (the classes' blocks one after another) of matrix tile / (rowBlocks · colBlocks).
-    `  const int tile = (int)blockIdx.x / ${splits};`,
+    `  const int tile = (int)${block} / ${splits};`,
     `  const int base = tile / ${rowBlocks * colBlocks} * ${m * n}, row0 = tile / ${colBlocks} % ${rowBlocks} * ${bm};`,
     `  ${parity ? "int" : "const int"} cb = tile % ${colBlocks};`,
     ...(parity ? paritySetup(parity, bn) : [`  const int count = ${count};`]),
-    `  const int col0 = cb * ${bn}, begin = (int)blockIdx.x % ${splits} * ${termsPerSplit}, end = ulc_min(begin + ${termsPerSplit}, count);`,
+    `  const int col0 = cb * ${bn}, begin = (int)${block} % ${splits} * ${termsPerSplit}, end = ulc_min(begin + ${termsPerSplit}, count);`,
     `  const int wrow = warp / ${warpCols} * ${16 * fm}, wcol = warp % ${warpCols} * 32;`,
     `  float acc[${fm}][4][4] = {};`,
     // A thread stages the same term of its rows of A and the same column of B in every slice, so what depends only
@@ -182,7 +183,7 @@ export function renderGemmCuda(k: Kernel, name: string): { declarations: string[
     ...(split
       ? [
           // Each split stores its partial sums; the tile's last block to arrive adds them up in split order.
-          `  float* const mine = ${partials} + (size_t)blockIdx.x * ${bm * bn};`,
+          `  float* const mine = ${partials} + (size_t)${block} * ${bm * bn};`,
           ...eachAccumulator([`mine[i0 * ${bn} + j0] = acc[i][j][q];`]),
           "  __shared__ bool last;",
           "  __threadfence();",

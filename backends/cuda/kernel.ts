@@ -13,11 +13,12 @@
 // Warps and blocks sum in another order than the interpreter, within float32 rounding. Buffers hold float
 // (f32, f16, and bools as 0/1) or int (i32); index arithmetic is int, as in WGSL. Random streams read the
 // launch's {seed, step} from device memory, so a captured CUDA Graph replays with new values.
-import { kernelOutputs, type Kernel } from "../../compiler/kernel/ir.js";
+import type { DType } from "../../compiler/ir.js";
+import { batchBuffers, kernelOutputs, type Batch, type Kernel } from "../../compiler/kernel/ir.js";
 import { literal, renderSx } from "../c-like/expr.js";
 import { nestReduction } from "../../compiler/kernel/split.js";
 import { CUDA, drawsRandom, STORAGE } from "../native/dialect.js";
-import { renderGemmCuda } from "./gemm.js";
+import { GEMM_THREADS, renderGemmCuda } from "./gemm.js";
 
 export const BLOCK_SIZE = 256;
 const WARP = 32;
@@ -55,36 +56,111 @@ export interface CudaKernel {
 
 export const KERNEL_NAME = "NAME";
 
-export function renderKernelCuda(k: Kernel): CudaKernel {
-  if (k.size > 2147483647) throw new Error(`${k.name} has ${k.size} elements: CUDA kernels index with int (at most 2^31 - 1)`);
-  const inputs = k.inputs.map((i) => i.dtype);
-  const draws = drawsRandom(k);
+/** The C++ types of buffer parameters of `dtypes`, the first `inputs` of them read-only. */
+function bufferTypes(dtypes: readonly DType[], inputs: number): string[] {
+  return dtypes.map((d, i) => `${i < inputs ? "const " : ""}${STORAGE[d]}*`);
+}
+
+/** A parameter list: `buffers` named `names`, then the rng words when the kernel draws. */
+function signature(buffers: readonly string[], names: readonly string[], draws: boolean): string {
+  return [...buffers.map((t, i) => `${t} __restrict__ ${names[i]}`), ...(draws ? ["const unsigned* __restrict__ rng"] : [])].join(", ");
+}
+
+/** A kernel's buffer parameters: its inputs (in0, in1, …), then its outputs (out, out1, …). */
+function parameters(k: Kernel): { buffers: string[]; signature: string } {
   const outputs = kernelOutputs(k);
-  const buffers = [...k.inputs.map((i) => `const ${STORAGE[i.dtype]}*`), ...outputs.map((o) => `${STORAGE[o.dtype]}*`)];
-  const params = [...buffers, ...(draws ? ["const unsigned*"] : [])];
-  const names = [...k.inputs.map((_, i) => `in${i}`), ...outputs.map((_, i) => `out${i || ""}`), ...(draws ? ["rng"] : [])];
-  const signature = params.map((p, i) => `${p} __restrict__ ${names[i]}`).join(", ");
-  const stores = outputs.map((o, i) => {
+  const buffers = bufferTypes([...k.inputs.map((i) => i.dtype), ...outputs.map((o) => o.dtype)], k.inputs.length);
+  const names = [...k.inputs.map((_, i) => `in${i}`), ...outputs.map((_, i) => `out${i || ""}`)];
+  return { buffers, signature: signature(buffers, names, drawsRandom(k)) };
+}
+
+function checkSize(k: Kernel): void {
+  if (k.size > 2147483647) throw new Error(`${k.name} has ${k.size} elements: CUDA kernels index with int (at most 2^31 - 1)`);
+}
+
+/** A kernel's statements, with `block` its block's index, and what its launch needs; `name` prefixes its device memory. */
+interface Body {
+  /** Device memory it declares before its function (a split GEMM's partial sums). */
+  readonly declarations: readonly string[];
+  readonly lines: readonly string[];
+  readonly grid: number;
+  readonly block: number;
+  readonly cooperative: boolean;
+}
+
+function body(k: Kernel, name: string, block: string): Body {
+  checkSize(k);
+  if (!k.tile) return { declarations: [], ...threadedBody(k, block), block: BLOCK_SIZE };
+  const gemm = renderGemmCuda(k, name, block);
+  const rng = drawsRandom(k) ? ["  const unsigned seed = rng[0], step = rng[1];"] : [];
+  return { declarations: gemm.declarations, lines: [...rng, ...gemm.lines], grid: gemm.grid, block: gemm.block, cooperative: true };
+}
+
+/** `__launch_bounds__` of a kernel of `block` threads. */
+function launchBounds(block: number): string {
+  // A GEMM: at least 4 blocks an SM, so up to 128 registers a thread: with the block size alone ptxas squeezed
+  // some GEMMs into 40 registers, and spilled.
+  return block === GEMM_THREADS ? `__launch_bounds__(${block}, 4)` : `__launch_bounds__(${block})`;
+}
+
+export function renderKernelCuda(k: Kernel): CudaKernel {
+  const { buffers, signature: params } = parameters(k);
+  const b = body(k, KERNEL_NAME, "blockIdx.x");
+  const lines = [`// ${k.name}: fuses %${k.fused.join(", %")}`, ...b.declarations, `__global__ void ${launchBounds(b.block)} ${KERNEL_NAME}(${params}) {`, ...b.lines, "}"];
+  return { code: lines.join("\n") + "\n", buffers, draws: drawsRandom(k), grid: b.grid, block: b.block, cooperative: b.cooperative };
+}
+
+/**
+ * A batch (compiler/kernel/batch.ts) as one kernel: each part a device function of its block index, called by
+ * the blocks of its range. Its parameters are the batch's buffers (backends/program.ts batchBinding).
+ */
+export function renderBatchCuda(batch: Batch): CudaKernel {
+  const { inputs, outputs } = batchBuffers(batch);
+  const dtype = new Map(batch.parts.flatMap((k) => [...k.inputs.map((i) => [i.node, i.dtype] as const), ...kernelOutputs(k).map((o) => [o.node, o.dtype] as const)]));
+  const buffers = bufferTypes([...inputs, ...outputs].map((n) => dtype.get(n)!), inputs.length);
+  const name = new Map([...inputs.map((n, i) => [n, `in${i}`] as const), ...outputs.map((n, i) => [n, `out${i}`] as const)]);
+  const draws = batch.parts.some(drawsRandom);
+  // Parts with the same code (the updates of parameters of one size) share a function; GEMMs never do, as each
+  // declares the device memory its split sums meet in.
+  const functions = new Map<string, { fn: string; code: string; declarations: readonly string[] }>();
+  const calls: string[] = [];
+  let [first, threads, cooperative] = [0, 0, false];
+  batch.parts.forEach((k, i) => {
+    const b = body(k, `${KERNEL_NAME}_p${i}`, "block");
+    const code = [`(const unsigned block, ${parameters(k).signature}) {`, ...b.lines, "}"].join("\n");
+    const key = k.tile ? String(i) : code;
+    if (!functions.has(key)) functions.set(key, { fn: `${KERNEL_NAME}_p${i}`, code, declarations: b.declarations });
+    const args = [...k.inputs.map((x) => name.get(x.node)!), ...kernelOutputs(k).map((o) => name.get(o.node)!), ...(drawsRandom(k) ? ["rng"] : [])];
+    calls.push(`  ${calls.length ? "else if" : "if"} (block < ${first + b.grid}u) ${functions.get(key)!.fn}(block - ${first}u, ${args.join(", ")});`);
+    if (threads && threads !== b.block) throw new Error(`a batch's parts launch blocks of ${threads} and ${b.block} threads`);
+    [first, threads, cooperative] = [first + b.grid, b.block, cooperative || b.cooperative];
+  });
+  const lines = [
+    `// a batch of ${batch.parts.length} kernels: ${batch.parts.map((k) => k.name).join(", ")}`,
+    ...[...functions.values()].flatMap(({ fn, code, declarations }) => [...declarations, `static __device__ __forceinline__ void ${fn}${code}`]),
+    `__global__ void ${launchBounds(threads)} ${KERNEL_NAME}(${signature(buffers, [...inputs, ...outputs].map((n) => name.get(n)!), draws)}) {`,
+    "  const unsigned block = blockIdx.x;",
+    ...calls,
+    "}",
+  ];
+  return { code: lines.join("\n") + "\n", buffers, draws, grid: first, block: threads, cooperative };
+}
+
+/** An untiled kernel's statements: a thread, warp or block per output (strategy), `block` the block's index. */
+function threadedBody(k: Kernel, block: string): { lines: string[]; grid: number; cooperative: boolean } {
+  const inputs = k.inputs.map((i) => i.dtype);
+  const stores = kernelOutputs(k).map((o, i) => {
     const value = renderSx(o.body, inputs, CUDA);
     return `  out${i || ""}[gid] = ${o.dtype === "bool" ? `(${value} ? 1.0f : 0.0f)` : value};`;
   });
-  const head = (bounds: string) => [`// ${k.name}: fuses %${k.fused.join(", %")}`, `__global__ void __launch_bounds__(${bounds}) ${KERNEL_NAME}(${signature}) {`];
-  const rng = draws ? ["  const unsigned seed = rng[0], step = rng[1];"] : [];
-  if (k.tile) {
-    const gemm = renderGemmCuda(k, KERNEL_NAME);
-    // At least 4 blocks an SM, so up to 128 registers a thread: with the block size alone ptxas squeezed some
-    // GEMMs into 40 registers, and spilled.
-    const [comment, signatureLine] = head(`${gemm.block}, 4`);
-    return { code: [comment!, ...gemm.declarations, signatureLine!, ...rng, ...gemm.lines, "}"].join("\n") + "\n", buffers, draws, grid: gemm.grid, block: gemm.block, cooperative: true };
-  }
   const how = strategy(k);
-  const lines = head(String(BLOCK_SIZE));
-  if (how === "thread") lines.push(`  const int gid = (int)(blockIdx.x * ${BLOCK_SIZE}u + threadIdx.x);`);
-  if (how === "warp") lines.push(`  const int gid = (int)(blockIdx.x * ${BLOCK_SIZE / WARP}u + (threadIdx.x >> 5)), lane = (int)(threadIdx.x & 31u);`);
-  if (how === "block") lines.push("  const int gid = (int)blockIdx.x;");
+  const lines: string[] = [];
+  if (how === "thread") lines.push(`  const int gid = (int)(${block} * ${BLOCK_SIZE}u + threadIdx.x);`);
+  if (how === "warp") lines.push(`  const int gid = (int)(${block} * ${BLOCK_SIZE / WARP}u + (threadIdx.x >> 5)), lane = (int)(threadIdx.x & 31u);`);
+  if (how === "block") lines.push(`  const int gid = (int)${block};`);
   // A warp leaves whole (gid is the same on its lanes); a block's threads all take part in its reduction.
   if (how !== "block") lines.push(`  if (gid >= ${k.size}) return;`);
-  lines.push(...rng);
+  if (drawsRandom(k)) lines.push("  const unsigned seed = rng[0], step = rng[1];");
   if (k.reduce) {
     const accType = STORAGE[k.dtype];
     const sum = k.reduce.fn === "sum";
@@ -106,7 +182,7 @@ export function renderKernelCuda(k: Kernel): CudaKernel {
     if (how === "warp") lines.push(`  acc = ulc_warp_reduce(acc, ${op});`, "  if (lane != 0) return;");
     if (how === "block") lines.push(`  acc = ulc_block_reduce(acc, ${op}, ${init});`, "  if (threadIdx.x != 0) return;");
   }
-  lines.push(...stores, "}");
+  lines.push(...stores);
   const grid = { thread: Math.ceil(k.size / BLOCK_SIZE), warp: Math.ceil(k.size / (BLOCK_SIZE / WARP)), block: k.size }[how];
-  return { code: lines.join("\n") + "\n", buffers, draws, grid, block: BLOCK_SIZE, cooperative: how !== "thread" };
+  return { lines, grid, cooperative: how !== "thread" };
 }

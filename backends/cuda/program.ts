@@ -5,13 +5,14 @@
 //   ulc_cuda.cuh, ulc_host.cu, ulc_emulate.h   device helpers, the host runtime's device, CUDA emulated on the CPU
 //   ulc_scalar.h, ulc_serve.h                  shared with the CPU target (backends/native/cpp)
 //   Makefile        `make` (ARCH=sm_XX) or `make emulate`, the commands of ./toolchain.ts
-import type { Kernel } from "../../compiler/kernel/ir.js";
+import type { BatchOptions } from "../../compiler/kernel/batch.js";
+import type { Batch, Kernel } from "../../compiler/kernel/ir.js";
 import type { Program } from "../../compiler/lower.js";
 import { SOURCES as NATIVE_SOURCES } from "../native/sources.generated.js";
 import { scheduleTxt } from "../native/schedule.js";
 import { isDataParallel } from "../native/toolchain.js";
-import { emitProgram, kernelBinding, type Dispatch, type EmitOptions, type GraphManifest, type ProgramManifest } from "../program.js";
-import { KERNEL_NAME, renderKernelCuda, type CudaKernel } from "./kernel.js";
+import { batchBinding, emitProgram, kernelBinding, type Dispatch, type EmitOptions, type GraphManifest, type ProgramManifest } from "../program.js";
+import { KERNEL_NAME, renderBatchCuda, renderKernelCuda, type CudaKernel } from "./kernel.js";
 import { SOURCES } from "./sources.generated.js";
 import { DEFAULT_ARCH, makefile } from "./toolchain.js";
 
@@ -35,8 +36,7 @@ class Functions {
   readonly kernels: { name: string; kernel: CudaKernel; comment: string }[] = [];
   private readonly byKey = new Map<string, string>();
 
-  add(k: Kernel): CudaDispatch {
-    const c = renderKernelCuda(k);
+  add(c: CudaKernel, binding: Pick<CudaDispatch, "buffers" | "outputs">): CudaDispatch {
     const key = `${c.grid} ${c.block}\n${c.code.slice(c.code.indexOf("\n") + 1)}`;
     let name = this.byKey.get(key);
     if (name === undefined) {
@@ -44,7 +44,7 @@ class Functions {
       this.byKey.set(key, name);
       this.kernels.push({ name, kernel: c, comment: c.code.slice(0, c.code.indexOf("\n")) });
     }
-    return { kernel: name, grid: c.grid, block: c.block, ...kernelBinding(k) };
+    return { kernel: name, grid: c.grid, block: c.block, ...binding };
   }
 }
 
@@ -76,10 +76,17 @@ function programCu(model: string, functions: Functions): string {
  */
 export const MAX_INPUTS = 32;
 
+/**
+ * Batches of kernels: at most 2048 buffers (16 KB of pointers, within the 32,764 bytes of parameters a kernel
+ * takes since CUDA 12.1; 4 KB before), so ul_small's Adam updates all 174 parameters in one launch; at most 3
+ * GEMMs, whose tiles (about 10 KB of shared memory each) must fit the 48 KB a block may declare.
+ */
+export const BATCH: BatchOptions = { maxBuffers: 2048, maxTiled: 3 };
+
 /** How the CUDA target fuses a Program's graphs (the static benchmark rebuilds its schedules with the same). */
-export function cudaFuseOptions(program: Program): Pick<EmitOptions, "maxInputs" | "siblings" | "tile"> {
+export function cudaFuseOptions(program: Program): Pick<EmitOptions, "maxInputs" | "siblings" | "tile" | "batch"> {
   // A tile's rows and columns are fusion's business; the GEMM picks its own block shape from the matrix's.
-  return { maxInputs: MAX_INPUTS, siblings: true, ...(program.precision === "tf32" && { tile: { rows: 64, cols: 64, parity: true } }) };
+  return { maxInputs: MAX_INPUTS, siblings: true, batch: BATCH, ...(program.precision === "tf32" && { tile: { rows: 64, cols: 64, parity: true } }) };
 }
 
 /**
@@ -89,7 +96,8 @@ export function cudaFuseOptions(program: Program): Pick<EmitOptions, "maxInputs"
  */
 export function emitCuda(program: Program, options: Pick<EmitOptions, "maxInputs"> & { arch?: string } = {}): CudaBuild {
   const functions = new Functions();
-  const manifest = emitProgram(program, "cuda", { kernel: (k) => functions.add(k) }, { ...cudaFuseOptions(program), ...(options.maxInputs && { maxInputs: options.maxInputs }) });
+  const render = { kernel: (k: Kernel) => functions.add(renderKernelCuda(k), kernelBinding(k)), batch: (b: Batch) => functions.add(renderBatchCuda(b), batchBinding(b)) };
+  const manifest = emitProgram(program, "cuda", render, { ...cudaFuseOptions(program), ...(options.maxInputs && { maxInputs: options.maxInputs }) });
   const files = new Map<string, string>([
     ["program.cu", programCu(program.model, functions)],
     ["schedule.txt", scheduleTxt(manifest)],

@@ -6,9 +6,11 @@
 // the convolutions are sums of products shaped like a batch of matrix products; given `tile`, a kernel whose
 // output is such a sum computes a register tile of outputs per invocation (kernel/ir.ts, Tile). Library calls
 // (tuned templates such as a register-blocked matmul) replace the ops named in `library`. With `siblings`,
-// adjacent element-wise kernels of one size then merge into kernels of several outputs (kernel/siblings.ts).
+// adjacent element-wise kernels of one size then merge into kernels of several outputs (kernel/siblings.ts); with
+// `batch`, independent kernels launch as one (kernel/batch.ts).
 import { strides, type Graph, type Node } from "../ir.js";
 import { GID, R, ixAdd, ixConst, ixDiv, ixMod, ixMul, type Ix, type Kernel, type KernelInput, type LibraryOperand, type ParityClasses, type Schedule, type Step, type Sx, type Tile } from "./ir.js";
+import { batchKernels, type BatchOptions } from "./batch.js";
 import { mergeSiblings } from "./siblings.js";
 
 const ELEMENTWISE = new Set(["unary", "binary", "compare", "select", "cast", "stop_gradient"]);
@@ -44,6 +46,8 @@ export interface FuseOptions {
   readonly tile?: { readonly rows: number; readonly cols: number; readonly minProducts?: number; readonly parity?: boolean };
   /** Merge adjacent element-wise kernels of one size into multi-output kernels (kernel/siblings.ts); default off. */
   readonly siblings?: boolean;
+  /** Launch independent kernels as one (kernel/batch.ts); default off. */
+  readonly batch?: BatchOptions;
 }
 
 export function fuse(g: Graph, options: FuseOptions = {}): Schedule {
@@ -51,7 +55,12 @@ export function fuse(g: Graph, options: FuseOptions = {}): Schedule {
   if (g.nodes.some((n) => n.op.kind === "all_reduce")) throw new Error("a graph with all_reduce nodes must be split at them (compiler/parallel.ts) before fusion");
   const library = options.library ?? new Set<string>();
   const consumers = new Array<number>(g.nodes.length).fill(0);
-  for (const n of g.nodes) for (const x of n.inputs) consumers[x]! += 1;
+  const users = g.nodes.map((): number[] => []);
+  for (const n of g.nodes)
+    for (const x of n.inputs) {
+      consumers[x]! += 1;
+      users[x]!.push(n.id);
+    }
   // Reads through views count as reads of the viewed node: a value read by two views is read twice.
   const reads = new Array<number>(g.nodes.length).fill(0);
   for (let i = g.nodes.length - 1; i >= 0; i--) {
@@ -66,7 +75,7 @@ export function fuse(g: Graph, options: FuseOptions = {}): Schedule {
     const kind = n.op.kind;
     if (outputs.has(n.id) || kind === "input" || kind === "param" || library.has(kind)) materialized.add(n.id);
     if (library.has(kind)) for (const operand of libraryOperands(g, n)) materialized.add(operand.node);
-    if ((ELEMENTWISE.has(kind) || kind === "random" || kind === "iota") && reads[n.id]! > 1 && !recomputedByReaders(g, n, materialized)) materialized.add(n.id);
+    if ((ELEMENTWISE.has(kind) || kind === "random" || kind === "iota") && reads[n.id]! > 1 && !recomputedByReaders(g, n, materialized, reads[n.id]!, users)) materialized.add(n.id);
     if (CONTRACTIONS.has(kind) && !fusableReduce(g, n, consumers)) materialized.add(n.id);
   }
   // A kernel holds one reduction and reads at most maxInputs buffers: a second reduction met while building,
@@ -74,20 +83,63 @@ export function fuse(g: Graph, options: FuseOptions = {}): Schedule {
   const maxInputs = options.maxInputs ?? 7;
   for (;;) {
     const retry = buildSchedule(g, materialized, library, maxInputs, options.tile);
-    if (typeof retry !== "number") return options.siblings ? { ...retry, steps: mergeSiblings(retry.steps, maxInputs + 1) } : retry;
-    materialized.add(retry);
+    if (typeof retry === "number") {
+      materialized.add(retry);
+      continue;
+    }
+    const merged = options.siblings ? mergeSiblings(retry.steps, maxInputs + 1, !options.batch) : retry.steps;
+    return { ...retry, steps: options.batch ? batchKernels(merged, options.batch) : merged };
   }
 }
 
+/** The most element-wise ops a recomputed value's expression may hold. */
+const RECOMPUTE_OPS = 16;
+/** The most readers that recompute one value. */
+const RECOMPUTE_READS = 8;
+
 /**
- * A rounding to TF32 (a contraction's operand in a tf32 Program) of a materialised value, seen through views, is
- * one op on one load: each reader recomputes it rather than a kernel of its own storing it.
+ * Whether each reader of `n`, read `reads` times, computes it again rather than a kernel of its own storing it:
+ *  - a rounding to TF32 (a contraction's operand in a tf32 Program) of a materialised value, seen through views:
+ *    one op on one load;
+ *  - a short element-wise expression of materialised values (nothing that sums or draws), read by element-wise
+ *    ops and reductions that read each of its elements once (no broadcast in between), when that moves no more
+ *    memory: stored, it costs a launch, its L full-size loads, a write and one load per read; recomputed, L loads
+ *    per read (a value read through a broadcast, such as a norm's mean, stays in cache and is not counted). So
+ *    the mean-centred input of a norm (L = 1) is recomputed by all its readers, and a difference of two
+ *    activations read twice is too.
  */
-function recomputedByReaders(g: Graph, n: Node, materialized: ReadonlySet<number>): boolean {
-  if (n.op.kind !== "unary" || n.op.fn !== "round_tf32") return false;
-  let source = n.inputs[0]!;
-  while (MOVEMENT.has(g.nodes[source]!.op.kind)) source = g.nodes[source]!.inputs[0]!;
-  return materialized.has(source);
+function recomputedByReaders(g: Graph, n: Node, materialized: ReadonlySet<number>, reads: number, users: readonly (readonly number[])[]): boolean {
+  if (n.op.kind === "unary" && n.op.fn === "round_tf32") {
+    let source = n.inputs[0]!;
+    while (MOVEMENT.has(g.nodes[source]!.op.kind)) source = g.nodes[source]!.inputs[0]!;
+    return materialized.has(source);
+  }
+  if (!ELEMENTWISE.has(n.op.kind) || reads > RECOMPUTE_READS) return false;
+  const readOnce = (id: number): boolean =>
+    users[id]!.every((u) => {
+      const kind = g.nodes[u]!.op.kind;
+      if (kind === "broadcast") return false;
+      return MOVEMENT.has(kind) ? readOnce(u) : ELEMENTWISE.has(kind) || kind === "reduce";
+    });
+  if (!readOnce(n.id)) return false;
+  // The expression each reader would inline: n's inputs up to materialised values, the loads not broadcast.
+  let ops = 0;
+  const loads = new Set<number>();
+  const seen = new Set<number>();
+  const inlinable = (id: number, broadcast: boolean): boolean => {
+    const m = g.nodes[id]!;
+    if (materialized.has(id)) {
+      if (!broadcast) loads.add(id);
+      return true;
+    }
+    // A sum read through a broadcast is always materialised (FusedKernel.reduction): a cached load.
+    if (m.op.kind === "constant" || seen.has(id) || (broadcast && CONTRACTIONS.has(m.op.kind))) return true;
+    seen.add(id);
+    if (ELEMENTWISE.has(m.op.kind)) ops += 1;
+    else if (!MOVEMENT.has(m.op.kind)) return false;
+    return ops <= RECOMPUTE_OPS && m.inputs.every((x) => inlinable(x, broadcast || m.op.kind === "broadcast"));
+  };
+  return inlinable(n.id, false) && reads * loads.size <= loads.size + 1 + reads;
 }
 
 /** A matmul reads an operand transposed in its last two axes as the transpose's input (a GEMM's flag, not a copy). */

@@ -226,7 +226,48 @@ export interface LibraryCall {
   readonly operands: readonly LibraryOperand[];
 }
 
-export type Step = { readonly kind: "kernel"; readonly kernel: Kernel } | { readonly kind: "library"; readonly call: LibraryCall };
+/**
+ * Independent kernels launched as one (kernel/batch.ts): none reads what another writes, so each part runs over
+ * a range of the launch's blocks of its own, as if launched alone.
+ */
+export interface Batch {
+  readonly parts: readonly Kernel[];
+}
+
+export type Step =
+  | { readonly kind: "kernel"; readonly kernel: Kernel }
+  | { readonly kind: "library"; readonly call: LibraryCall }
+  | { readonly kind: "batch"; readonly batch: Batch };
+
+/** The buffers a batch binds: every part's inputs once, in the order the parts first read them, then every part's outputs. */
+export function batchBuffers(b: Batch): { inputs: number[]; outputs: number[] } {
+  const inputs = [...new Set(b.parts.flatMap((k) => k.inputs.map((i) => i.node)))];
+  return { inputs, outputs: b.parts.flatMap((k) => kernelOutputs(k).map((o) => o.node)) };
+}
+
+/** The buffers a step reads. */
+export function stepReads(step: Step): number[] {
+  switch (step.kind) {
+    case "kernel":
+      return step.kernel.inputs.map((i) => i.node);
+    case "library":
+      return step.call.operands.map((o) => o.node);
+    case "batch":
+      return batchBuffers(step.batch).inputs;
+  }
+}
+
+/** The buffers a step writes. */
+export function stepWrites(step: Step): number[] {
+  switch (step.kind) {
+    case "kernel":
+      return kernelOutputs(step.kernel).map((o) => o.node);
+    case "library":
+      return [step.call.node];
+    case "batch":
+      return batchBuffers(step.batch).outputs;
+  }
+}
 
 export interface Schedule {
   readonly steps: readonly Step[];

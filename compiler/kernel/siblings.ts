@@ -3,7 +3,7 @@
 // three kernels that read the same gradient and state; as one, it launches once and reads them once. A later
 // kernel that reads an earlier one's output at its own index computes that value instead of loading it (the
 // earlier output is still written: it is a graph output, or read elsewhere).
-import { kernelOutputs, type Ix, type Kernel, type KernelInput, type Step, type Sx } from "./ir.js";
+import { kernelOutputs, stepReads, type Ix, type Kernel, type KernelInput, type Step, type Sx } from "./ir.js";
 
 function isGid(at: Ix): boolean {
   return at.k === "gid";
@@ -38,12 +38,17 @@ function rebase(x: Sx, inputs: readonly KernelInput[], index: ReadonlyMap<number
   }
 }
 
-/** `b` folded into `a` as siblings, or undefined when they cannot share one loop or it would bind too many buffers. */
-function merge(a: Kernel, b: Kernel, maxBuffers: number): Kernel | undefined {
+/**
+ * `b` folded into `a` as siblings, or undefined when they cannot share one loop, it would bind too many buffers,
+ * or (unless `unrelated`) `b` reads neither what `a` writes nor a buffer of their size that `a` reads (a shared
+ * scalar, such as a learning rate, relates nothing).
+ */
+function merge(a: Kernel, b: Kernel, maxBuffers: number, unrelated: boolean): Kernel | undefined {
   if (a.reduce || a.tile || b.reduce || b.tile || a.size !== b.size) return undefined;
   const outputs = new Map(kernelOutputs(a).map((o) => [o.node, o.body]));
   const inputs = [...a.inputs];
   const index = new Map(inputs.map((input, i) => [input.node, i]));
+  if (!unrelated && !b.inputs.some((i) => outputs.has(i.node) || (index.has(i.node) && i.size === b.size))) return undefined;
   for (const input of b.inputs)
     if (!outputs.has(input.node) && !index.has(input.node)) {
       index.set(input.node, inputs.length);
@@ -55,11 +60,6 @@ function merge(a: Kernel, b: Kernel, maxBuffers: number): Kernel | undefined {
   return { ...a, inputs, siblings: [...(a.siblings ?? []), ...added], fused: [...a.fused, ...b.fused] };
 }
 
-/** The buffers a step reads. */
-function reads(step: Step): number[] {
-  return step.kind === "kernel" ? step.kernel.inputs.map((i) => i.node) : step.call.operands.map((o) => o.node);
-}
-
 /** How far back a kernel looks for one to merge with: the steps between cost a scan each. */
 const WINDOW = 8;
 
@@ -67,26 +67,29 @@ const WINDOW = 8;
  * The steps with mergeable kernels as one. A kernel merges with one of the few before it that it can join, the
  * earlier one moving down to it: allowed when no step in between reads what the earlier one writes (they are
  * SSA values, so nothing in between writes what it reads). A kernel binds at most `maxBuffers` buffers.
+ * `unrelated`: kernels that share no buffer merge too, which saves launches where nothing else does (a target
+ * that batches launches, kernel/batch.ts, would rather keep them apart: one may read what the other's
+ * sibling writes, and then they cannot share a batch).
  */
-export function mergeSiblings(steps: readonly Step[], maxBuffers: number): Step[] {
+export function mergeSiblings(steps: readonly Step[], maxBuffers: number, unrelated: boolean): Step[] {
   const out: Step[] = [];
   for (const step of steps) {
-    const partner = step.kind === "kernel" ? findPartner(out, step.kernel, maxBuffers) : undefined;
+    const partner = step.kind === "kernel" ? findPartner(out, step.kernel, maxBuffers, unrelated) : undefined;
     if (partner) out.splice(partner.index, 1);
     out.push(partner ? { kind: "kernel", kernel: partner.merged } : step);
   }
   return out;
 }
 
-function findPartner(out: readonly Step[], b: Kernel, maxBuffers: number): { index: number; merged: Kernel } | undefined {
+function findPartner(out: readonly Step[], b: Kernel, maxBuffers: number, unrelated: boolean): { index: number; merged: Kernel } | undefined {
   const readAfter = new Set<number>();
   for (let i = out.length - 1; i >= Math.max(0, out.length - WINDOW); i--) {
     const s = out[i]!;
     if (s.kind === "kernel" && !kernelOutputs(s.kernel).some((o) => readAfter.has(o.node))) {
-      const merged = merge(s.kernel, b, maxBuffers);
+      const merged = merge(s.kernel, b, maxBuffers, unrelated);
       if (merged) return { index: i, merged };
     }
-    for (const n of reads(s)) readAfter.add(n);
+    for (const n of stepReads(s)) readAfter.add(n);
   }
   return undefined;
 }

@@ -5,7 +5,7 @@
 // backends/cuda/program.ts.
 import type { Graph } from "../compiler/ir.js";
 import { fuse, type FuseOptions } from "../compiler/kernel/fuse.js";
-import { batchBuffers, kernelOutputs, type Batch, type Kernel, type LibraryCall } from "../compiler/kernel/ir.js";
+import { kernelOutputs, partsBuffers, type Batch, type Chain, type Kernel, type LibraryCall } from "../compiler/kernel/ir.js";
 import type { Program } from "../compiler/lower.js";
 import { memoryStats } from "../compiler/memory.js";
 import { MANIFEST_FORMAT, type BufferEntry, type Dispatch, type GraphManifest, type ProgramManifest } from "../runtime/manifest.js";
@@ -19,15 +19,17 @@ export const MAX_ELEMENTS = 2 ** 31 - 1;
 /** A Program past what a target can run, naming the tensor: a build error, not a shader that cannot compile. */
 export class TargetLimitError extends Error {}
 
-export interface EmitOptions extends Pick<FuseOptions, "maxInputs" | "tile" | "library" | "siblings" | "batch"> {}
+export interface EmitOptions extends Pick<FuseOptions, "maxInputs" | "tile" | "library" | "siblings" | "chain" | "batch"> {}
 
 /** How a target makes a dispatch of a fused kernel and, for the ops it runs as library calls, of such a call. */
 export interface Renderer<D extends Dispatch> {
   kernel(k: Kernel): D;
   /** A library call computing a node of `graph` from its operands' buffers (the ops of EmitOptions.library). */
   library?(call: LibraryCall, graph: Graph): D;
-  /** Independent kernels as one launch (EmitOptions.batch), binding batchBinding's buffers. */
+  /** Independent kernels as one launch (EmitOptions.batch), binding partsBinding's buffers. */
   batch?(b: Batch): D;
+  /** Kernels the same threads run one after another (EmitOptions.chain), binding partsBinding's buffers. */
+  chain?(c: Chain): D;
 }
 
 /** Collects kernels by their source, so identical ones share one name; `name(i)` names the i-th distinct one. */
@@ -59,9 +61,9 @@ export function kernelBinding(k: Kernel): Pick<Dispatch, "buffers" | "outputs"> 
   return { buffers: kernelBuffers(k), ...(outputs > 1 && { outputs }) };
 }
 
-/** What a batch's dispatch binds: every part's inputs once, then every part's outputs. */
-export function batchBinding(b: Batch): Pick<Dispatch, "buffers" | "outputs"> {
-  const { inputs, outputs } = batchBuffers(b);
+/** What a batch's or chain's dispatch binds: what its parts read from outside it, each once, then every part's outputs. */
+export function partsBinding(parts: readonly Kernel[]): Pick<Dispatch, "buffers" | "outputs"> {
+  const { inputs, outputs } = partsBuffers(parts);
   return { buffers: [...inputs, ...outputs], ...(outputs.length > 1 && { outputs: outputs.length }) };
 }
 
@@ -90,6 +92,9 @@ export function emitGraph<D extends Dispatch>(g: Graph, render: Renderer<D>, opt
       case "batch":
         if (!render.batch) throw new Error("a batch of kernels, which this target does not launch as one");
         return render.batch(step.batch);
+      case "chain":
+        if (!render.chain) throw new Error("a chain of kernels, which this target does not run as one");
+        return render.chain(step.chain);
     }
   });
   const mem = memoryStats(g);

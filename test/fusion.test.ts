@@ -3,7 +3,7 @@ import fc from "fast-check";
 import { describe, expect, test } from "vitest";
 import { GraphBuilder, size, type Graph } from "../compiler/ir.js";
 import { fuse, type FuseOptions } from "../compiler/kernel/fuse.js";
-import { batchBuffers, kernelOutputs, type Kernel } from "../compiler/kernel/ir.js";
+import { kernelOutputs, partsBuffers, type Kernel } from "../compiler/kernel/ir.js";
 import { lowerProgram } from "../compiler/lower.js";
 import { interpret } from "../runtime/interpreter.js";
 import { runSchedule } from "../runtime/js/schedule.js";
@@ -82,11 +82,11 @@ describe("fused schedules of the models", () => {
     const program = lowerProgram("models/ul_tiny.ul", { bindings: { B: 2 } });
     const fit = program.entries.find((e) => e.name === "fit")!;
     const params = interpret(program.init, {}, { precision: "f64", seed: 4, step: 0 });
-    const options = { maxInputs: 32, siblings: true, batch: { maxBuffers: 1000, maxTiled: 3 } };
+    const options = { maxInputs: 32, siblings: true, chain: true, batch: { maxBuffers: 1000, maxTiled: 3 } };
     const steps = fuse(fit.graph, options).steps;
     const batches = steps.flatMap((s) => (s.kind === "batch" ? [s.batch] : []));
     for (const b of batches) {
-      const { inputs, outputs } = batchBuffers(b);
+      const { inputs, outputs } = partsBuffers(b.parts);
       expect(inputs.length + outputs.length).toBeLessThanOrEqual(options.batch.maxBuffers);
       // No part reads what another writes.
       expect(inputs.filter((n) => outputs.includes(n))).toEqual([]);
@@ -94,12 +94,32 @@ describe("fused schedules of the models", () => {
     // Every parameter's new value, m and v in one batch; a parameter's three in one part, which reads its gradient once.
     const state = fit.graph.outputs.filter((o) => /^(param:|optimizer\.[mv]\.)/.test(o.name)).map((o) => o.node);
     expect(state).toHaveLength(3 * fit.training!.params.length);
-    const holder = batches.find((b) => batchBuffers(b).outputs.includes(state[0]!))!;
-    expect(state.filter((n) => !batchBuffers(holder).outputs.includes(n))).toEqual([]);
+    const holder = batches.find((b) => partsBuffers(b.parts).outputs.includes(state[0]!))!;
+    expect(state.filter((n) => !partsBuffers(holder.parts).outputs.includes(n))).toEqual([]);
     const partOf = (name: string) => holder.parts.findIndex((k) => kernelOutputs(k).some((o) => o.node === fit.graph.outputs.find((x) => x.name === name)!.node));
     for (const p of fit.training!.params) expect([partOf(`optimizer.m.${p}`), partOf(`optimizer.v.${p}`)], p).toEqual([partOf(`param:${p}`), partOf(`param:${p}`)]);
     expectSameOutputs(fit.graph, params, 9, options);
   }, 120_000);
+
+  test("a norm's statistics as a chain: the variance's sum runs after the mean's in the same threads, reading it at its own index; outputs equal", () => {
+    const b = new GraphBuilder();
+    const x = b.add({ kind: "input", name: "x" }, [], [6, 40]);
+    const constant = (value: number, shape: number[]) => b.add({ kind: "constant", value }, [], shape);
+    const mean = b.add({ kind: "binary", fn: "div" }, [b.add({ kind: "reduce", fn: "sum", axes: [1] }, [x]), constant(40, [6, 1])]);
+    const centred = b.add({ kind: "binary", fn: "sub" }, [x, b.add({ kind: "broadcast" }, [mean], [6, 40])]);
+    const variance = b.add({ kind: "binary", fn: "div" }, [b.add({ kind: "reduce", fn: "sum", axes: [1] }, [b.add({ kind: "binary", fn: "mul" }, [centred, centred])]), constant(40, [6, 1])]);
+    const rstd = b.add({ kind: "unary", fn: "rsqrt" }, [b.add({ kind: "binary", fn: "add" }, [variance, constant(1e-5, [6, 1])])]);
+    const y = b.add({ kind: "binary", fn: "mul" }, [centred, b.add({ kind: "broadcast" }, [rstd], [6, 40])]);
+    const g = b.build([{ name: "y", node: y }]);
+    const steps = fuse(g, { chain: true }).steps;
+    expect(steps.map((st) => st.kind)).toEqual(["chain", "kernel"]);
+    const chain = steps[0]!.kind === "chain" ? steps[0]!.chain : undefined;
+    // The two sums (the mean's division and the variance's epilogue inline into their readers).
+    const [first, second] = chain!.parts;
+    expect([first!.reduce?.count, second!.reduce?.count]).toEqual([40, 40]);
+    expect(second!.inputs.map((i) => i.node)).toContain(first!.node);
+    expectSameOutputs(g, new Map(), 3, { chain: true });
+  });
 
   test("ul_small's train step runs in fewer kernels than half its primitive ops", () => {
     const program = lowerProgram("models/ul_small.ul", { bindings: { B: 2 } });

@@ -14,7 +14,7 @@
 // (f32, f16, and bools as 0/1) or int (i32); index arithmetic is int, as in WGSL. Random streams read the
 // launch's {seed, step} from device memory, so a captured CUDA Graph replays with new values.
 import type { DType } from "../../compiler/ir.js";
-import { batchBuffers, kernelOutputs, type Batch, type Kernel } from "../../compiler/kernel/ir.js";
+import { kernelOutputs, partsBuffers, type Batch, type Chain, type Kernel } from "../../compiler/kernel/ir.js";
 import { literal, renderSx } from "../c-like/expr.js";
 import { nestReduction } from "../../compiler/kernel/split.js";
 import { CUDA, drawsRandom, STORAGE } from "../native/dialect.js";
@@ -61,17 +61,21 @@ function bufferTypes(dtypes: readonly DType[], inputs: number): string[] {
   return dtypes.map((d, i) => `${i < inputs ? "const " : ""}${STORAGE[d]}*`);
 }
 
-/** A parameter list: `buffers` named `names`, then the rng words when the kernel draws. */
-function signature(buffers: readonly string[], names: readonly string[], draws: boolean): string {
-  return [...buffers.map((t, i) => `${t} __restrict__ ${names[i]}`), ...(draws ? ["const unsigned* __restrict__ rng"] : [])].join(", ");
+/** A parameter list: `buffers` named `names`, then the rng words when the kernel draws; `shared` ones may alias another. */
+function signature(buffers: readonly string[], names: readonly string[], draws: boolean, shared: ReadonlySet<number> = new Set()): string {
+  return [...buffers.map((t, i) => `${t}${shared.has(i) ? "" : " __restrict__"} ${names[i]}`), ...(draws ? ["const unsigned* __restrict__ rng"] : [])].join(", ");
 }
 
-/** A kernel's buffer parameters: its inputs (in0, in1, …), then its outputs (out, out1, …). */
-function parameters(k: Kernel): { buffers: string[]; signature: string } {
+/**
+ * A kernel's buffer parameters: its inputs (in0, in1, …), then its outputs (out, out1, …). An input among
+ * `written` (a chain's earlier part wrote it, through a pointer of its own) is not `__restrict__`.
+ */
+function parameters(k: Kernel, written: ReadonlySet<number> = new Set()): { buffers: string[]; signature: string } {
   const outputs = kernelOutputs(k);
   const buffers = bufferTypes([...k.inputs.map((i) => i.dtype), ...outputs.map((o) => o.dtype)], k.inputs.length);
   const names = [...k.inputs.map((_, i) => `in${i}`), ...outputs.map((_, i) => `out${i || ""}`)];
-  return { buffers, signature: signature(buffers, names, drawsRandom(k)) };
+  const shared = new Set(k.inputs.flatMap((input, i) => (written.has(input.node) ? [i] : [])));
+  return { buffers, signature: signature(buffers, names, drawsRandom(k), shared) };
 }
 
 function checkSize(k: Kernel): void {
@@ -112,31 +116,57 @@ export function renderKernelCuda(k: Kernel): CudaKernel {
 
 /**
  * A batch (compiler/kernel/batch.ts) as one kernel: each part a device function of its block index, called by
- * the blocks of its range. Its parameters are the batch's buffers (backends/program.ts batchBinding).
+ * the blocks of its range. Its parameters are the batch's buffers (backends/program.ts partsBinding).
  */
 export function renderBatchCuda(batch: Batch): CudaKernel {
-  const { inputs, outputs } = batchBuffers(batch);
-  const dtype = new Map(batch.parts.flatMap((k) => [...k.inputs.map((i) => [i.node, i.dtype] as const), ...kernelOutputs(k).map((o) => [o.node, o.dtype] as const)]));
+  return renderParts(batch.parts, "batch");
+}
+
+/**
+ * A chain (compiler/kernel/chain.ts) as one kernel: each part a device function of its block index, called in
+ * turn by every block, with a barrier between over the threads that share an output (none for a thread per
+ * output: it reads what it wrote), so a part finds what the ones before it wrote.
+ */
+export function renderChainCuda(chain: Chain): CudaKernel {
+  return renderParts(chain.parts, "chain");
+}
+
+const BARRIER: Record<Strategy, string | undefined> = { thread: undefined, warp: "__syncwarp();", block: "__syncthreads();" };
+
+function renderParts(parts: readonly Kernel[], mode: "batch" | "chain"): CudaKernel {
+  const { inputs, outputs } = partsBuffers(parts);
+  const dtype = new Map(parts.flatMap((k) => [...k.inputs.map((i) => [i.node, i.dtype] as const), ...kernelOutputs(k).map((o) => [o.node, o.dtype] as const)]));
   const buffers = bufferTypes([...inputs, ...outputs].map((n) => dtype.get(n)!), inputs.length);
   const name = new Map([...inputs.map((n, i) => [n, `in${i}`] as const), ...outputs.map((n, i) => [n, `out${i}`] as const)]);
-  const draws = batch.parts.some(drawsRandom);
+  const draws = parts.some(drawsRandom);
+  const written = new Set(outputs);
   // Parts with the same code (the updates of parameters of one size) share a function; GEMMs never do, as each
   // declares the device memory its split sums meet in.
   const functions = new Map<string, { fn: string; code: string; declarations: readonly string[] }>();
   const calls: string[] = [];
   let [first, threads, cooperative] = [0, 0, false];
-  batch.parts.forEach((k, i) => {
+  parts.forEach((k, i) => {
     const b = body(k, `${KERNEL_NAME}_p${i}`, "block");
-    const code = [`(const unsigned block, ${parameters(k).signature}) {`, ...b.lines, "}"].join("\n");
+    const code = [`(const unsigned block, ${parameters(k, written).signature}) {`, ...b.lines, "}"].join("\n");
     const key = k.tile ? String(i) : code;
     if (!functions.has(key)) functions.set(key, { fn: `${KERNEL_NAME}_p${i}`, code, declarations: b.declarations });
     const args = [...k.inputs.map((x) => name.get(x.node)!), ...kernelOutputs(k).map((o) => name.get(o.node)!), ...(drawsRandom(k) ? ["rng"] : [])];
-    calls.push(`  ${calls.length ? "else if" : "if"} (block < ${first + b.grid}u) ${functions.get(key)!.fn}(block - ${first}u, ${args.join(", ")});`);
-    if (threads && threads !== b.block) throw new Error(`a batch's parts launch blocks of ${threads} and ${b.block} threads`);
-    [first, threads, cooperative] = [first + b.grid, b.block, cooperative || b.cooperative];
+    const call = (offset: number) => `${functions.get(key)!.fn}(${offset ? `block - ${offset}u` : "block"}, ${args.join(", ")});`;
+    if (threads && threads !== b.block) throw new Error(`the parts of a ${mode} launch blocks of ${threads} and ${b.block} threads`);
+    if (mode === "batch") {
+      calls.push(`  ${calls.length ? "else if" : "if"} (block < ${first + b.grid}u) ${call(first)}`);
+      first += b.grid;
+    } else {
+      const barrier = BARRIER[strategy(k)];
+      if (i > 0 && barrier) calls.push(`  ${barrier}`);
+      calls.push(`  ${call(0)}`);
+      if (i > 0 && b.grid !== first) throw new Error(`the parts of a chain launch ${first} and ${b.grid} blocks`);
+      first = b.grid;
+    }
+    [threads, cooperative] = [b.block, cooperative || b.cooperative];
   });
   const lines = [
-    `// a batch of ${batch.parts.length} kernels: ${batch.parts.map((k) => k.name).join(", ")}`,
+    `// a ${mode} of ${parts.length} kernels: ${parts.map((k) => k.name).join(", ")}`,
     ...[...functions.values()].flatMap(({ fn, code, declarations }) => [...declarations, `static __device__ __forceinline__ void ${fn}${code}`]),
     `__global__ void ${launchBounds(threads)} ${KERNEL_NAME}(${signature(buffers, [...inputs, ...outputs].map((n) => name.get(n)!), draws)}) {`,
     "  const unsigned block = blockIdx.x;",

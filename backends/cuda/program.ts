@@ -6,13 +6,13 @@
 //   ulc_scalar.h, ulc_serve.h                  shared with the CPU target (backends/native/cpp)
 //   Makefile        `make` (ARCH=sm_XX) or `make emulate`, the commands of ./toolchain.ts
 import type { BatchOptions } from "../../compiler/kernel/batch.js";
-import type { Batch, Kernel } from "../../compiler/kernel/ir.js";
+import type { Batch, Chain, Kernel } from "../../compiler/kernel/ir.js";
 import type { Program } from "../../compiler/lower.js";
 import { SOURCES as NATIVE_SOURCES } from "../native/sources.generated.js";
 import { scheduleTxt } from "../native/schedule.js";
 import { isDataParallel } from "../native/toolchain.js";
-import { batchBinding, emitProgram, kernelBinding, type Dispatch, type EmitOptions, type GraphManifest, type ProgramManifest } from "../program.js";
-import { KERNEL_NAME, renderBatchCuda, renderKernelCuda, type CudaKernel } from "./kernel.js";
+import { emitProgram, kernelBinding, partsBinding, type Dispatch, type EmitOptions, type GraphManifest, type ProgramManifest } from "../program.js";
+import { KERNEL_NAME, renderBatchCuda, renderChainCuda, renderKernelCuda, type CudaKernel } from "./kernel.js";
 import { SOURCES } from "./sources.generated.js";
 import { DEFAULT_ARCH, makefile } from "./toolchain.js";
 
@@ -84,9 +84,9 @@ export const MAX_INPUTS = 32;
 export const BATCH: BatchOptions = { maxBuffers: 2048, maxTiled: 3 };
 
 /** How the CUDA target fuses a Program's graphs (the static benchmark rebuilds its schedules with the same). */
-export function cudaFuseOptions(program: Program): Pick<EmitOptions, "maxInputs" | "siblings" | "tile" | "batch"> {
+export function cudaFuseOptions(program: Program): Pick<EmitOptions, "maxInputs" | "siblings" | "tile" | "chain" | "batch"> {
   // A tile's rows and columns are fusion's business; the GEMM picks its own block shape from the matrix's.
-  return { maxInputs: MAX_INPUTS, siblings: true, batch: BATCH, ...(program.precision === "tf32" && { tile: { rows: 64, cols: 64, parity: true } }) };
+  return { maxInputs: MAX_INPUTS, siblings: true, chain: true, batch: BATCH, ...(program.precision === "tf32" && { tile: { rows: 64, cols: 64, parity: true } }) };
 }
 
 /**
@@ -96,7 +96,11 @@ export function cudaFuseOptions(program: Program): Pick<EmitOptions, "maxInputs"
  */
 export function emitCuda(program: Program, options: Pick<EmitOptions, "maxInputs"> & { arch?: string } = {}): CudaBuild {
   const functions = new Functions();
-  const render = { kernel: (k: Kernel) => functions.add(renderKernelCuda(k), kernelBinding(k)), batch: (b: Batch) => functions.add(renderBatchCuda(b), batchBinding(b)) };
+  const render = {
+    kernel: (k: Kernel) => functions.add(renderKernelCuda(k), kernelBinding(k)),
+    batch: (b: Batch) => functions.add(renderBatchCuda(b), partsBinding(b.parts)),
+    chain: (c: Chain) => functions.add(renderChainCuda(c), partsBinding(c.parts)),
+  };
   const manifest = emitProgram(program, "cuda", render, { ...cudaFuseOptions(program), ...(options.maxInputs && { maxInputs: options.maxInputs }) });
   const files = new Map<string, string>([
     ["program.cu", programCu(program.model, functions)],

@@ -1,7 +1,7 @@
 // The C++ spelling of kernel expressions, shared by the CUDA and CPU targets: both compile with a C++ compiler
 // (nvcc, g++) against the same scalar helpers (backends/native/cpp/ulc_scalar.h).
 import type { DType } from "../../compiler/ir.js";
-import { kernelOutputs, type Kernel, type Sx } from "../../compiler/kernel/ir.js";
+import { kernelOutputs, sxNodes, type Kernel, type Sx } from "../../compiler/kernel/ir.js";
 import { C_BINARY, C_UNARY, call, calls, type Dialect } from "../c-like/expr.js";
 
 /** Buffers hold float (f32, f16, and bools as 0/1) or int (i32). */
@@ -34,20 +34,7 @@ export const CUDA: Dialect = {
 };
 
 function usesRandom(x: Sx): boolean {
-  switch (x.k) {
-    case "random":
-      return true;
-    case "unary":
-    case "cast":
-      return usesRandom(x.x);
-    case "binary":
-    case "compare":
-      return usesRandom(x.a) || usesRandom(x.b);
-    case "select":
-      return usesRandom(x.c) || usesRandom(x.a) || usesRandom(x.b);
-    default:
-      return false;
-  }
+  return sxNodes(x).some((y) => y.k === "random");
 }
 
 /** Whether a kernel draws random numbers (and so reads the launch's {seed, step}). */

@@ -5,7 +5,7 @@
 // optimizers do by hand. A convolution's two gradients, which read the same output gradient, batch too, and the
 // smaller (the weight's, a few blocks) runs beside the larger rather than after it. Tiled kernels (the target's
 // GEMMs, whose blocks have a shape of their own) batch only with tiled kernels, a few at a time.
-import { batchBuffers, stepReads, stepWrites, type Kernel, type Step } from "./ir.js";
+import { partsBuffers, stepReads, stepWrites, type Kernel, type Step } from "./ir.js";
 
 export interface BatchOptions {
   /** The most buffers a batch binds. */
@@ -25,7 +25,7 @@ function parts(step: Step): readonly Kernel[] | undefined {
 /** Whether `k` may join a batch of `parts`. */
 function fits(parts: readonly Kernel[], k: Kernel, options: BatchOptions): boolean {
   if (parts.some((p) => !p.tile !== !k.tile) || (k.tile && parts.length >= options.maxTiled)) return false;
-  const { inputs, outputs } = batchBuffers({ parts: [...parts, k] });
+  const { inputs, outputs } = partsBuffers([...parts, k]);
   return inputs.length + outputs.length <= options.maxBuffers;
 }
 

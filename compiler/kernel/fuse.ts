@@ -2,15 +2,18 @@
 // pad and concat become index arithmetic (with bounds checks); every contraction — reduce, matmul, the three
 // convolutions, average pooling and its gradient — is a reduction loop that absorbs its element-wise prologue
 // (what it reads is inlined) and, when its only consumer is element-wise on the same shape, that epilogue too.
-// A value with several consumers is materialised rather than recomputed, as is every graph output. Matmul and
+// A value with several consumers is materialised, unless each can recompute it for no more memory traffic (a short
+// expression of one full-size load); so is every graph output. Matmul and
 // the convolutions are sums of products shaped like a batch of matrix products; given `tile`, a kernel whose
 // output is such a sum computes a register tile of outputs per invocation (kernel/ir.ts, Tile). Library calls
 // (tuned templates such as a register-blocked matmul) replace the ops named in `library`. With `siblings`,
 // adjacent element-wise kernels of one size then merge into kernels of several outputs (kernel/siblings.ts); with
-// `batch`, independent kernels launch as one (kernel/batch.ts).
+// `chain`, a kernel reading another's output at its own index runs in the same threads after it (kernel/chain.ts);
+// with `batch`, independent kernels launch as one (kernel/batch.ts).
 import { strides, type Graph, type Node } from "../ir.js";
 import { GID, R, ixAdd, ixConst, ixDiv, ixMod, ixMul, type Ix, type Kernel, type KernelInput, type LibraryOperand, type ParityClasses, type Schedule, type Step, type Sx, type Tile } from "./ir.js";
 import { batchKernels, type BatchOptions } from "./batch.js";
+import { chainKernels } from "./chain.js";
 import { mergeSiblings } from "./siblings.js";
 
 const ELEMENTWISE = new Set(["unary", "binary", "compare", "select", "cast", "stop_gradient"]);
@@ -21,7 +24,10 @@ const MOVEMENT = new Set(["reshape", "transpose", "broadcast", "slice"]);
 /** The multi-index of a tensor of `shape` at linear position `linear` (< size). */
 function unravel(linear: Ix, shape: readonly number[]): Ix[] {
   const st = strides(shape);
-  return shape.map((d, i) => ixMod(ixDiv(linear, st[i]!), d, i === 0 ? d : undefined));
+  // linear < size, so its quotient by the first axis of more than one element needs no mod (before it, axes of
+  // one element are 0): [1, 32, 3, 3] ravels back to the plain index, not index % 288.
+  const lead = shape.findIndex((d) => d !== 1);
+  return shape.map((d, i) => ixMod(ixDiv(linear, st[i]!), d, i === lead ? d : undefined));
 }
 
 function ravel(idx: readonly Ix[], shape: readonly number[]): Ix {
@@ -46,6 +52,8 @@ export interface FuseOptions {
   readonly tile?: { readonly rows: number; readonly cols: number; readonly minProducts?: number; readonly parity?: boolean };
   /** Merge adjacent element-wise kernels of one size into multi-output kernels (kernel/siblings.ts); default off. */
   readonly siblings?: boolean;
+  /** Run a kernel that reads another's output at its own index, both of one size and number of terms, in the same threads right after it (kernel/chain.ts); default off. */
+  readonly chain?: boolean;
   /** Launch independent kernels as one (kernel/batch.ts); default off. */
   readonly batch?: BatchOptions;
 }
@@ -88,12 +96,13 @@ export function fuse(g: Graph, options: FuseOptions = {}): Schedule {
       continue;
     }
     const merged = options.siblings ? mergeSiblings(retry.steps, maxInputs + 1, !options.batch) : retry.steps;
-    return { ...retry, steps: options.batch ? batchKernels(merged, options.batch) : merged };
+    const chained = options.chain ? chainKernels(merged) : merged;
+    return { ...retry, steps: options.batch ? batchKernels(chained, options.batch) : chained };
   }
 }
 
 /** The most element-wise ops a recomputed value's expression may hold. */
-const RECOMPUTE_OPS = 16;
+const RECOMPUTE_OPS = 32;
 /** The most readers that recompute one value. */
 const RECOMPUTE_READS = 8;
 

@@ -109,6 +109,11 @@ export function ixMod(a: Ix, c: number, bound?: number): Ix {
   return { k: "mod", a, c };
 }
 
+/** Whether `at` is the invocation's own output index in a kernel of `size` outputs (in a kernel of one, any 0 is). */
+export function atOwnIndex(at: Ix, size: number): boolean {
+  return at.k === "gid" || (size === 1 && at.k === "const" && at.v === 0);
+}
+
 // ---------------------------------------------------------------- scalar expressions
 
 /** A scalar expression; `t` is its dtype, which renderers need for literals and integer arithmetic. */
@@ -130,6 +135,27 @@ export type Sx =
   | { readonly k: "inrange"; readonly t: DType; readonly at: Ix; readonly lo: number; readonly hi: number }
   /** The reduction's result, in the epilogue. */
   | { readonly k: "acc"; readonly t: DType };
+
+/** The operands of an expression node. */
+export function sxChildren(x: Sx): Sx[] {
+  switch (x.k) {
+    case "unary":
+    case "cast":
+      return [x.x];
+    case "binary":
+    case "compare":
+      return [x.a, x.b];
+    case "select":
+      return [x.c, x.a, x.b];
+    default:
+      return [];
+  }
+}
+
+/** Every node of an expression, depth first. */
+export function sxNodes(x: Sx): Sx[] {
+  return [x, ...sxChildren(x).flatMap(sxNodes)];
+}
 
 export interface KernelInput {
   /** The graph node whose buffer this is. */
@@ -234,15 +260,28 @@ export interface Batch {
   readonly parts: readonly Kernel[];
 }
 
+/**
+ * Kernels of one size and one number of terms that the same threads run one after another (kernel/chain.ts): a
+ * later part may read what an earlier one wrote, at its own output index only (a norm's variance reads its mean).
+ */
+export interface Chain {
+  readonly parts: readonly Kernel[];
+}
+
 export type Step =
   | { readonly kind: "kernel"; readonly kernel: Kernel }
   | { readonly kind: "library"; readonly call: LibraryCall }
-  | { readonly kind: "batch"; readonly batch: Batch };
+  | { readonly kind: "batch"; readonly batch: Batch }
+  | { readonly kind: "chain"; readonly chain: Chain };
 
-/** The buffers a batch binds: every part's inputs once, in the order the parts first read them, then every part's outputs. */
-export function batchBuffers(b: Batch): { inputs: number[]; outputs: number[] } {
-  const inputs = [...new Set(b.parts.flatMap((k) => k.inputs.map((i) => i.node)))];
-  return { inputs, outputs: b.parts.flatMap((k) => kernelOutputs(k).map((o) => o.node)) };
+/**
+ * The buffers a batch or chain binds: what its parts read from outside it, each once, in the order they first
+ * read them; then every part's outputs.
+ */
+export function partsBuffers(parts: readonly Kernel[]): { inputs: number[]; outputs: number[] } {
+  const outputs = parts.flatMap((k) => kernelOutputs(k).map((o) => o.node));
+  const written = new Set(outputs);
+  return { inputs: [...new Set(parts.flatMap((k) => k.inputs.map((i) => i.node)))].filter((n) => !written.has(n)), outputs };
 }
 
 /** The buffers a step reads. */
@@ -253,7 +292,9 @@ export function stepReads(step: Step): number[] {
     case "library":
       return step.call.operands.map((o) => o.node);
     case "batch":
-      return batchBuffers(step.batch).inputs;
+      return partsBuffers(step.batch.parts).inputs;
+    case "chain":
+      return partsBuffers(step.chain.parts).inputs;
   }
 }
 
@@ -265,7 +306,9 @@ export function stepWrites(step: Step): number[] {
     case "library":
       return [step.call.node];
     case "batch":
-      return batchBuffers(step.batch).outputs;
+      return partsBuffers(step.batch.parts).outputs;
+    case "chain":
+      return partsBuffers(step.chain.parts).outputs;
   }
 }
 

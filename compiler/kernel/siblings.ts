@@ -3,20 +3,16 @@
 // three kernels that read the same gradient and state; as one, it launches once and reads them once. A later
 // kernel that reads an earlier one's output at its own index computes that value instead of loading it (the
 // earlier output is still written: it is a graph output, or read elsewhere).
-import { kernelOutputs, stepReads, type Ix, type Kernel, type KernelInput, type Step, type Sx } from "./ir.js";
-
-function isGid(at: Ix): boolean {
-  return at.k === "gid";
-}
+import { atOwnIndex, kernelOutputs, stepReads, type Kernel, type KernelInput, type Step, type Sx } from "./ir.js";
 
 /** `x` reading the merged kernel's inputs: loads of `outputs` (at gid) become their bodies; undefined if one is read elsewhere. */
-function rebase(x: Sx, inputs: readonly KernelInput[], index: ReadonlyMap<number, number>, outputs: ReadonlyMap<number, Sx>): Sx | undefined {
-  const sub = (y: Sx) => rebase(y, inputs, index, outputs);
+function rebase(x: Sx, inputs: readonly KernelInput[], index: ReadonlyMap<number, number>, outputs: ReadonlyMap<number, Sx>, size: number): Sx | undefined {
+  const sub = (y: Sx) => rebase(y, inputs, index, outputs, size);
   switch (x.k) {
     case "load": {
       const node = inputs[x.buffer]!.node;
       const value = outputs.get(node);
-      if (value !== undefined) return isGid(x.at) ? value : undefined;
+      if (value !== undefined) return atOwnIndex(x.at, size) ? value : undefined;
       return { ...x, buffer: index.get(node)! };
     }
     case "unary":
@@ -54,7 +50,7 @@ function merge(a: Kernel, b: Kernel, maxBuffers: number, unrelated: boolean): Ke
       index.set(input.node, inputs.length);
       inputs.push(input);
     }
-  const bodies = kernelOutputs(b).map((o) => rebase(o.body, b.inputs, index, outputs));
+  const bodies = kernelOutputs(b).map((o) => rebase(o.body, b.inputs, index, outputs, b.size));
   if (bodies.some((x) => x === undefined) || inputs.length + outputs.size + bodies.length > maxBuffers) return undefined;
   const added = kernelOutputs(b).map((o, i) => ({ node: o.node, dtype: o.dtype, body: bodies[i]! }));
   return { ...a, inputs, siblings: [...(a.siblings ?? []), ...added], fused: [...a.fused, ...b.fused] };

@@ -4,7 +4,7 @@
 // constant across the inner loop, and `counter % c` is `(outer % (c/L))·L + inner`, so the inner loop reads
 // memory contiguously or not at all, where the flat loop divided every index by constants. A broadcast of a
 // per-channel value over an image, or a reduction over a batch of images, becomes a loop a compiler vectorises.
-import { ixAdd, ixConst, ixDiv, ixMod, ixMul, kernelOutputs, type Ix, type Kernel, type Sx } from "./ir.js";
+import { ixAdd, ixConst, ixDiv, ixMod, ixMul, kernelOutputs, sxNodes, type Ix, type Kernel, type Sx } from "./ir.js";
 
 export type Counter = "gid" | "r";
 
@@ -16,23 +16,7 @@ function gcd(a: number, b: number): number {
 }
 
 function ixOf(x: Sx): Ix[] {
-  switch (x.k) {
-    case "load":
-    case "index":
-    case "random":
-    case "inrange":
-      return [x.at];
-    case "unary":
-    case "cast":
-      return ixOf(x.x);
-    case "binary":
-    case "compare":
-      return [...ixOf(x.a), ...ixOf(x.b)];
-    case "select":
-      return [...ixOf(x.c), ...ixOf(x.a), ...ixOf(x.b)];
-    default:
-      return [];
-  }
+  return sxNodes(x).flatMap((y) => ("at" in y ? [y.at] : []));
 }
 
 /** The c of every `counter / c` and `counter % c` in x. */

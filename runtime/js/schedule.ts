@@ -48,8 +48,9 @@ export function runSchedule(g: Graph, schedule: Schedule, env: InterpretEnv, opt
   };
   for (const step of schedule.steps) {
     if (step.kind === "kernel") run(step.kernel);
-    // A batch's parts are independent: any order is theirs.
+    // A batch's parts are independent (any order is theirs); a chain's run in order.
     else if (step.kind === "batch") step.batch.parts.forEach(run);
+    else if (step.kind === "chain") step.chain.parts.forEach(run);
     else buffers.set(step.call.node, library(g, step.call, buffers, options));
   }
   return new Map(g.outputs.map((o) => [o.name, { dtype: g.nodes[o.node]!.dtype, shape: g.nodes[o.node]!.shape, data: buffers.get(o.node)! }]));

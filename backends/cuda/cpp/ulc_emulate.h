@@ -340,6 +340,11 @@ inline void __syncthreads() {
   ulc_emu::pass();
 }
 
+/** A warp's barrier: the block's (a block's live threads run round by round, so every warp's are at it too). */
+inline void __syncwarp(unsigned = 0xffffffffu) {
+  __syncthreads();
+}
+
 /** Blocks run on several OS threads at once, so device-wide atomics and fences are the CPU's. */
 inline void __threadfence() {
   std::atomic_thread_fence(std::memory_order_seq_cst);

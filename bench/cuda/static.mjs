@@ -6,7 +6,7 @@
 //
 //   npm run build && npm run bench:cuda-static [-- --write]
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -19,6 +19,7 @@ const dist = (p) => pathToFileURL(join(ROOT, "dist", p)).href;
 const { lowerProgram } = await import(dist("compiler/lower.js"));
 const { fuse } = await import(dist("compiler/kernel/fuse.js"));
 const { emitCuda, cudaFuseOptions } = await import(dist("backends/cuda/program.js"));
+const { renderKernelCuda, KERNEL_NAME } = await import(dist("backends/cuda/kernel.js"));
 const { gemmPlan, BK, GEMM_THREADS } = await import(dist("backends/cuda/gemm.js"));
 const { CONTRACTIONS } = await import(dist("compiler/passes/precision.js"));
 const { writeNativeBuild } = await import(dist("runtime/native/compile.js"));
@@ -78,12 +79,13 @@ function mmaLoop(lines, labels, isInstruction) {
  * Per kernel, from its PTX: instructions and fused multiply-adds in its innermost loop (the shortest range from a
  * label to a branch back to it), the instructions outside loops, and whether it uses tensor cores.
  */
-function ptxLoops(dir) {
-  run(dir, "nvcc", ["-std=c++17", "-O3", `-arch=compute_${ARCH}`, "-ptx", "program.cu", "-o", "program.ptx"]);
-  const ptx = readFileSync(join(dir, "program.ptx"), "utf8");
+function ptxLoops(dir, source) {
+  const ptxFile = source.replace(/\.cu$/, ".ptx");
+  run(dir, "nvcc", ["-std=c++17", "-O3", `-arch=compute_${ARCH}`, "-ptx", source, "-o", ptxFile]);
+  const ptx = readFileSync(join(dir, ptxFile), "utf8");
   const out = new Map();
   for (const body of ptx.split(/\.visible \.entry /).slice(1)) {
-    const name = /^_Z\d+(k\d+)/.exec(body)?.[1];
+    const name = /^_Z\d+([ka]\d+)/.exec(body)?.[1];
     const lines = body.split("\n").map((l) => l.trim());
     const isInstruction = (l) => l.endsWith(";") && !l.startsWith(".") && !l.startsWith("//") && !l.startsWith("{");
     const labels = new Map();
@@ -153,33 +155,50 @@ function measure(model, B) {
   try {
     const build = emitCuda(program);
     writeNativeBuild(build, dir);
-    const [regs, loops] = [ptxasInfo(dir), ptxLoops(dir)];
     const fit = program.entries.find((e) => e.name === "fit");
     const graphs = [
       { graph: fit.graph, dispatches: build.manifest.entries.find((e) => e.name === "fit").dispatches },
       { graph: program.ema, dispatches: build.manifest.ema.dispatches },
-    ];
-    // The manifest's dispatches are the schedule's steps, in order: their kernel IR gives the work.
-    const rows = graphs.flatMap(({ graph, dispatches }) => {
-      const steps = fuse(graph, cudaFuseOptions(program)).steps;
-      return steps.map((step, i) => {
-        const k = step.kernel;
-        const name = dispatches[i].kernel;
-        const terms = k.size * (k.reduce?.count ?? 1);
-        const contraction = k.fused.find((id) => CONTRACTIONS.has(graph.nodes[id].op.kind));
-        const p = loops.get(name);
-        // Thread-instructions: a reduction's loop per term, the rest per output; an element-wise kernel's body per output.
-        const perTerm = k.reduce && p.loopFmas > 0 ? p.loopInstructions / p.loopFmas : 0;
-        const gemm = k.tile ? gemmWork(k, p, dispatches[i].grid) : undefined;
-        const instructions = gemm?.instructions ?? (k.reduce ? terms * perTerm + k.size * (p.instructions - p.loopInstructions) : k.size * p.instructions);
-        // A kernel takes its instructions at the issue rate of the SMs its blocks occupy, or its tensor-core work
-        // on those SMs, whichever is longer: a GEMM of 9 blocks uses 9 of 132 SMs however long its sums are.
-        const occupied = Math.min(1, dispatches[i].grid / SMS);
-        const seconds = Math.max(instructions / ISSUE_RATE, gemm?.tensorSeconds ?? 0) / occupied;
-        const useful = contraction === undefined ? undefined : usefulMacs(graph, contraction);
-        return { name, op: contraction === undefined ? (k.reduce ? "reduce" : "element-wise") : graph.nodes[contraction].op.kind, terms, useful, instructions, seconds, perUseful: useful ? instructions / useful : undefined, ...regs.get(name), mma: p.mma };
-      });
-    });
+    ].map((g) => ({ ...g, steps: fuse(g.graph, cudaFuseOptions(program)).steps }));
+    // A batch's or chain's parts are inlined into one function, whose loops are theirs all at once: each part is
+    // also rendered as a kernel of its own (a0, a1, … in analysis.cu), whose PTX gives its loops.
+    const alone = new Map();
+    for (const { steps } of graphs)
+      for (const step of steps) for (const k of step.kind === "batch" ? step.batch.parts : step.kind === "chain" ? step.chain.parts : []) alone.set(k, { name: `a${alone.size}`, kernel: renderKernelCuda(k) });
+    writeFileSync(join(dir, "analysis.cu"), ['#include "ulc_cuda.cuh"', ...[...alone.values()].map(({ name, kernel }) => kernel.code.replaceAll(KERNEL_NAME, name))].join("\n"));
+    const [regs, loops] = [ptxasInfo(dir), new Map([...ptxLoops(dir, "program.cu"), ...ptxLoops(dir, "analysis.cu")])];
+    /** A kernel's work on its own: its thread-instructions, its tensor-core seconds, and the multiply-adds its op needs. */
+    const work = (graph, k, name, grid) => {
+      const terms = k.size * (k.reduce?.count ?? 1);
+      const contraction = k.fused.find((id) => CONTRACTIONS.has(graph.nodes[id].op.kind));
+      const p = loops.get(name);
+      // Thread-instructions: a reduction's loop per term, the rest per output; an element-wise kernel's body per output.
+      const perTerm = k.reduce && p.loopFmas > 0 ? p.loopInstructions / p.loopFmas : 0;
+      const gemm = k.tile ? gemmWork(k, p, grid) : undefined;
+      const instructions = gemm?.instructions ?? (k.reduce ? terms * perTerm + k.size * (p.instructions - p.loopInstructions) : k.size * p.instructions);
+      const useful = contraction === undefined ? undefined : usefulMacs(graph, contraction);
+      const op = contraction === undefined ? (k.reduce ? "reduce" : "element-wise") : graph.nodes[contraction].op.kind;
+      return { op, terms, useful, instructions, busy: Math.max(instructions / ISSUE_RATE, gemm?.tensorSeconds ?? 0), perUseful: useful ? instructions / useful : undefined, mma: p.mma };
+    };
+    // A launch takes its instructions at the issue rate of the SMs its blocks occupy, or its tensor-core work on
+    // those SMs, whichever is longer: a GEMM of 9 blocks uses 9 of 132 SMs however long its sums are. A batch's
+    // parts share the SMs all its blocks occupy; a chain's parts run one after another on its blocks' SMs.
+    const occupied = (grid) => Math.min(1, grid / SMS);
+    const rows = graphs.flatMap(({ graph, dispatches, steps }) =>
+      steps.flatMap((step, i) => {
+        const { kernel: name, grid } = dispatches[i];
+        const ptxas = regs.get(name);
+        if (step.kind === "kernel") {
+          const w = work(graph, step.kernel, name, grid);
+          return [{ name, ...w, seconds: w.busy / occupied(grid), ...ptxas }];
+        }
+        const parts = (step.kind === "batch" ? step.batch : step.chain).parts.map((k, j) => {
+          const a = alone.get(k);
+          return { name: `${name}.p${j}`, ...work(graph, k, a.name, a.kernel.grid), ...ptxas };
+        });
+        return parts.map((r) => ({ ...r, seconds: r.busy / occupied(grid) }));
+      }),
+    );
     const flops = rows.reduce((n, r) => n + 2 * (r.useful ?? 0), 0);
     const contractions = rows.filter((r) => r.useful !== undefined).length;
     // The same kernel launched more than once is one row, its instructions summed.
@@ -194,14 +213,14 @@ function measure(model, B) {
       model,
       B,
       launches: { fit: graphs[0].dispatches.length, ema: graphs[1].dispatches.length },
-      kernels: new Set(rows.map((r) => r.name)).size,
+      kernels: new Set(graphs.flatMap((g) => g.dispatches.map((d) => d.kernel))).size,
       spilling: [...new Map(rows.filter((r) => r.spills > 0).map((r) => [r.name, `${r.name} (${r.op}, ${r.spills} bytes)`])).values()],
       maxRegisters: Math.max(...rows.map((r) => r.registers)),
       heaviest: [...byKernel.values()].sort((a, b) => b.seconds - a.seconds).slice(0, 5).map((r) => ({ ...r, perUseful: r.useful ? r.instructions / r.useful : undefined })),
       mma: rows.filter((r) => r.useful !== undefined && r.mma).length,
       contractions,
       flops,
-      ulcSeconds: rows.reduce((t, r) => t + r.seconds, 0) + rows.length * LAUNCH_S,
+      ulcSeconds: rows.reduce((t, r) => t + r.seconds, 0) + (graphs[0].dispatches.length + graphs[1].dispatches.length) * LAUNCH_S,
       eagerOps: ops,
       eagerSeconds: ops === undefined ? undefined : flops / EAGER_FLOPS + ops * EAGER_OP_S,
     };
@@ -244,12 +263,13 @@ const body = [
   "default: the matmuls and convolutions run as tensor-core GEMMs); ptxas's `-v` report per kernel. Thread-instructions:",
   "for a thread-, warp- or block-per-output kernel, its PTX's innermost loop's instructions per fused multiply-add times",
   "the loop's terms, plus the rest of the kernel per output; for a GEMM, its PTX loop over slices (staging, fragment",
-  "reads and mma) once per slice of each block's terms and the rest once per block. Per useful multiply-add: over the multiply-adds the op needs (a convolution's taps outside the",
+  "reads and mma) once per slice of each block's terms and the rest once per block; a batch's or chain's part (a row kN.pI), from its own PTX",
+  "as a kernel alone. Per useful multiply-add: over the multiply-adds the op needs (a convolution's taps outside the",
   "image, and a strided gradient's masked ones, are not useful). **The step times are estimates, not measurements:**",
   "each kernel takes its thread-instructions at an H100's full issue rate (132 SMs × 4 schedulers × 32 lanes × 1.98 GHz,",
   `no stalls: a lower bound) or, for a GEMM, its padded multiply-adds at ${MMA_MACS * 2 / 1e12} TFLOP/s of mma.sync TF32 (assumed: half the`,
   "dense TF32 peak, which needs wgmma), whichever is longer, scaled up when it has fewer blocks than the GPU has SMs",
-  `(only that share of the GPU works), plus ${LAUNCH_S * 1e6} µs per kernel node; PyTorch eager's as the useful FLOPs at 40% of the H100's 495 TFLOP/s`,
+  `(only that share of the GPU works; a batch's parts share the SMs its blocks occupy, a chain's run one after another), plus ${LAUNCH_S * 1e6} µs per kernel node; PyTorch eager's as the useful FLOPs at 40% of the H100's 495 TFLOP/s`,
   `of dense TF32 (its default for convolutions) plus ${EAGER_OP_S * 1e6} µs per op: the ops are counted by running the same model in PyTorch`,
   `on the CPU under its profiler (\`bench/cpu/peer.py --ops\`: the innermost aten ops of the forward and backward pass that compute),`,
   `plus ${EAGER_OPTIMIZER_OPS} for a multi-tensor Adam.`,

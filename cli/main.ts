@@ -19,7 +19,7 @@ const TARGETS = ["auto", "cpu", "cuda", "webgpu"];
 
 /** --precision (compiler/passes/precision.ts; the default is train/run.ts's defaultPrecision). */
 const PRECISION_HELP =
-  "how matmuls and convolutions multiply f32: tf32 (operands rounded to 10 mantissa bits, as tensor cores do; the default on the cuda target) or fp32 (the default elsewhere)";
+  "how matmuls and convolutions multiply f32, always accumulating in fp32: tf32 (operands rounded to 10 mantissa bits, as tensor cores do; the default on the cuda target), bf16 (operands rounded to bfloat16, 8 significant bits, as tensor cores' bf16 mma reads them) or fp32 (the default elsewhere)";
 
 /** Builds the commander program; `finish` records a subcommand's exit code. */
 export function buildProgram(io: CliIo, finish: (code: number) => void): Command {

@@ -121,7 +121,8 @@ function unaryRule(b: GraphBuilder, node: Node, ct: number): (number | undefined
     }
     case "floor": // 0 almost everywhere
       return [undefined];
-    case "round_tf32": // straight-through: the precision pass adds it after differentiation; this keeps the table total
+    case "round_tf32": // straight-through: the precision pass adds the roundings after differentiation; this keeps the table total
+    case "round_bf16":
       return [ct];
   }
 }

@@ -7,11 +7,19 @@ import type { DType } from "../runtime/manifest.js";
 export type { DType };
 
 /**
- * `round_tf32` is internal (no .ul spelling): an f32 rounded to TF32 as tensor cores read it, which the precision
- * pass (compiler/passes/precision.ts) puts before contractions; compiler/scalar.ts defines it.
+ * The roundings are internal (no .ul spelling): an f32 rounded to TF32 (`round_tf32`) or to bfloat16
+ * (`round_bf16`) as tensor cores read it, which the precision pass (compiler/passes/precision.ts) puts before
+ * contractions; compiler/scalar.ts defines them.
  */
-export const UNARY_FNS = ["neg", "exp", "log", "sqrt", "rsqrt", "sin", "cos", "tanh", "sigmoid", "softplus", "abs", "floor", "round_tf32"] as const;
+export const ROUNDING_FNS = ["round_tf32", "round_bf16"] as const;
+export type RoundingFn = (typeof ROUNDING_FNS)[number];
+export const UNARY_FNS = ["neg", "exp", "log", "sqrt", "rsqrt", "sin", "cos", "tanh", "sigmoid", "softplus", "abs", "floor", ...ROUNDING_FNS] as const;
 export type UnaryFn = (typeof UNARY_FNS)[number];
+
+/** Whether a unary function is one of the internal roundings (ROUNDING_FNS). */
+export function isRounding(fn: UnaryFn): fn is RoundingFn {
+  return (ROUNDING_FNS as readonly UnaryFn[]).includes(fn);
+}
 
 export const BINARY_FNS = ["add", "sub", "mul", "div", "pow", "maximum", "minimum"] as const;
 export type BinaryFn = (typeof BINARY_FNS)[number];
@@ -199,7 +207,7 @@ function inferOpType(op: Op, inputs: readonly Node[], shape?: readonly number[],
     case "unary":
       arity(1);
       if (a!.dtype === "bool") fail(`${op.fn} of a bool tensor`);
-      if (op.fn === "round_tf32" && a!.dtype !== "f32") fail(`round_tf32 of a ${a!.dtype} tensor (it rounds f32)`);
+      if (isRounding(op.fn) && a!.dtype !== "f32") fail(`${op.fn} of a ${a!.dtype} tensor (it rounds f32)`);
       return { dtype: a!.dtype, shape: a!.shape };
     case "binary":
     case "compare":

@@ -40,7 +40,7 @@ export interface ProgramEntry {
 export interface Program {
   readonly model: string;
   readonly bindings: Readonly<Record<string, number>>;
-  /** How its contractions multiply: under "tf32" every graph reads their f32 operands through round_tf32 nodes. */
+  /** How its contractions multiply: under "tf32" ("bf16") every graph reads their f32 operands through round_tf32 (round_bf16) nodes. */
   readonly precision: ContractionPrecision;
   readonly params: readonly TensorSpec[];
   readonly hypers: readonly ScalarSpec[];
@@ -63,8 +63,8 @@ export interface LowerOptions {
   /** Lower for one process of a data-parallel job (more than one shard). */
   readonly shard?: DataShard;
   /**
-   * "tf32": every graph's f32 contraction operands are rounded to TF32 (compiler/passes/precision.ts), backward
-   * and update included, so the interpreter computes what tensor cores do up to summation order; default "fp32".
+   * "tf32" ("bf16"): every graph's f32 contraction operands are rounded to TF32 (bfloat16; compiler/passes/precision.ts),
+   * backward and update included, so the interpreter computes what tensor cores do up to summation order; default "fp32".
    */
   readonly precision?: ContractionPrecision;
 }

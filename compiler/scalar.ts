@@ -39,6 +39,22 @@ export function roundTf32(x: number): number {
   return F32_BOX[0]!;
 }
 
+/**
+ * x rounded to f32, then to bfloat16 as PTX's cvt.rn.bf16.f32 (CUDA's __float2bfloat16_rn) does: to nearest, ties
+ * to even, keeping 7 explicit mantissa bits (on the bits u of a finite f32, (u + 0x7fff + (u >> 16 & 1)) &
+ * 0xffff0000), so a value that rounds past the largest finite becomes ±Infinity, and subnormals round on the same
+ * grid (step 2^-133). NaN stays NaN, ±Infinity and ±0 stay. The result is an f32 value.
+ */
+export function roundBf16(x: number): number {
+  const f = Math.fround(x);
+  if (Number.isNaN(f)) return NaN;
+  if (!Number.isFinite(f)) return f;
+  F32_BOX[0] = f;
+  const u = F32_BITS[0]!;
+  F32_BITS[0] = (u + 0x7fff + ((u >>> 16) & 1)) & 0xffff0000;
+  return F32_BOX[0]!;
+}
+
 export const UNARY: { readonly [F in UnaryFn]: (x: number) => number } = {
   neg: (x) => -x,
   exp: Math.exp,
@@ -53,6 +69,7 @@ export const UNARY: { readonly [F in UnaryFn]: (x: number) => number } = {
   abs: Math.abs,
   floor: Math.floor,
   round_tf32: roundTf32,
+  round_bf16: roundBf16,
 };
 
 export const BINARY: { readonly [F in BinaryFn]: (a: number, b: number) => number } = {

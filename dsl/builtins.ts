@@ -1,7 +1,7 @@
 // Typing rules of the primitive operations: given argument values, the result value or a diagnostic.
 // Shapes are symbolic (dims.ts); a rule reports an error only when dims differ for sure.
 import type { UnaryFn } from "../compiler/ir.js";
-import { UNARY_FNS } from "../compiler/ir.js";
+import { isRounding, UNARY_FNS } from "../compiler/ir.js";
 import { UNARY } from "../compiler/scalar.js";
 import { Dim } from "./dims.js";
 import type { ErrorCode, Note } from "./diagnostics.js";
@@ -384,8 +384,8 @@ function product(ds: readonly Dim[]): Dim {
 }
 
 export const BUILTINS: ReadonlyMap<string, Builtin> = new Map<string, Builtin>([
-  // neg is the `-` operator; round_tf32 is internal to the compiler (the precision pass adds it).
-  ...UNARY_FNS.filter((n) => n !== "neg" && n !== "round_tf32").map((n) => [n, unary(n)] as [string, Builtin]),
+  // neg is the `-` operator; the roundings are internal to the compiler (the precision pass adds them).
+  ...UNARY_FNS.filter((n) => n !== "neg" && !isRounding(n)).map((n) => [n, unary(n)] as [string, Builtin]),
   ["maximum", binaryNumeric("maximum")],
   ["minimum", binaryNumeric("minimum")],
   ["sum", reduction("sum")],

@@ -28,7 +28,8 @@
 //  - sigmoid(x) = 1/(1+e^-x) for x ≥ 0 and e^x/(1+e^x) otherwise; softplus(x) = max(x, 0) + log1p(e^-|x|);
 //    rsqrt(x) = 1/sqrt(x). None overflows to NaN for large |x|.
 //  - round_tf32(x) rounds x to f32, then to TF32 (10 mantissa bits, ties away from zero; compiler/scalar.ts), in
-//    both precisions: a tf32 Program's contractions read such operands, whose products are exact in float32.
+//    both precisions: a tf32 Program's contractions read such operands, whose products are exact in float32;
+//    round_bf16(x) likewise to bfloat16 (7 mantissa bits, ties to even), for a bf16 Program's.
 //  - random: element i of the node's stream, as defined in runtime/random.ts, at options.seed/options.step.
 //  - all_reduce: the identity (the mean over the one process there is).
 //
@@ -36,7 +37,7 @@
 // and drops intermediate values after their last use; `evaluate` evaluates every node, one op at a time, and
 // keeps every value (autodiff tests need intermediates; view tests compare the two).
 import { type BinaryFn, type CompareFn, type DType, type Graph, type Node, type UnaryFn, size, strides, verify, windowOut } from "../compiler/ir.js";
-import { roundTf32, saturateToI32, sigmoid, softplus } from "../compiler/scalar.js";
+import { roundBf16, roundTf32, saturateToI32, sigmoid, softplus } from "../compiler/scalar.js";
 import { movementChains, type View } from "../compiler/view.js";
 import { randomNormal, randomUniform } from "./random.js";
 import type { Precision, Tensor } from "./tensor.js";
@@ -236,6 +237,9 @@ function unary(fn: UnaryFn, x: Data, out: Data): void {
       return;
     case "round_tf32":
       for (let i = 0; i < n; i++) out[i] = roundTf32(x[i]!);
+      return;
+    case "round_bf16":
+      for (let i = 0; i < n; i++) out[i] = roundBf16(x[i]!);
       return;
   }
 }

@@ -26,11 +26,12 @@ export type DType = "f32" | "f16" | "i32" | "bool";
 
 /**
  * How a Program's contractions (matmul, conv2d and its gradients) multiply f32 operands: "fp32" as they are,
- * "tf32" rounded to TF32 first (10 mantissa bits, as tensor cores read them), the rounding being nodes of the
- * graphs (compiler/passes/precision.ts).
+ * "tf32" rounded to TF32 first (10 mantissa bits, as tensor cores read them), "bf16" rounded to bfloat16 first
+ * (8 significant bits, ties to even, as tensor cores' bf16 mma reads them), the rounding being nodes of the graphs
+ * (compiler/passes/precision.ts); fp32 accumulation in every case.
  */
-export type ContractionPrecision = "fp32" | "tf32";
-export const CONTRACTION_PRECISIONS: readonly ContractionPrecision[] = ["fp32", "tf32"];
+export type ContractionPrecision = "fp32" | "tf32" | "bf16";
+export const CONTRACTION_PRECISIONS: readonly ContractionPrecision[] = ["fp32", "tf32", "bf16"];
 
 /** A named tensor of the model's interface: a parameter, or an entry's input. */
 export interface TensorSpec {

@@ -26,7 +26,9 @@ import {
   COMPARE_FNS,
   GraphBuilder,
   IrError,
+  isRounding,
   OP_KINDS,
+  ROUNDING_FNS,
   UNARY_FNS,
   size,
   verify,
@@ -35,6 +37,7 @@ import {
   type DType,
   type Graph,
   type OpKind,
+  type RoundingFn,
   type UnaryFn,
 } from "../compiler/ir.js";
 import { evaluate } from "../runtime/interpreter.js";
@@ -206,12 +209,12 @@ const dim = fc.oneof(fc.constant(1), fc.integer({ min: 1, max: 5 }));
 const shapeArb = (minRank: number, maxRank: number) => fc.array(dim, { minLength: minRank, maxLength: maxRank });
 
 /**
- * round_tf32 is piecewise constant, and its rule straight-through (the precision pass adds it after
- * differentiation): no finite difference checks it; "conventions" below checks its rule.
+ * The roundings (round_tf32, round_bf16) are piecewise constant, and their rule straight-through (the precision
+ * pass adds them after differentiation): no finite difference checks them; "conventions" below checks their rule.
  */
-const DIFFERENTIABLE_UNARY = UNARY_FNS.filter((f): f is Exclude<UnaryFn, "round_tf32"> => f !== "round_tf32");
+const DIFFERENTIABLE_UNARY = UNARY_FNS.filter((f): f is Exclude<UnaryFn, RoundingFn> => !isRounding(f));
 
-const unaryDomain: Record<Exclude<UnaryFn, "round_tf32">, (r: Rng) => number> = {
+const unaryDomain: Record<Exclude<UnaryFn, RoundingFn>, (r: Rng) => number> = {
   neg: D.any,
   exp: D.any,
   log: D.pos,
@@ -793,11 +796,11 @@ describe("conventions at ties and kinks", () => {
     expect(grads[0]).toEqual([-1, 0, 1]);
   });
 
-  test("round_tf32 passes its cotangent unchanged (straight-through)", () => {
+  test.each(ROUNDING_FNS)("%s passes its cotangent unchanged (straight-through)", (fn) => {
     const { grads } = gradients((b) => {
       const x = input(b, "x", [3]);
       const w = input(b, "w", [3]);
-      return { out: b_.bin(b, "mul", b_.un(b, "round_tf32", x), w), wrt: [x], inputs: new Map([["x", T([3], [1 / 3, -2, 1e-3])], ["w", T([3], [0.1, 7, -3])]]) };
+      return { out: b_.bin(b, "mul", b_.un(b, fn, x), w), wrt: [x], inputs: new Map([["x", T([3], [1 / 3, -2, 1e-3])], ["w", T([3], [0.1, 7, -3])]]) };
     });
     expect(grads[0]).toEqual([0.1, 7, -3]);
   });

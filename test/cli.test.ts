@@ -408,18 +408,23 @@ model Line {
     writeFileSync(data, npyFloat32(Float32Array.from({ length: 32 }, (_, i) => Math.sin(i + 1)), [8, 4]));
   });
 
-  test("a value other than fp32 or tf32 is a usage error naming the flag and the choices (exit 2)", async () => {
+  test("a value other than fp32, tf32 or bf16 is a usage error naming the flag and the choices (exit 2)", async () => {
     for (const command of [["train", model], ["build", model, "--emit", "ir", "--bind", "B=2"]]) {
-      const r = await ulc([...command, "--precision", "bf16"]);
-      expect([r.code, r.stderr], command[0]).toEqual([2, expect.stringContaining("--precision must be one of fp32, tf32, got 'bf16'")]);
+      const r = await ulc([...command, "--precision", "fp16"]);
+      expect([r.code, r.stderr], command[0]).toEqual([2, expect.stringContaining("--precision must be one of fp32, tf32, bf16, got 'fp16'")]);
     }
+    // The help says what each does.
+    for (const command of ["train", "build"]) expect((await ulc([command, "--help"])).stdout.replace(/\s+/g, " "), command).toContain("bf16 (operands rounded to bfloat16, 8 significant bits, as tensor cores' bf16 mma reads them)");
   });
 
-  test("ulc build: tf32 rounds the contractions' operands; the default is tf32 for --target cuda, fp32 otherwise", async () => {
+  test("ulc build: tf32 and bf16 round the contractions' operands; the default is tf32 for --target cuda, fp32 otherwise", async () => {
     const ir = async (...flags: string[]) => (await ulc(["build", model, "--emit", "ir", "--bind", "B=2", ...flags])).stdout;
-    expect(await ir()).not.toContain("round_tf32");
+    expect(await ir()).not.toMatch(/round_(tf32|bf16)/);
     expect(await ir("--precision", "tf32")).toMatch(/= round_tf32\(%\d+\)/);
-    for (const [target, flags, want] of [["cuda", [], "tf32"], ["cpu", [], "fp32"], ["cpu", ["--precision", "tf32"], "tf32"], ["cuda", ["--precision", "fp32"], "fp32"]] as const) {
+    const bf16 = await ir("--precision", "bf16");
+    expect(bf16).toMatch(/= round_bf16\(%\d+\)/);
+    expect(bf16).not.toContain("round_tf32");
+    for (const [target, flags, want] of [["cuda", [], "tf32"], ["cpu", [], "fp32"], ["cpu", ["--precision", "tf32"], "tf32"], ["cuda", ["--precision", "fp32"], "fp32"], ["cuda", ["--precision", "bf16"], "bf16"], ["cpu", ["--precision", "bf16"], "bf16"]] as const) {
       const out = join(dir, `line-${target}-${want}`);
       const r = await ulc(["build", model, "--target", target, "--bind", "B=2", "-o", out, ...flags]);
       expect(r.code, r.stderr).toBe(0);
@@ -442,6 +447,14 @@ model Line {
     const plain = await ulc(["train", model, ...flags.slice(0, -1), join(dir, "line-fp32"), "--steps", "1"]);
     expect(plain.code, plain.stderr).toBe(0);
     expect(JSON.parse(readFileSync(join(dir, "line-fp32", "run.json"), "utf8")).precision).toBe("fp32");
+    // bf16 likewise: recorded, and a resume with another precision refused.
+    const bf16 = join(dir, "line-bf16");
+    const b = await ulc(["train", model, ...flags.slice(0, -1), bf16, "--steps", "1", "--precision", "bf16"]);
+    expect(b.code, b.stderr).toBe(0);
+    expect(b.stderr).toMatch(/, bf16 contractions\n/);
+    expect(JSON.parse(readFileSync(join(bf16, "run.json"), "utf8")).precision).toBe("bf16");
+    const refused = await ulc(["train", model, ...flags.slice(0, -1), bf16, "--steps", "2", "--resume", "--precision", "tf32"]);
+    expect([refused.code, refused.stderr]).toEqual([2, `ulc train: --resume: --precision is tf32, but ${join(bf16, "run.json")} records bf16; a resumed run keeps its settings (drop the flag, or train a new run)\n`]);
   }, 300_000);
 });
 

@@ -7,7 +7,9 @@ import { type DType, GraphBuilder, type Op, windowOut } from "../compiler/ir.js"
 import { evaluate, interpret, roundToF16 } from "../runtime/interpreter.js";
 import { randomNormal, randomUniform } from "../runtime/random.js";
 import { type Precision, type Tensor, tensorOf } from "../runtime/tensor.js";
-import { roundTf32 } from "../compiler/scalar.js";
+import { roundBf16, roundTf32 } from "../compiler/scalar.js";
+import { BF16_CASES, bf16Oracle } from "./support/bf16.js";
+import { mulberry32 } from "./support/prng.js";
 import { sameTf32, TF32_CASES } from "./support/tf32.js";
 
 // ------------------------------------------------------------------------------------------ helpers
@@ -743,19 +745,39 @@ describe("casts and precision", () => {
     );
   });
 
-  test("round_tf32 rounds to TF32 as cvt.rna.tf32.f32 does, in both precisions (hand-derived cases)", () => {
-    for (const [x, want] of TF32_CASES) expect(sameTf32(roundTf32(x), want), `roundTf32(${x}) = ${roundTf32(x)}, not ${want}`).toBe(true);
-    const x = tensorOf("f32", [TF32_CASES.length], TF32_CASES.map(([v]) => v));
+  test.each([
+    ["round_tf32", "to TF32 as cvt.rna.tf32.f32 does", roundTf32, TF32_CASES],
+    ["round_bf16", "to bfloat16 as cvt.rn.bf16.f32 does (ties to even)", roundBf16, BF16_CASES],
+  ] as const)("%s rounds %s, in both precisions (hand-derived cases: ties, subnormals, overflow, NaN)", (fn, _what, round, cases) => {
+    for (const [x, want] of cases) expect(sameTf32(round(x), want), `${fn}(${x}) = ${round(x)}, not ${want}`).toBe(true);
+    const x = tensorOf("f32", [cases.length], cases.map(([v]) => v));
     for (const precision of ["f32", "f64"] as const) {
-      const y = apply({ kind: "unary", fn: "round_tf32" }, [x], undefined, undefined, precision);
-      TF32_CASES.forEach(([v, want], i) => expect(sameTf32(y.data[i]!, want), `${precision}: round_tf32(${v}) = ${y.data[i]}, not ${want}`).toBe(true));
+      const y = apply({ kind: "unary", fn }, [x], undefined, undefined, precision);
+      cases.forEach(([v, want], i) => expect(sameTf32(y.data[i]!, want), `${precision}: ${fn}(${v}) = ${y.data[i]}, not ${want}`).toBe(true));
     }
     // It rounds f32 only.
-    expect(() => apply({ kind: "unary", fn: "round_tf32" }, [tensorOf("i32", [1], [3])])).toThrow(/round_tf32 of a i32 tensor/);
+    expect(() => apply({ kind: "unary", fn }, [tensorOf("i32", [1], [3])])).toThrow(new RegExp(`${fn} of a i32 tensor`));
   });
 
-  test("a product of two TF32 values is exact in float32 (why a tf32 Program's interpreter is exact up to summation order)", () => {
-    const xs = values(2000, 5, -1e3, 1e3).map(roundTf32);
+  test("round_bf16 agrees with a float64 oracle (nearest multiple of the binade's ulp, ties to even) on random f32 bit patterns and on values near ties", () => {
+    const rng = mulberry32(41);
+    const f32 = new Float32Array(1);
+    const bits = new Uint32Array(f32.buffer);
+    for (let i = 0; i < 200_000; i++) {
+      // Every exponent (subnormals, the top binade, NaN and Inf too), and one in four a tie or a neighbour of one.
+      bits[0] = Math.floor(rng() * 2 ** 32);
+      if (i % 4 === 0) bits[0] = ((bits[0]! & 0xffff0000) | 0x8000) + Math.floor(rng() * 3) - 1;
+      const f = f32[0]!;
+      const want = bf16Oracle(f);
+      expect(sameTf32(roundBf16(f), want), `0x${bits[0]!.toString(16)}: ${roundBf16(f)}, not ${want}`).toBe(true);
+    }
+  });
+
+  test.each([
+    ["TF32", "tf32", roundTf32],
+    ["bfloat16", "bf16", roundBf16],
+  ] as const)("a product of two %s values is exact in float32 (why a %s Program's interpreter is exact up to summation order)", (_name, _precision, round) => {
+    const xs = values(2000, 5, -1e3, 1e3).map(round);
     for (let i = 0; i + 1 < xs.length; i += 2) {
       const p = xs[i]! * xs[i + 1]!;
       expect(Math.fround(p)).toBe(p);

@@ -5,16 +5,16 @@
 // The property tests are deterministic: a fixed seed (override with PASSES_SEED=n); a failure reports it.
 import fc from "fast-check";
 import { beforeAll, describe, expect, test } from "vitest";
-import { GraphBuilder, IrError, printGraph, shapeEquals, size, verify, type DType, type Graph, type Op, type OpKind } from "../compiler/ir.js";
+import { GraphBuilder, IrError, isRounding, printGraph, shapeEquals, size, verify, type DType, type Graph, type Op, type OpKind, type RoundingFn } from "../compiler/ir.js";
 import { lowerProgram, type Program } from "../compiler/lower.js";
 import { cse } from "../compiler/passes/cse.js";
 import { dce } from "../compiler/passes/dce.js";
 import { fold } from "../compiler/passes/fold.js";
 import { formatStats, optimize, PASSES, type PassStats } from "../compiler/passes/index.js";
 import { simplify } from "../compiler/passes/simplify.js";
-import { CONTRACTIONS, roundContractionsToTf32 } from "../compiler/passes/precision.js";
+import { applyPrecision, CONTRACTIONS, ROUNDING_OF } from "../compiler/passes/precision.js";
 import { rewrite } from "../compiler/passes/rewrite.js";
-import { roundTf32 } from "../compiler/scalar.js";
+import { roundBf16, roundTf32 } from "../compiler/scalar.js";
 import { evaluate, interpret, type InterpretEnv } from "../runtime/interpreter.js";
 import { tensorOf, type Tensor } from "../runtime/tensor.js";
 import { mulberry32 as prng } from "./support/prng.js";
@@ -434,24 +434,30 @@ describe("optimize", () => {
 
 // ------------------------------------------------------------------------------------------ precision
 
-/** `g` without any round_tf32 node (each read as its input), for comparing a rounded graph with its source. */
-const unrounded = (g: Graph) => rewrite(g, (n) => (n.op.kind === "unary" && n.op.fn === "round_tf32" ? n.inputs[0] : undefined)).graph;
-const isRound = (n: Graph["nodes"][number]) => n.op.kind === "unary" && n.op.fn === "round_tf32";
+/** `g` without any `fn` node (each read as its input), for comparing a rounded graph with its source. */
+const unrounded = (g: Graph, fn: RoundingFn) => rewrite(g, (n) => (n.op.kind === "unary" && n.op.fn === fn ? n.inputs[0] : undefined)).graph;
+const isRoundBy = (fn: RoundingFn) => (n: Graph["nodes"][number]) => n.op.kind === "unary" && n.op.fn === fn;
 
 /**
- * What roundContractionsToTf32 must give for `before`: the same graph once the roundings are read through; every
- * f32 contraction operand a round_tf32 node; exactly one new rounding per distinct operand that was not one.
+ * What roundContractions(before, fn) must give: the same graph once the roundings are read through; every f32
+ * contraction operand an `fn` node; exactly one new rounding per distinct operand that was not one.
  */
-function expectRounded(before: Graph, after: Graph, what: string): void {
+function expectRounded(before: Graph, after: Graph, fn: RoundingFn, what: string): void {
+  const isRound = isRoundBy(fn);
   verify(after);
-  expect(printGraph(unrounded(after)), what).toBe(printGraph(unrounded(before)));
+  expect(printGraph(unrounded(after, fn)), what).toBe(printGraph(unrounded(before, fn)));
   const operands = new Set<number>();
   for (const n of before.nodes) if (CONTRACTIONS.has(n.op.kind)) for (const x of n.inputs) if (before.nodes[x]!.dtype === "f32" && !isRound(before.nodes[x]!)) operands.add(x);
   expect(after.nodes.filter(isRound).length - before.nodes.filter(isRound).length, what).toBe(operands.size);
   for (const n of after.nodes) if (CONTRACTIONS.has(n.op.kind)) for (const x of n.inputs) if (after.nodes[x]!.dtype === "f32") expect(isRound(after.nodes[x]!), `${what}: %${n.id} ${n.op.kind} reads %${x}`).toBe(true);
 }
 
-describe("precision: roundContractionsToTf32", () => {
+describe.each([
+  ["tf32", roundTf32],
+  ["bf16", roundBf16],
+] as const)("precision %s: roundContractions", (precision, round) => {
+  const fn = ROUNDING_OF[precision];
+  const isRound = isRoundBy(fn);
   test("one rounding per distinct f32 operand, shared by the contractions that read it; nothing else changes", () => {
     const f = builder();
     const x = f.input("x", [2, 3]);
@@ -459,36 +465,36 @@ describe("precision: roundContractionsToTf32", () => {
     const y = f.add({ kind: "matmul" }, [x, w]);
     const e = f.un("exp", x); // an element-wise reader of x keeps reading x
     const z = f.add({ kind: "matmul" }, [y, f.add({ kind: "transpose", perm: [1, 0] }, [w])]);
-    const r = f.add({ kind: "matmul" }, [f.un("round_tf32", e), w]); // an operand already rounded is read as it is
+    const r = f.add({ kind: "matmul" }, [f.un(fn, e), w]); // an operand already rounded is read as it is
     const i = f.input("i", [2, 2], "i32");
     const k = f.add({ kind: "matmul" }, [i, i]); // i32 operands are not rounded
     const g = f.build(z, r, k, e);
-    const after = roundContractionsToTf32(g);
+    const after = applyPrecision(g, precision);
     expect(printGraph(after, "g")).toBe(
       lines(
         '%0: f32[2, 3] = input{name="x"}()',
         '%1: f32[3, 4] = input{name="w"}()',
-        "%2: f32[2, 3] = round_tf32(%0)",
-        "%3: f32[3, 4] = round_tf32(%1)",
+        `%2: f32[2, 3] = ${fn}(%0)`,
+        `%3: f32[3, 4] = ${fn}(%1)`,
         "%4: f32[2, 4] = matmul(%2, %3)",
         "%5: f32[2, 3] = exp(%0)",
         "%6: f32[4, 3] = transpose{perm=[1,0]}(%1)",
-        "%7: f32[2, 4] = round_tf32(%4)",
-        "%8: f32[4, 3] = round_tf32(%6)",
+        `%7: f32[2, 4] = ${fn}(%4)`,
+        `%8: f32[4, 3] = ${fn}(%6)`,
         "%9: f32[2, 3] = matmul(%7, %8)",
-        "%10: f32[2, 3] = round_tf32(%5)",
+        `%10: f32[2, 3] = ${fn}(%5)`,
         "%11: f32[2, 4] = matmul(%10, %3)",
         '%12: i32[2, 2] = input{name="i"}()',
         "%13: i32[2, 2] = matmul(%12, %12)",
         "return out0: %9, out1: %11, out2: %13, out3: %5",
       ),
     );
-    expectRounded(g, after, "hand-built");
+    expectRounded(g, after, fn, "hand-built");
     // Idempotent, and a graph without contractions is left as it is.
-    expect(printGraph(roundContractionsToTf32(after))).toBe(printGraph(after));
+    expect(printGraph(applyPrecision(after, precision))).toBe(printGraph(after));
     const plain = builder();
     const only = plain.build(plain.un("exp", plain.input("x", [3])));
-    expect(printGraph(roundContractionsToTf32(only))).toBe(printGraph(only));
+    expect(printGraph(applyPrecision(only, precision))).toBe(printGraph(only));
   });
 
   test("a convolution and both its gradients share the roundings of x, w and dy", () => {
@@ -501,33 +507,34 @@ describe("precision: roundContractionsToTf32", () => {
     const dx = f.add({ kind: "conv2d_grad_input", ...attrs }, [dy, w], [1, 2, 5, 5]);
     const dw = f.add({ kind: "conv2d_grad_weight", ...attrs }, [x, dy], [3, 2, 3, 3]);
     const g = f.build(dx, dw);
-    const after = roundContractionsToTf32(g);
-    expectRounded(g, after, "conv");
-    expect(census(after).round_tf32).toBe(3);
+    const after = applyPrecision(g, precision);
+    expectRounded(g, after, fn, "conv");
+    expect(census(after)[fn]).toBe(3);
   });
 
-  test("lowering with precision tf32 rounds every contraction operand of every graph, backward and update included, and the optimiser keeps them", () => {
+  test(`lowering with precision ${precision} rounds every contraction operand of every graph, backward and update included, and the optimiser keeps them`, () => {
     const path = new URL("../models/classifier.ul", import.meta.url).pathname;
     const fp32 = lowerProgram(path, { bindings: { B: 2 } });
-    const tf32 = lowerProgram(path, { bindings: { B: 2 }, precision: "tf32" });
-    expect([fp32.precision, tf32.precision]).toEqual(["fp32", "tf32"]);
-    for (const g of [fp32.init, fp32.ema, ...fp32.entries.map((e) => e.graph)]) expect(g.nodes.some(isRound)).toBe(false);
-    const fit = tf32.entries.find((e) => e.name === "fit")!.graph;
+    const rounded = lowerProgram(path, { bindings: { B: 2 }, precision });
+    expect([fp32.precision, rounded.precision]).toEqual(["fp32", precision]);
+    for (const g of [fp32.init, fp32.ema, ...fp32.entries.map((e) => e.graph)]) expect(g.nodes.some((n) => n.op.kind === "unary" && isRounding(n.op.fn))).toBe(false);
+    const fit = rounded.entries.find((e) => e.name === "fit")!.graph;
     // Forward convolutions and matmul, and the backward pass's gradients of them.
     for (const kind of ["matmul", "conv2d", "conv2d_grad_input", "conv2d_grad_weight"]) expect(fit.nodes.some((n) => n.op.kind === kind), kind).toBe(true);
-    for (const [name, g] of [["init", tf32.init], ["ema", tf32.ema], ...tf32.entries.map((e) => [e.name, e.graph] as const)] as const) {
+    for (const [name, g] of [["init", rounded.init], ["ema", rounded.ema], ...rounded.entries.map((e) => [e.name, e.graph] as const)] as const) {
       verify(g);
       for (const n of g.nodes)
         if (CONTRACTIONS.has(n.op.kind))
           for (const x of n.inputs) {
             const operand = g.nodes[x]!;
-            // A constant operand is folded with its rounding: it must already be a TF32 value.
-            const ok = isRound(operand) || (operand.op.kind === "constant" && Object.is(roundTf32(operand.op.value), Math.fround(operand.op.value)));
+            // A constant operand is folded with its rounding: it must already be a value of the precision.
+            const ok = isRound(operand) || (operand.op.kind === "constant" && Object.is(round(operand.op.value), Math.fround(operand.op.value)));
             expect(ok, `${name}: %${n.id} ${n.op.kind} reads %${x} (${operand.op.kind})`).toBe(true);
           }
-      // One rounding per value: the optimiser's CSE leaves no two of the same node.
+      // One rounding per value, and only the Program's: the optimiser's CSE leaves no two of the same node.
       const sources = g.nodes.filter(isRound).map((n) => n.inputs[0]);
       expect(new Set(sources).size, name).toBe(sources.length);
+      expect(g.nodes.filter((n) => n.op.kind === "unary" && isRounding(n.op.fn)).length, name).toBe(sources.length);
     }
   }, 60_000);
 });

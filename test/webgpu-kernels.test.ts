@@ -10,6 +10,7 @@ import type { WebGpu } from "../runtime/webgpu/device.js";
 import { tilingFor } from "../runtime/webgpu/compile.js";
 import { download, runGraph, upload, type DeviceTensor } from "../runtime/webgpu/kernels.js";
 import { randomElementwiseGraph, elementwiseStepArb } from "./support/graphs.js";
+import { BF16_CASES } from "./support/bf16.js";
 import { sameTf32, TF32_CASES } from "./support/tf32.js";
 import { testDevice } from "./support/webgpu.js";
 
@@ -108,12 +109,15 @@ describe("fused kernels on WebGPU", () => {
     }
   }, 60_000);
 
-  test("round_tf32 is exact: ties away from zero, subnormals, overflow to Inf, NaN, signed zeros", async () => {
+  test.each([
+    ["round_tf32", "ties away from zero", TF32_CASES],
+    ["round_bf16", "ties to even", BF16_CASES],
+  ] as const)("%s is exact: %s, subnormals, overflow to Inf, NaN, signed zeros", async (fn, _ties, cases) => {
     const b = new GraphBuilder();
-    const x = b.add({ kind: "input", name: "x" }, [], [TF32_CASES.length]);
-    const g = b.build([{ name: "y", node: b.add({ kind: "unary", fn: "round_tf32" }, [x]) }]);
-    const { got } = await both(g, Float64Array.from(TF32_CASES, ([v]) => v));
-    TF32_CASES.forEach(([v, want], i) => expect(sameTf32(got[i]!, want), `round_tf32(${v}) = ${got[i]}, not ${want}`).toBe(true));
+    const x = b.add({ kind: "input", name: "x" }, [], [cases.length]);
+    const g = b.build([{ name: "y", node: b.add({ kind: "unary", fn }, [x]) }]);
+    const { got } = await both(g, Float64Array.from(cases, ([v]) => v));
+    cases.forEach(([v, want], i) => expect(sameTf32(got[i]!, want), `${fn}(${v}) = ${got[i]}, not ${want}`).toBe(true));
   }, 60_000);
 
   test("more than 65535 workgroups fold into a 2-D grid", async () => {

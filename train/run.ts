@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
-import type { ContractionPrecision } from "../runtime/manifest.js";
+import { CONTRACTION_PRECISIONS, type ContractionPrecision } from "../runtime/manifest.js";
 import { fsFailure, makeFolder, writeFileAtomic } from "./checkpoint.js";
 
 export const RUN_FORMAT = "ulc-run/1";
@@ -66,7 +66,7 @@ export function readRunConfig(dir: string): RunConfig {
   }
   if (config.format !== RUN_FORMAT) throw new RunError(`${path} is not a ulc run record (format ${String(config.format)}, expected ${RUN_FORMAT})`);
   if (config.precision === undefined) return { ...config, precision: "fp32" };
-  if (config.precision !== "fp32" && config.precision !== "tf32") throw new RunError(`${path} records the precision ${JSON.stringify(config.precision)}; ulc knows fp32 and tf32`);
+  if (!CONTRACTION_PRECISIONS.includes(config.precision)) throw new RunError(`${path} records the precision ${JSON.stringify(config.precision)}; ulc knows ${CONTRACTION_PRECISIONS.join(", ")}`);
   return config;
 }
 

@@ -12,7 +12,7 @@ export const CPP: Dialect = {
   int: (v) => (v === -2147483648 ? "(-2147483647 - 1)" : String(v)),
   float: (s) => `${s}f`,
   bits: (b) => `ulc_as_float(0x${b.toString(16)}u)`,
-  unary: { ...C_UNARY, ...calls({ exp: "expf", log: "logf", sqrt: "sqrtf", rsqrt: "ulc_rsqrt", sin: "sinf", cos: "cosf", tanh: "tanhf", abs: "fabsf", floor: "floorf", round_tf32: "ulc_round_tf32" }) },
+  unary: { ...C_UNARY, ...calls({ exp: "expf", log: "logf", sqrt: "sqrtf", rsqrt: "ulc_rsqrt", sin: "sinf", cos: "cosf", tanh: "tanhf", abs: "fabsf", floor: "floorf", round_tf32: "ulc_round_tf32", round_bf16: "ulc_round_bf16" }) },
   // fmaxf drops a NaN operand; the interpreter's Math.max propagates it (ulc_max, overloaded for int).
   binary: { ...C_BINARY, maximum: call("ulc_max"), minimum: call("ulc_min") },
   // Signed overflow and x / 0 are undefined in C++ (x / 0 traps on a CPU): wrap as the interpreter does,

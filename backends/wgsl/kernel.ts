@@ -17,7 +17,7 @@ const WGSL: Dialect = {
   float: (s) => s,
   // Infinities, NaN and subnormals have no WGSL literal (see ulc_bits).
   bits: (b) => `ulc_bits(0x${b.toString(16)}u)`,
-  unary: { ...C_UNARY, ...calls({ exp: "exp", log: "log", sqrt: "sqrt", rsqrt: "inverseSqrt", sin: "sin", cos: "cos", tanh: "tanh", abs: "abs", floor: "floor", round_tf32: "ulc_round_tf32" }) },
+  unary: { ...C_UNARY, ...calls({ exp: "exp", log: "log", sqrt: "sqrt", rsqrt: "inverseSqrt", sin: "sin", cos: "cos", tanh: "tanh", abs: "abs", floor: "floor", round_tf32: "ulc_round_tf32", round_bf16: "ulc_round_bf16" }) },
   binary: { ...C_BINARY, maximum: call("max"), minimum: call("min") },
   // WGSL's i32 arithmetic already wraps, and defines x / 0 = x.
   intBinary: {},
@@ -48,6 +48,13 @@ const HELPERS: Record<string, string> = {
   let u = bitcast<u32>(x);
   if ((u & 0x7fffffffu) > 0x7f800000u) { return x; }
   return bitcast<f32>((u + 0x1000u) & 0xffffe000u);
+}`,
+  // To bfloat16 as cvt.rn.bf16.f32 (compiler/scalar.ts, roundBf16; ulc_scalar.h's ulc_round_bf16): ties to even;
+  // NaN, told by its bits, stays a NaN whose low 16 bits are zero.
+  ulc_round_bf16: `fn ulc_round_bf16(x: f32) -> f32 {
+  let u = bitcast<u32>(x);
+  if ((u & 0x7fffffffu) > 0x7f800000u) { return bitcast<f32>((u | 0x00400000u) & 0xffff0000u); }
+  return bitcast<f32>((u + 0x7fffu + ((u >> 16u) & 1u)) & 0xffff0000u);
 }`,
   // WGSL's pow is undefined for a negative base; Math.pow gives ±|x|^y for an integer y, NaN otherwise.
   ulc_pow: `fn ulc_pow(x: f32, y: f32) -> f32 {

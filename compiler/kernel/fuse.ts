@@ -10,7 +10,7 @@
 // adjacent element-wise kernels of one size then merge into kernels of several outputs (kernel/siblings.ts); with
 // `chain`, a kernel reading another's output at its own index runs in the same threads after it (kernel/chain.ts);
 // with `batch`, independent kernels launch as one (kernel/batch.ts).
-import { strides, type Graph, type Node } from "../ir.js";
+import { isRounding, strides, type Graph, type Node } from "../ir.js";
 import { GID, R, ixAdd, ixConst, ixDiv, ixMod, ixMul, type Ix, type Kernel, type KernelInput, type LibraryOperand, type ParityClasses, type Schedule, type Step, type Sx, type Tile } from "./ir.js";
 import { batchKernels, type BatchOptions } from "./batch.js";
 import { chainKernels } from "./chain.js";
@@ -108,8 +108,8 @@ const RECOMPUTE_READS = 8;
 
 /**
  * Whether each reader of `n`, read `reads` times, computes it again rather than a kernel of its own storing it:
- *  - a rounding to TF32 (a contraction's operand in a tf32 Program) of a materialised value, seen through views:
- *    one op on one load;
+ *  - a rounding to TF32 or bfloat16 (a contraction's operand in a tf32 or bf16 Program) of a materialised value,
+ *    seen through views: one op on one load;
  *  - a short element-wise expression of materialised values (nothing that sums or draws), read by element-wise
  *    ops and reductions that read each of its elements once (no broadcast in between), when that moves no more
  *    memory: stored, it costs a launch, its L full-size loads, a write and one load per read; recomputed, L loads
@@ -118,7 +118,7 @@ const RECOMPUTE_READS = 8;
  *    activations read twice is too.
  */
 function recomputedByReaders(g: Graph, n: Node, materialized: ReadonlySet<number>, reads: number, users: readonly (readonly number[])[]): boolean {
-  if (n.op.kind === "unary" && n.op.fn === "round_tf32") {
+  if (n.op.kind === "unary" && isRounding(n.op.fn)) {
     let source = n.inputs[0]!;
     while (MOVEMENT.has(g.nodes[source]!.op.kind)) source = g.nodes[source]!.inputs[0]!;
     return materialized.has(source);

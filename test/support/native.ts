@@ -6,7 +6,7 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { GraphBuilder, type Graph } from "../../compiler/ir.js";
 import { lowerProgram, type Program } from "../../compiler/lower.js";
-import type { ContractionPrecision } from "../../compiler/passes/precision.js";
+import { ROUNDING_OF, type ContractionPrecision } from "../../compiler/passes/precision.js";
 import { memoryStats } from "../../compiler/memory.js";
 import { HostProcess } from "../../runtime/native/host.js";
 import type { NativeSession } from "../../runtime/native/session.js";
@@ -15,6 +15,7 @@ import { randomNormal, randomUniform } from "../../runtime/random.js";
 import { ReferenceSession } from "../../runtime/reference.js";
 import type { InputTensor } from "../../runtime/session.js";
 import { convolutionGraph, elementwiseStepArb, randomElementwiseGraph } from "./graphs.js";
+import { BF16_CASES } from "./bf16.js";
 import { sameTf32, TF32_CASES } from "./tf32.js";
 
 /** Graphs as the plain entries of one program: one build runs them all. */
@@ -201,11 +202,12 @@ export function nativeSuites(target: NativeTarget): void {
         ["w", { dtype: "f32", shape: wShape, data: randomNormal(4, 0, i, size(wShape)) }],
       ]));
     });
-    // round_tf32 (ulc_scalar.h's ulc_round_tf32) on the hand-derived cases: ties, subnormals, overflow, NaN, zeros.
-    {
+    // round_tf32 and round_bf16 (ulc_scalar.h's ulc_round_tf32, ulc_round_bf16) on the hand-derived cases: ties,
+    // subnormals, overflow, NaN, zeros.
+    for (const [name, cases] of [["tf32", TF32_CASES], ["bf16", BF16_CASES]] as const) {
       const b = new GraphBuilder();
-      const x = b.add({ kind: "input", name: "x" }, [], [TF32_CASES.length]);
-      add("tf32", b.build([{ name: "y", node: b.add({ kind: "unary", fn: "round_tf32" }, [x]) }]), { dtype: "f32", shape: [TF32_CASES.length], data: TF32_CASES.map(([v]) => v) });
+      const x = b.add({ kind: "input", name: "x" }, [], [cases.length]);
+      add(name, b.build([{ name: "y", node: b.add({ kind: "unary", fn: ROUNDING_OF[name] }, [x]) }]), { dtype: "f32", shape: [cases.length], data: cases.map(([v]) => v) });
     }
     for (const dist of ["uniform", "normal"] as const) {
       const b = new GraphBuilder();
@@ -256,9 +258,12 @@ export function nativeSuites(target: NativeTarget): void {
       for (const [name, t] of want) near(got.get(name)!.data, Float32Array.from(t.data), (w) => (name === "pow" ? 1e-6 * Math.abs(w) : 0), name);
     });
 
-    test("round_tf32 is exact: ties away from zero, subnormals, overflow to Inf, NaN, signed zeros", async () => {
-      const got = (await session.run("tf32", inputs.get("tf32")!)).get("y")!.data;
-      TF32_CASES.forEach(([x, want], i) => expect(sameTf32(got[i]!, want), `round_tf32(${x}) = ${got[i]}, not ${want}`).toBe(true));
+    test.each([
+      ["tf32", "ties away from zero", TF32_CASES],
+      ["bf16", "ties to even", BF16_CASES],
+    ] as const)("round_%s is exact: %s, subnormals, overflow to Inf, NaN, signed zeros", async (name, _ties, cases) => {
+      const got = (await session.run(name, inputs.get(name)!)).get("y")!.data;
+      cases.forEach(([x, want], i) => expect(sameTf32(got[i]!, want), `round_${name}(${x}) = ${got[i]}, not ${want}`).toBe(true));
     });
 
     test("an arena larger than the device's memory is a plain error, and the runtime lives on", async () => {
@@ -338,16 +343,17 @@ export function nativeSuites(target: NativeTarget): void {
       }
     }, 300_000);
 
-    // A tf32 Program: every contraction reads operands rounded to TF32, whose products are exact in f32, so the
-    // target matches the f32 interpreter of the same Program as closely as an fp32 one does (everyKernel's
-    // tolerances); the fp32 Program's values differ from it by more than those tolerances, so the rounding is seen.
-    test("classifier with precision tf32: every kernel against the f32 interpreter of the same tf32 Program, B = 2", async () => {
-      const program = lowerProgram("models/classifier.ul", { bindings: { B: 2 }, precision: "tf32" });
+    // A tf32 (bf16) Program: every contraction reads operands rounded to TF32 (bfloat16), whose products are exact
+    // in f32, so the target matches the f32 interpreter of the same Program as closely as an fp32 one does
+    // (everyKernel's tolerances); the fp32 Program's values differ from it by more than those tolerances, so the
+    // rounding is seen.
+    test.each(["tf32", "bf16"] as const)("classifier with precision %s: every kernel against the f32 interpreter of the same Program, B = 2", async (lowered) => {
+      const program = lowerProgram("models/classifier.ul", { bindings: { B: 2 }, precision: lowered });
       const session = await open(program, 5);
       try {
-        expect(session.manifest.precision).toBe("tf32");
+        expect(session.manifest.precision).toBe(lowered);
         await everyKernel(session, new ReferenceSession(program, { precision: "f32", seed: 5 }), program, "all");
-        // (By 2.7x for logits and 4.6x for features.)
+        // (Under tf32 by 2.7x for logits and 4.6x for features.)
         const fp32 = lowerProgram("models/classifier.ul", { bindings: { B: 2 } });
         for (const entry of ["logits", "features"]) {
           const data = asF64(entryInputs(program, entry));

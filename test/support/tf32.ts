@@ -5,6 +5,17 @@
 const F32_MAX = (2 - 2 ** -23) * 2 ** 127;
 const TF32_MAX = (2 - 2 ** -10) * 2 ** 127;
 
+/** What every rounding (round_tf32, round_bf16) does alike: past the largest finite to infinity; Inf, NaN and zeros stay. */
+export const SPECIAL_CASES: readonly (readonly [number, number])[] = [
+  [F32_MAX, Infinity],
+  [-F32_MAX, -Infinity],
+  [Infinity, Infinity],
+  [-Infinity, -Infinity],
+  [NaN, NaN],
+  [0, 0],
+  [-0, -0],
+];
+
 export const TF32_CASES: readonly (readonly [number, number])[] = [
   [1, 1],
   [1 + 2 ** -10, 1 + 2 ** -10], // already TF32
@@ -29,17 +40,11 @@ export const TF32_CASES: readonly (readonly [number, number])[] = [
   [TF32_MAX, TF32_MAX],
   [TF32_MAX + 2 ** 116 - 2 ** 104, TF32_MAX], // one f32 ulp (2^104) below the tie with 2^128
   [(2 - 2 ** -11) * 2 ** 127, Infinity], // the tie with 2^128: past the largest finite
-  [F32_MAX, Infinity],
-  [-F32_MAX, -Infinity],
-  [Infinity, Infinity],
-  [-Infinity, -Infinity],
-  [NaN, NaN],
-  [0, 0],
-  [-0, -0],
+  ...SPECIAL_CASES,
   [1 + 2 ** -11 - 2 ** -40, 1 + 2 ** -10], // float64: to f32 first (1 + 2^-11, a tie), then away from zero
 ];
 
-/** Equal as round_tf32 results are: NaN for NaN, otherwise the same value with the same sign of zero. */
+/** Equal as round_tf32 and round_bf16 results are: NaN for NaN, otherwise the same value with the same sign of zero. */
 export function sameTf32(got: number, want: number): boolean {
   return Number.isNaN(want) ? Number.isNaN(got) : Object.is(got, want);
 }

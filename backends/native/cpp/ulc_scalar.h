@@ -79,6 +79,18 @@ ULC_FN float ulc_round_tf32(float x) {
   return ulc_as_float((u + 0x1000u) & 0xffffe000u);
 }
 
+/**
+ * x rounded to bfloat16 as cvt.rn.bf16.f32 (__float2bfloat16_rn) does (compiler/scalar.ts, roundBf16): to nearest,
+ * ties to even, keeping 7 mantissa bits; past the largest finite it becomes Inf, subnormals round on the same
+ * grid. A NaN stays NaN with its low 16 bits cleared and its quiet bit set (so it is a bfloat16 value too: a GEMM
+ * that keeps only the high half of each operand must not read Inf).
+ */
+ULC_FN float ulc_round_bf16(float x) {
+  const unsigned u = ulc_float_bits(x);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return ulc_as_float((u | 0x00400000u) & 0xffff0000u);
+  return ulc_as_float((u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u);
+}
+
 /** Truncate toward zero, saturate, NaN -> 0 (the interpreter's cast). */
 ULC_FN int ulc_to_i32(float x) {
   if (x != x) return 0;

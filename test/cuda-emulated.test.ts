@@ -20,7 +20,10 @@ import { asF64, entryInputs, near, nativeSuites, programOf } from "./support/nat
 
 nativeSuites(cudaTarget("emulated"));
 
-describe("tensor-core GEMMs (a tf32 Program) on shapes that cross their blocks' edges", () => {
+describe.each([
+  ["tf32", "ulc_mma_tf32", "ulc_mma_bf16"],
+  ["bf16", "ulc_mma_bf16", "ulc_mma_tf32"],
+] as const)("tensor-core GEMMs (a %s Program, %s) on shapes that cross their blocks' edges", (precision, mma, other) => {
   // Convolutions and both gradients, and batched matmuls (one operand transposed), on shapes whose rows, columns
   // and terms are not multiples of the blocks (16, 32 or 64 rows; 64 or 128 columns; 16 terms a slice), and with
   // long sums over few blocks (split-K: the blocks of a tile run on several OS threads, so its arrival protocol is
@@ -43,7 +46,7 @@ describe("tensor-core GEMMs (a tf32 Program) on shapes that cross their blocks' 
   const normal = (key: number, i: number, shape: readonly number[]): InputTensor => ({ dtype: "f32", shape, data: randomNormal(key, 0, i, size(shape)) });
   convs.forEach((c, i) => {
     const { graph, xShape, wShape } = convolutionGraph(c);
-    graphs.set(`conv${i}`, applyPrecision(graph, "tf32"));
+    graphs.set(`conv${i}`, applyPrecision(graph, precision));
     inputs.set(`conv${i}`, new Map([["x", normal(3, i, xShape)], ["w", normal(4, i, wShape)]]));
     const y = graph.outputs.find((o) => o.name === "y")!.node;
     terms.set(`conv${i}`, Math.max(c.cinG * c.k * c.k, c.coutG * c.k * c.k, c.n * size(graph.nodes[y]!.shape.slice(2))));
@@ -53,17 +56,18 @@ describe("tensor-core GEMMs (a tf32 Program) on shapes that cross their blocks' 
     const a = b.add({ kind: "input", name: "a" }, [], [c.b, c.m, c.k]);
     const rhs = c.transposed ? b.add({ kind: "transpose", perm: [0, 2, 1] }, [b.add({ kind: "input", name: "bt" }, [], [c.b, c.n, c.k])]) : b.add({ kind: "input", name: "b" }, [], [c.b, c.k, c.n]);
     const y = b.add({ kind: "unary", fn: "tanh" }, [b.add({ kind: "matmul" }, [a, rhs])]);
-    graphs.set(`matmul${i}`, applyPrecision(b.build([{ name: "y", node: y }]), "tf32"));
+    graphs.set(`matmul${i}`, applyPrecision(b.build([{ name: "y", node: y }]), precision));
     inputs.set(`matmul${i}`, new Map([["a", normal(5, i, [c.b, c.m, c.k])], c.transposed ? ["bt", normal(6, i, [c.b, c.n, c.k])] : ["b", normal(6, i, [c.b, c.k, c.n])]]));
     terms.set(`matmul${i}`, c.k);
   });
-  const program = programOf(graphs, "tf32");
+  const program = programOf(graphs, precision);
 
   test("every contraction is a GEMM on mma.sync, and each matches the f32 interpreter of the same graph", async () => {
     const contractions = [...graphs.values()].flatMap((g) => g.nodes.filter((n) => CONTRACTIONS.has(n.op.kind)));
     const cu = emitCuda(program).files.get("program.cu")!;
-    const gemms = (cu.match(/ulc_mma_tf32\(acc/g) ?? []).length;
+    const gemms = (cu.match(new RegExp(`${mma}\\(acc`, "g")) ?? []).length;
     expect(gemms).toBeGreaterThan(0);
+    expect(cu, "only the precision's own mma").not.toContain(`${other}(acc`);
     expect((cu.match(/__device__ unsigned k\d+_arrivals/g) ?? []).length, "split-K GEMMs").toBeGreaterThanOrEqual(2);
     // Every strided input gradient runs per parity class, with only the taps each class meets.
     const strided = convs.filter((c) => c.stride > 1).length;
@@ -77,8 +81,11 @@ describe("tensor-core GEMMs (a tf32 Program) on shapes that cross their blocks' 
         const got = await session.run(name, inputs.get(name)!);
         const want = interpret(graph, { inputs: new Map([...inputs.get(name)!].map(([k, t]) => [k, { ...t, data: Float64Array.from(t.data) }])) }, { precision: "f32", seed: 1, step: 0 });
         for (const [output, w] of want) {
-          // Products of TF32 values are exact in f32 on both sides; only the order of the f32 sums differs, by at
-          // most (K − 1)·2^-24 of the sum of the terms' magnitudes, K terms below 5 (normal operands, sin): 25·K².
+          // Products of TF32 values, and of bfloat16 values, are exact in f32 on both sides; only the order of the
+          // f32 sums differs, by at most (K − 1)·2^-24 of the sum of the terms' magnitudes, K terms below 5 (normal
+          // operands, sin): 25·K². (A gradient's dy = sin(y) near a rounding boundary may round to the neighbouring
+          // value on the two sides, 2^-11 or 2^-8 of that one term: well within the bound, whose K is the largest
+          // of the graph's three sums.)
           const K = terms.get(name)!;
           near(got.get(output)!.data, w.data, () => 25 * K * K * 2 ** -24, `${name}.${output}`);
         }

@@ -26,6 +26,33 @@ describe.skipIf(!hasNvcc)("nvcc builds the CUDA target", () => {
     expect(binary).toMatch(/ulc_program$/);
   }, 600_000);
 
+  // bf16: the GEMMs issue one mma.sync m16n8k16 BF16 per slice of 16 terms (no m16n8k8 TF32), from fragments packed
+  // in registers, with nothing spilled to local memory.
+  test("a bf16 build compiles and links, warnings as errors; its PTX holds mma.sync m16n8k16 BF16 and ptxas spills nothing", async () => {
+    const { binary, dir } = await compileCuda(emitCuda(lowerProgram("models/classifier.ul", { bindings: { B: 8 }, precision: "bf16" })), { flavour: "cuda", arch: "sm_90" });
+    expect(binary).toMatch(/ulc_program$/);
+    const { mkdtempSync, readFileSync, rmSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const out = mkdtempSync(join(tmpdir(), "ulc-bf16-ptx-"));
+    try {
+      const run = (args: string[]) => {
+        const r = spawnSync(nvcc, ["-std=c++17", "-O3", ...args], { cwd: dir, encoding: "utf8" });
+        expect(r.status, r.stderr).toBe(0);
+        return r.stdout + r.stderr;
+      };
+      run(["-arch=sm_90", "-ptx", "program.cu", "-o", join(out, "program.ptx")]);
+      const ptx = readFileSync(join(out, "program.ptx"), "utf8");
+      expect((ptx.match(/mma\.sync\.aligned\.m16n8k16\.row\.col\.f32\.bf16\.bf16\.f32/g) ?? []).length).toBeGreaterThan(0);
+      expect(ptx).not.toMatch(/m16n8k8/);
+      const spills = [...run(["-gencode=arch=compute_90,code=sm_90", "-Xptxas", "-v", "-c", "program.cu", "-o", join(out, "program.o")]).matchAll(/(\d+) bytes spill stores, (\d+) bytes spill loads/g)];
+      expect(spills.length).toBeGreaterThan(0);
+      expect(spills.filter((m) => m[1] !== "0" || m[2] !== "0").map((m) => m[0])).toEqual([]);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  }, 600_000);
+
   test.skipIf(detectArch() !== undefined)("without a GPU the program says so", async () => {
     const { binary, dir } = await build("ul_tiny");
     const manifest = emitCuda(lowerProgram("models/ul_tiny.ul", { bindings: { B: 8 } })).manifest;

@@ -2,19 +2,83 @@
 // as a tensor-core implicit GEMM: a block of 128 threads computes a BM × BN block of one matrix; for each slice of
 // BK terms it stages the lhs factors of its rows and the rhs factors of its columns in shared memory (a fused
 // prologue, such as an upsample, a bias or a concatenation, runs once per staged element, not once per
-// multiply-add), and each warp multiplies them with `mma.sync` m16n8k8 TF32 into fp32 accumulators
-// (ulc_mma_tf32 in ulc_cuda.cuh; emulated lane by lane on the CPU). The epilogue runs once per output.
+// multiply-add), and each warp multiplies them with `mma.sync` into fp32 accumulators: in a tf32 Program two
+// m16n8k8 TF32 steps per slice (ulc_mma_tf32 in ulc_cuda.cuh), in a bf16 Program one m16n8k16 BF16 step
+// (ulc_mma_bf16); both emulated lane by lane on the CPU. The epilogue runs once per output.
 //
-// The factors must already be TF32 values: a Program lowered with precision tf32 reads every contraction's
-// operands through round_tf32 (compiler/passes/precision.ts), so the reference interpreter computes the same
-// products exactly and only the order of the fp32 sums differs.
+// The factors must already be values of the Program's precision: a Program lowered with precision tf32 (bf16)
+// reads every contraction's operands through round_tf32 (round_bf16; compiler/passes/precision.ts), so the
+// reference interpreter computes the same products exactly and only the order of the fp32 sums differs. Staging
+// stays in float either way; a bf16 fragment register packs two staged floats' high halves, which is exact.
 import { tileFactors, type Kernel, type ParityClasses } from "../../compiler/kernel/ir.js";
+import type { ContractionPrecision } from "../../compiler/passes/precision.js";
 import { renderSx } from "../c-like/expr.js";
 import { CUDA, STORAGE } from "../native/dialect.js";
 
-/** Threads per block, and terms staged per slice (two m16n8k8 steps). */
+/** Threads per block, and terms staged per slice (two m16n8k8 steps, or one m16n8k16). */
 export const GEMM_THREADS = 128;
 export const BK = 16;
+
+/**
+ * The mma.sync a precision's GEMM issues. Both take A 16 × k (row) and B k × 8 (column) as four and two .b32
+ * registers a lane, and keep D 16 × 8 in four fp32 accumulators (row g, columns 2t and 2t + 1, then row g + 8);
+ * a register holds k / 8 operands, the lower-numbered one in its low bits (PTX ISA, "Matrix Fragments for
+ * mma.m16n8k8" and "Matrix Fragments for mma.m16n8k16 with floating point type"; g = lane / 4, t = lane % 4):
+ *  - m16n8k8 TF32: a0 = A[g][t], a1 = A[g+8][t], a2 = A[g][t+4], a3 = A[g+8][t+4]; b0 = B[t][g], b1 = B[t+4][g];
+ *  - m16n8k16 BF16: a0 = A[g][2t, 2t+1], a1 = A[g+8][2t, 2t+1], a2 = A[g][2t+8, 2t+9], a3 = A[g+8][2t+8, 2t+9];
+ *    b0 = B[2t, 2t+1][g], b1 = B[2t+8, 2t+9][g].
+ * So register r of A reads row g + 8·(r % 2) and register r of B (or A's r / 2) the k-block r of k / 2 terms,
+ * element h of a register term (k / 8)·t + h of that block. The rows of the staged tiles are padded so a warp's
+ * fragment reads spread over the 32 banks: for TF32 A's 8 rows × 4 terms at a stride of 20 words and B's 4 terms ×
+ * 8 columns at 72 or 136; for BF16 B's rows 2t (then 2t + 1, 2t + 8, 2t + 9) at a stride of 68 or 132 words
+ * (2·68 ≡ 8 mod 32). A BF16 A register reads two adjacent terms of a row: at a stride of 24 words a half-warp's
+ * 8-byte pairs cover the 32 banks once, but nvcc 12 loads the two halves apart (a u16 and a u32 load), and 8 rows
+ * × 4 even offsets cannot fill 32 banks at any stride, so those reads conflict two ways (loading pairs as float2
+ * from 8-byte-aligned tiles would not: untried without a GPU to time it).
+ */
+interface Mma {
+  readonly fn: string;
+  /** Terms per mma. */
+  readonly k: number;
+  /** Words of padding of a staged row of A and of B. */
+  readonly padA: number;
+  readonly padB: number;
+}
+
+const MMA: { readonly [P in Exclude<ContractionPrecision, "fp32">]: Mma } = {
+  tf32: { fn: "ulc_mma_tf32", k: 8, padA: 4, padB: 8 },
+  bf16: { fn: "ulc_mma_bf16", k: 16, padA: 8, padB: 4 },
+};
+
+/**
+ * The statements that read one mma's fragments at slice offset `ks`: a[f][r] for the warp's fm row tiles
+ * (row i = wrow + 16·f + g) and b[f][r] for its four column tiles (column j = wcol + 8·f + g), as Mma lays them out.
+ */
+function fragmentReads(mma: Mma, fm: number): string[] {
+  const per = mma.k / 8;
+  const term = (block: number, h: number) => {
+    const offset = block * (mma.k / 2) + h;
+    return `ks + ${per > 1 ? `${per} * t` : "t"}${offset ? ` + ${offset}` : ""}`;
+  };
+  // A register: its `per` operands, packed two bfloat16 to a .b32 (ulc_bf16x2) when there are two.
+  const register = (at: (term: string) => string, block: number) => {
+    const values = Array.from({ length: per }, (_, h) => at(term(block, h)));
+    return per > 1 ? `ulc_bf16x2(${values.join(", ")})` : values[0]!;
+  };
+  const a = [0, 1, 2, 3].map((r) => `a[f][${r}] = ${register((k) => `As[i${r % 2 ? " + 8" : ""}][${k}]`, r >> 1)};`);
+  const b = [0, 1].map((r) => `b[f][${r}] = ${register((k) => `Bs[${k}][j]`, r)};`);
+  return [
+    `${per > 1 ? "unsigned" : "float"} a[${fm}][4], b[4][2];`,
+    `ULC_UNROLL for (int f = 0; f < ${fm}; ++f) {`,
+    "  const int i = wrow + f * 16 + g;",
+    `  ${a.join(" ")}`,
+    "}",
+    "ULC_UNROLL for (int f = 0; f < 4; ++f) {",
+    "  const int j = wcol + f * 8 + g;",
+    `  ${b.join(" ")}`,
+    "}",
+  ];
+}
 
 /**
  * The block's shape for an m × n matrix: each warp computes 16·fm rows × 32 columns (fm m16 tiles by four n8
@@ -111,7 +175,9 @@ function paritySetup(p: ParityClasses, bn: number): string[] {
  * device memory), its body after its first lines (signature, {seed, step}), and its launch shape; `block` is the
  * block's index (blockIdx.x, or a batch part's own).
  */
-export function renderGemmCuda(k: Kernel, name: string, block: string): { declarations: string[]; lines: string[]; grid: number; block: number } {
+export function renderGemmCuda(k: Kernel, name: string, block: string, precision: ContractionPrecision): { declarations: string[]; lines: string[]; grid: number; block: number } {
+  if (precision === "fp32") throw new Error(`${k.name} is tiled in an fp32 Program: tensor cores multiply operands rounded to TF32 or bfloat16 (compiler/passes/precision.ts)`);
+  const mma = MMA[precision];
   const { m, n, parity } = k.tile!;
   const count = k.reduce!.count;
   const { lhs, rhs } = tileFactors(k);
@@ -138,8 +204,8 @@ export function renderGemmCuda(k: Kernel, name: string, block: string): { declar
     `  auto rhs = [=](int gid, int r) -> float { return ${renderSx(rhs, inputs, CUDA)}; };`,
     `  auto result = [=](int gid, float acc) -> ${STORAGE[k.dtype]} { return ${renderSx(k.body, inputs, CUDA)}; };`,
     // Padded rows keep a warp's fragment reads (8 rows × 4 terms of A, 4 terms × 8 columns of B) on 32 banks.
-    `  __shared__ float As[${bm}][${BK + 4}];`,
-    `  __shared__ float Bs[${BK}][${bn + 8}];`,
+    `  __shared__ float As[${bm}][${BK + mma.padA}];`,
+    `  __shared__ float Bs[${BK}][${bn + mma.padB}];`,
     "  const int tid = (int)threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;",
     // Block w sums split w % splits of tile w / splits, which covers rows block (tile / colBlocks) % rowBlocks and
     // column block tile % colBlocks (the classes' blocks one after another) of matrix tile / (rowBlocks · colBlocks).
@@ -165,18 +231,10 @@ export function renderGemmCuda(k: Kernel, name: string, block: string): { declar
     `      Bs[kk][bj] = bcol < ${columns} && r < end ? rhs(base + ${position("bcol")}, ${term}) : 0.0f;`,
     "    }",
     "    __syncthreads();",
-    `    ULC_UNROLL for (int ks = 0; ks < ${BK}; ks += 8) {`,
-    `      float a[${fm}][4], b[4][2];`,
-    `      ULC_UNROLL for (int f = 0; f < ${fm}; ++f) {`,
-    "        const int i = wrow + f * 16 + g;",
-    "        a[f][0] = As[i][ks + t]; a[f][1] = As[i + 8][ks + t]; a[f][2] = As[i][ks + t + 4]; a[f][3] = As[i + 8][ks + t + 4];",
-    "      }",
-    "      ULC_UNROLL for (int f = 0; f < 4; ++f) {",
-    "        const int j = wcol + f * 8 + g;",
-    "        b[f][0] = Bs[ks + t][j]; b[f][1] = Bs[ks + t + 4][j];",
-    "      }",
+    `    ULC_UNROLL for (int ks = 0; ks < ${BK}; ks += ${mma.k}) {`,
+    ...fragmentReads(mma, fm).map((l) => `      ${l}`),
     `      ULC_UNROLL for (int i = 0; i < ${fm}; ++i)`,
-    "        ULC_UNROLL for (int j = 0; j < 4; ++j) ulc_mma_tf32(acc[i][j], a[i], b[j]);",
+    `        ULC_UNROLL for (int j = 0; j < 4; ++j) ${mma.fn}(acc[i][j], a[i], b[j]);`,
     "    }",
     "    __syncthreads();",
     "  }",

@@ -8,13 +8,14 @@
 //    small batch's matrix products;
 //  - "block": a block of 256 threads per output element, combined by shuffles and shared memory
 //    (ulc_block_reduce): long reductions with very few outputs (a loss, a bias gradient summed over the batch);
-//  - a tiled kernel (the matmuls and convolutions of a Program lowered with precision tf32) is a tensor-core
-//    implicit GEMM (gemm.ts).
+//  - a tiled kernel (the matmuls and convolutions of a Program lowered with precision tf32 or bf16) is a
+//    tensor-core implicit GEMM (gemm.ts) on the mma.sync of the Program's precision, which the render functions take.
 // Warps and blocks sum in another order than the interpreter, within float32 rounding. Buffers hold float
 // (f32, f16, and bools as 0/1) or int (i32); index arithmetic is int, as in WGSL. Random streams read the
 // launch's {seed, step} from device memory, so a captured CUDA Graph replays with new values.
 import type { DType } from "../../compiler/ir.js";
 import { kernelOutputs, partsBuffers, type Batch, type Chain, type Kernel } from "../../compiler/kernel/ir.js";
+import type { ContractionPrecision } from "../../compiler/passes/precision.js";
 import { literal, renderSx } from "../c-like/expr.js";
 import { nestReduction } from "../../compiler/kernel/split.js";
 import { CUDA, drawsRandom, STORAGE } from "../native/dialect.js";
@@ -92,10 +93,10 @@ interface Body {
   readonly cooperative: boolean;
 }
 
-function body(k: Kernel, name: string, block: string): Body {
+function body(k: Kernel, name: string, block: string, precision: ContractionPrecision): Body {
   checkSize(k);
   if (!k.tile) return { declarations: [], ...threadedBody(k, block), block: BLOCK_SIZE };
-  const gemm = renderGemmCuda(k, name, block);
+  const gemm = renderGemmCuda(k, name, block, precision);
   const rng = drawsRandom(k) ? ["  const unsigned seed = rng[0], step = rng[1];"] : [];
   return { declarations: gemm.declarations, lines: [...rng, ...gemm.lines], grid: gemm.grid, block: gemm.block, cooperative: true };
 }
@@ -107,9 +108,10 @@ function launchBounds(block: number): string {
   return block === GEMM_THREADS ? `__launch_bounds__(${block}, 4)` : `__launch_bounds__(${block})`;
 }
 
-export function renderKernelCuda(k: Kernel): CudaKernel {
+/** A kernel of a Program of `precision` (which picks a tiled kernel's mma.sync) as a `__global__` function. */
+export function renderKernelCuda(k: Kernel, precision: ContractionPrecision): CudaKernel {
   const { buffers, signature: params } = parameters(k);
-  const b = body(k, KERNEL_NAME, "blockIdx.x");
+  const b = body(k, KERNEL_NAME, "blockIdx.x", precision);
   const lines = [`// ${k.name}: fuses %${k.fused.join(", %")}`, ...b.declarations, `__global__ void ${launchBounds(b.block)} ${KERNEL_NAME}(${params}) {`, ...b.lines, "}"];
   return { code: lines.join("\n") + "\n", buffers, draws: drawsRandom(k), grid: b.grid, block: b.block, cooperative: b.cooperative };
 }
@@ -118,8 +120,8 @@ export function renderKernelCuda(k: Kernel): CudaKernel {
  * A batch (compiler/kernel/batch.ts) as one kernel: each part a device function of its block index, called by
  * the blocks of its range. Its parameters are the batch's buffers (backends/program.ts partsBinding).
  */
-export function renderBatchCuda(batch: Batch): CudaKernel {
-  return renderParts(batch.parts, "batch");
+export function renderBatchCuda(batch: Batch, precision: ContractionPrecision): CudaKernel {
+  return renderParts(batch.parts, "batch", precision);
 }
 
 /**
@@ -127,13 +129,13 @@ export function renderBatchCuda(batch: Batch): CudaKernel {
  * turn by every block, with a barrier between over the threads that share an output (none for a thread per
  * output: it reads what it wrote), so a part finds what the ones before it wrote.
  */
-export function renderChainCuda(chain: Chain): CudaKernel {
-  return renderParts(chain.parts, "chain");
+export function renderChainCuda(chain: Chain, precision: ContractionPrecision): CudaKernel {
+  return renderParts(chain.parts, "chain", precision);
 }
 
 const BARRIER: Record<Strategy, string | undefined> = { thread: undefined, warp: "__syncwarp();", block: "__syncthreads();" };
 
-function renderParts(parts: readonly Kernel[], mode: "batch" | "chain"): CudaKernel {
+function renderParts(parts: readonly Kernel[], mode: "batch" | "chain", precision: ContractionPrecision): CudaKernel {
   const { inputs, outputs } = partsBuffers(parts);
   const dtype = new Map(parts.flatMap((k) => [...k.inputs.map((i) => [i.node, i.dtype] as const), ...kernelOutputs(k).map((o) => [o.node, o.dtype] as const)]));
   const buffers = bufferTypes([...inputs, ...outputs].map((n) => dtype.get(n)!), inputs.length);
@@ -146,7 +148,7 @@ function renderParts(parts: readonly Kernel[], mode: "batch" | "chain"): CudaKer
   const calls: string[] = [];
   let [first, threads, cooperative] = [0, 0, false];
   parts.forEach((k, i) => {
-    const b = body(k, `${KERNEL_NAME}_p${i}`, "block");
+    const b = body(k, `${KERNEL_NAME}_p${i}`, "block", precision);
     const code = [`(const unsigned block, ${parameters(k, written).signature}) {`, ...b.lines, "}"].join("\n");
     const key = k.tile ? String(i) : code;
     if (!functions.has(key)) functions.set(key, { fn: `${KERNEL_NAME}_p${i}`, code, declarations: b.declarations });

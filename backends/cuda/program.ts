@@ -86,20 +86,22 @@ export const BATCH: BatchOptions = { maxBuffers: 2048, maxTiled: 3 };
 /** How the CUDA target fuses a Program's graphs (the static benchmark rebuilds its schedules with the same). */
 export function cudaFuseOptions(program: Program): Pick<EmitOptions, "maxInputs" | "siblings" | "tile" | "chain" | "batch"> {
   // A tile's rows and columns are fusion's business; the GEMM picks its own block shape from the matrix's.
-  return { maxInputs: MAX_INPUTS, siblings: true, chain: true, batch: BATCH, ...(program.precision === "tf32" && { tile: { rows: 64, cols: 64, parity: true } }) };
+  // Tiles (tensor-core GEMMs) only where the operands are rounded for the tensor cores: tf32 and bf16.
+  return { maxInputs: MAX_INPUTS, siblings: true, chain: true, batch: BATCH, ...(program.precision !== "fp32" && { tile: { rows: 64, cols: 64, parity: true } }) };
 }
 
 /**
- * A Program as a CUDA build directory. In a Program lowered with precision tf32 (its contractions' operands
- * rounded to TF32), every matmul and convolution that fusion can tile runs on the tensor cores (gemm.ts); the
- * rest, and every kernel of an fp32 Program, run a thread (or warp, or block) per output.
+ * A Program as a CUDA build directory. In a Program lowered with precision tf32 or bf16 (its contractions'
+ * operands rounded to TF32 or bfloat16), every matmul and convolution that fusion can tile runs on the tensor
+ * cores (gemm.ts, on the precision's mma.sync); the rest, and every kernel of an fp32 Program, run a thread (or
+ * warp, or block) per output.
  */
 export function emitCuda(program: Program, options: Pick<EmitOptions, "maxInputs"> & { arch?: string } = {}): CudaBuild {
   const functions = new Functions();
   const render = {
-    kernel: (k: Kernel) => functions.add(renderKernelCuda(k), kernelBinding(k)),
-    batch: (b: Batch) => functions.add(renderBatchCuda(b), partsBinding(b.parts)),
-    chain: (c: Chain) => functions.add(renderChainCuda(c), partsBinding(c.parts)),
+    kernel: (k: Kernel) => functions.add(renderKernelCuda(k, program.precision), kernelBinding(k)),
+    batch: (b: Batch) => functions.add(renderBatchCuda(b, program.precision), partsBinding(b.parts)),
+    chain: (c: Chain) => functions.add(renderChainCuda(c, program.precision), partsBinding(c.parts)),
   };
   const manifest = emitProgram(program, "cuda", render, { ...cudaFuseOptions(program), ...(options.maxInputs && { maxInputs: options.maxInputs }) });
   const files = new Map<string, string>([

@@ -164,7 +164,7 @@ function measure(model, B) {
     // also rendered as a kernel of its own (a0, a1, … in analysis.cu), whose PTX gives its loops.
     const alone = new Map();
     for (const { steps } of graphs)
-      for (const step of steps) for (const k of step.kind === "batch" ? step.batch.parts : step.kind === "chain" ? step.chain.parts : []) alone.set(k, { name: `a${alone.size}`, kernel: renderKernelCuda(k) });
+      for (const step of steps) for (const k of step.kind === "batch" ? step.batch.parts : step.kind === "chain" ? step.chain.parts : []) alone.set(k, { name: `a${alone.size}`, kernel: renderKernelCuda(k, program.precision) });
     writeFileSync(join(dir, "analysis.cu"), ['#include "ulc_cuda.cuh"', ...[...alone.values()].map(({ name, kernel }) => kernel.code.replaceAll(KERNEL_NAME, name))].join("\n"));
     const [regs, loops] = [ptxasInfo(dir), new Map([...ptxLoops(dir, "program.cu"), ...ptxLoops(dir, "analysis.cu")])];
     /** A kernel's work on its own: its thread-instructions, its tensor-core seconds, and the multiply-adds its op needs. */

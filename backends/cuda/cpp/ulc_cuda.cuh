@@ -52,6 +52,11 @@ template <class T, class Op> __device__ __forceinline__ T ulc_block_reduce(T v, 
  * rounded to TF32: the hardware would drop their low 13 bits), fp32 accumulators. Fragments as the PTX ISA lays
  * them out for mma.m16n8k8 (g = lane / 4, t = lane % 4): a = A[g][t], A[g+8][t], A[g][t+4], A[g+8][t+4];
  * b = B[t][g], B[t+4][g]; d = D[g][2t], D[g][2t+1], D[g+8][2t], D[g+8][2t+1]. Every lane of the warp must call it.
+ *
+ * ulc_mma_bf16 likewise for a 16 × 16 tile of A times a 16 × 8 tile of B, bfloat16 operands two to a register (the
+ * lower-numbered in the low 16 bits: ulc_bf16x2), as the PTX ISA lays them out for mma.m16n8k16 with .bf16
+ * ("Matrix Fragments for mma.m16n8k16 with floating point type"): a = A[g][2t, 2t+1], A[g+8][2t, 2t+1],
+ * A[g][2t+8, 2t+9], A[g+8][2t+8, 2t+9]; b = B[2t, 2t+1][g], B[2t+8, 2t+9][g]; d as for m16n8k8.
  */
 #ifndef ULC_EMULATE
 ULC_FN void ulc_mma_tf32(float (&d)[4], const float (&a)[4], const float (&b)[2]) {
@@ -60,7 +65,21 @@ ULC_FN void ulc_mma_tf32(float (&d)[4], const float (&a)[4], const float (&b)[2]
                : "r"(__float_as_uint(a[0])), "r"(__float_as_uint(a[1])), "r"(__float_as_uint(a[2])), "r"(__float_as_uint(a[3])),
                  "r"(__float_as_uint(b[0])), "r"(__float_as_uint(b[1])));
 }
+
+ULC_FN void ulc_mma_bf16(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
 #endif
+
+/**
+ * Two bfloat16 values in one .bf16x2 register, `lo` in the low 16 bits: each a float whose low 16 bits are zero
+ * (round_bf16 leaves them so), whose high half is its bfloat16 encoding, so the packing is exact.
+ */
+ULC_FN unsigned ulc_bf16x2(float lo, float hi) {
+  return (ulc_float_bits(lo) >> 16) | (ulc_float_bits(hi) & 0xffff0000u);
+}
 
 // ------------------------------------------------------------------------------------------ host side
 

@@ -376,6 +376,22 @@ template <class T> T __shfl_down_sync(unsigned, T v, unsigned delta) {
   return (t & 31u) + delta < 32u && t + delta < ulc_emu::worker->threads ? slots[t + delta] : v;
 }
 
+namespace ulc_emu {
+/**
+ * An mma.sync's sums for one lane: its four accumulators d[q] (row g, +8 for q ≥ 2; column 2t, +1 for odd q, of the
+ * 16 × 8 tile), each A(i, k)·B(k, j) over k = 0 .. K − 1 added onto d[q] in that order, in fp32.
+ */
+template <unsigned K, class FA, class FB> void mma_accumulate(float (&d)[4], FA A, FB B) {
+  const unsigned lane = threadIdx.x & 31u, g = lane >> 2, t = lane & 3u;
+  for (unsigned q = 0; q < 4; ++q) {
+    const unsigned i = g + 8 * (q >> 1), j = 2 * t + (q & 1u);
+    float sum = d[q];
+    for (unsigned k = 0; k < K; ++k) sum += A(i, k) * B(k, j);
+    d[q] = sum;
+  }
+}
+}  // namespace ulc_emu
+
 /**
  * mma.sync m16n8k8 TF32 (ulc_cuda.cuh), lane by lane: the warp's fragments are exchanged, and each lane computes
  * its four accumulators from the whole 16 × 8 and 8 × 8 tiles, summing the eight products in order onto d. The
@@ -387,16 +403,32 @@ inline void ulc_mma_tf32(float (&d)[4], const float (&a)[4], const float (&b)[2]
     float a[4], b[2];
   };
   const Fragments* all = ulc_emu::exchange(Fragments{{a[0], a[1], a[2], a[3]}, {b[0], b[1]}});
-  const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x - lane, g = lane >> 2, t = lane & 3u;
+  const unsigned warp = threadIdx.x & ~31u;
   // A[i][k] is held by lane (i % 8)·4 + k % 4 as a[(i ≥ 8) + 2·(k ≥ 4)]; B[k][j] by lane j·4 + k % 4 as b[k ≥ 4].
   auto A = [&](unsigned i, unsigned k) { return all[warp + (i & 7u) * 4 + (k & 3u)].a[(i >> 3) + 2 * (k >> 2)]; };
   auto B = [&](unsigned k, unsigned j) { return all[warp + j * 4 + (k & 3u)].b[k >> 2]; };
-  for (unsigned q = 0; q < 4; ++q) {
-    const unsigned i = g + 8 * (q >> 1), j = 2 * t + (q & 1u);
-    float sum = d[q];
-    for (unsigned k = 0; k < 8; ++k) sum += A(i, k) * B(k, j);
-    d[q] = sum;
-  }
+  ulc_emu::mma_accumulate<8>(d, A, B);
+}
+
+/**
+ * mma.sync m16n8k16 BF16 (ulc_cuda.cuh), lane by lane as ulc_mma_tf32, with the PTX ISA's m16n8k16 .bf16 layout:
+ * two bfloat16 to a register, the lower-numbered in the low 16 bits, and a bfloat16 is the high half of a float.
+ * Each lane sums its accumulators' sixteen products in order onto d, as ulc_mma_tf32 sums its eight: products of
+ * bfloat16 values (8 significant bits each) are exact in fp32, so this too differs from the hardware only in the
+ * order (and internal precision) of the sum.
+ */
+inline void ulc_mma_bf16(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]) {
+  struct Fragments {
+    unsigned a[4], b[2];
+  };
+  const Fragments* all = ulc_emu::exchange(Fragments{{a[0], a[1], a[2], a[3]}, {b[0], b[1]}});
+  const unsigned warp = threadIdx.x & ~31u;
+  const auto half = [](unsigned r, unsigned h) { return __uint_as_float(h ? r & 0xffff0000u : r << 16); };
+  // A[i][k] is held by lane (i % 8)·4 + (k % 8) / 2 as half k % 2 of a[(i ≥ 8) + 2·(k ≥ 8)]; B[k][j] by lane
+  // j·4 + (k % 8) / 2 as half k % 2 of b[k ≥ 8].
+  auto A = [&](unsigned i, unsigned k) { return half(all[warp + (i & 7u) * 4 + ((k & 7u) >> 1)].a[(i >> 3) + 2 * (k >> 3)], k & 1u); };
+  auto B = [&](unsigned k, unsigned j) { return half(all[warp + j * 4 + ((k & 7u) >> 1)].b[k >> 3], k & 1u); };
+  ulc_emu::mma_accumulate<16>(d, A, B);
 }
 
 // ------------------------------------------------------------------------------------------ host API

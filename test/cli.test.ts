@@ -12,6 +12,7 @@ import { centreCrop } from "../cli/eval.js";
 import { metricFields, Progress } from "../cli/progress.js";
 import { ulc } from "./support/cli.js";
 import { npyFloat32 } from "./support/npy.js";
+import { readRunConfig, RUN_FORMAT } from "../train/run.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const CLEAN = "fn f<N>(x: f32[N]) -> f32[N] { x * 2.0 }\n";
@@ -415,6 +416,17 @@ model Line {
     }
     // The help says what each does.
     for (const command of ["train", "build"]) expect((await ulc([command, "--help"])).stdout.replace(/\s+/g, " "), command).toContain("bf16 (operands rounded to bfloat16, 8 significant bits, as tensor cores' bf16 mma reads them)");
+  });
+
+  test("run.json: each precision ulc knows is read back; another is refused naming them", () => {
+    const run = join(dir, "recorded-precision");
+    mkdirSync(run, { recursive: true });
+    for (const precision of ["fp32", "tf32", "bf16"]) {
+      writeFileSync(join(run, "run.json"), JSON.stringify({ format: RUN_FORMAT, precision }));
+      expect(readRunConfig(run).precision).toBe(precision);
+    }
+    writeFileSync(join(run, "run.json"), JSON.stringify({ format: RUN_FORMAT, precision: "fp16" }));
+    expect(() => readRunConfig(run)).toThrow(/records the precision "fp16"; ulc knows fp32, tf32, bf16/);
   });
 
   test("ulc build: tf32 and bf16 round the contractions' operands; the default is tf32 for --target cuda, fp32 otherwise", async () => {

@@ -5,7 +5,7 @@
 // backends/cuda/program.ts.
 import type { Graph } from "../compiler/ir.js";
 import { fuse, type FuseOptions } from "../compiler/kernel/fuse.js";
-import { kernelOutputs, partsBuffers, type Batch, type Chain, type Kernel, type LibraryCall } from "../compiler/kernel/ir.js";
+import { partsBuffers, type Batch, type Chain, type Kernel, type LibraryCall } from "../compiler/kernel/ir.js";
 import type { Program } from "../compiler/lower.js";
 import { memoryStats } from "../compiler/memory.js";
 import { MANIFEST_FORMAT, type BufferEntry, type Dispatch, type GraphManifest, type ProgramManifest } from "../runtime/manifest.js";
@@ -57,19 +57,18 @@ export function libraryBuffers(call: LibraryCall): number[] {
 
 /** What a kernel's dispatch binds: its inputs, then its outputs (how many, when more than one). */
 export function kernelBinding(k: Kernel): Pick<Dispatch, "buffers" | "outputs"> {
-  const outputs = kernelOutputs(k).length;
-  return { buffers: kernelBuffers(k), ...(outputs > 1 && { outputs }) };
+  return partsBinding([k]);
 }
 
-/** What a batch's or chain's dispatch binds: what its parts read from outside it, each once, then every part's outputs. */
+/** What a dispatch of kernels (one, a batch or a chain) binds: what they read from outside it, each once, then all their outputs. */
 export function partsBinding(parts: readonly Kernel[]): Pick<Dispatch, "buffers" | "outputs"> {
   const { inputs, outputs } = partsBuffers(parts);
   return { buffers: [...inputs, ...outputs], ...(outputs.length > 1 && { outputs: outputs.length }) };
 }
 
 /** The buffers a kernel binds: its inputs, then its outputs. */
-export function kernelBuffers(k: Kernel): number[] {
-  return [...k.inputs.map((i) => i.node), ...kernelOutputs(k).map((o) => o.node)];
+export function kernelBuffers(k: Kernel): readonly number[] {
+  return partsBinding([k]).buffers;
 }
 
 /** One graph fused into kernels, each made a dispatch by `render`. */

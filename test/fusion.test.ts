@@ -9,7 +9,7 @@ import { interpret } from "../runtime/interpreter.js";
 import { runSchedule } from "../runtime/js/schedule.js";
 import { randomNormal } from "../runtime/random.js";
 import type { Tensor } from "../runtime/tensor.js";
-import { elementwiseStepArb, randomElementwiseGraph } from "./support/graphs.js";
+import { addConvolution, elementwiseStepArb, randomElementwiseGraph } from "./support/graphs.js";
 
 /** Random values for every input of a graph (optimizer.step must be a positive count). */
 function inputsOf(g: Graph, seed: number): Map<string, Tensor> {
@@ -224,16 +224,8 @@ describe("fusion rules", () => {
         const ho = Math.floor((c.h + 2 * c.padding - c.k) / c.stride) + 1;
         const wo = Math.floor((c.w + 2 * c.padding - c.k) / c.stride) + 1;
         fc.pre(ho >= 1 && wo >= 1);
-        const attrs = { stride: c.stride, padding: c.padding, groups: c.groups };
         const b = new GraphBuilder();
-        const xShape = [c.n, c.cinG * c.groups, c.h, c.w];
-        const wShape = [c.coutG * c.groups, c.cinG, c.k, c.k];
-        const x = b.add({ kind: "input", name: "x" }, [], xShape);
-        const w = b.add({ kind: "input", name: "w" }, [], wShape);
-        const y = b.add({ kind: "conv2d", ...attrs }, [x, w]);
-        const dy = b.add({ kind: "unary", fn: "sin" }, [y]);
-        const dx = b.add({ kind: "conv2d_grad_input", ...attrs }, [dy, w], xShape);
-        const dw = b.add({ kind: "conv2d_grad_weight", ...attrs }, [x, dy], wShape);
+        const { dx, dw } = addConvolution(b, c);
         const up = b.add({ kind: "upsample", factor: 2 }, [dx]);
         const padded = b.add({ kind: "pad", widths: [[0, 0], [0, 0], [1, 0], [0, 2]], value: 0.5 }, [up]);
         const joined = b.add({ kind: "concat", axis: 1 }, [padded, b.add({ kind: "unary", fn: "exp" }, [padded])]);

@@ -5,7 +5,7 @@
 // optimizers do by hand. A convolution's two gradients, which read the same output gradient, batch too, and the
 // smaller (the weight's, a few blocks) runs beside the larger rather than after it. Tiled kernels (the target's
 // GEMMs, whose blocks have a shape of their own) batch only with tiled kernels, a few at a time.
-import { partsBuffers, stepReads, stepWrites, type Kernel, type Step } from "./ir.js";
+import { partsBuffers, stepBuffers, type Kernel, type Step } from "./ir.js";
 
 export interface BatchOptions {
   /** The most buffers a batch binds. */
@@ -38,19 +38,19 @@ function fits(parts: readonly Kernel[], k: Kernel, options: BatchOptions): boole
 export function batchKernels(steps: readonly Step[], options: BatchOptions): Step[] {
   const out: Step[] = [];
   for (const step of steps) {
-    const own = parts(step);
-    const at = own && own.length === 1 ? partner(out, own[0]!, options) : undefined;
-    if (at === undefined) out.push(step);
-    else out[at] = { kind: "batch", batch: { parts: [...parts(out[at]!)!, ...own!] } };
+    const k = step.kind === "kernel" ? step.kernel : undefined;
+    const at = k && partner(out, k, options);
+    if (k === undefined || at === undefined) out.push(step);
+    else out[at] = { kind: "batch", batch: { parts: [...parts(out[at]!)!, k] } };
   }
   return out;
 }
 
 function partner(out: readonly Step[], k: Kernel, options: BatchOptions): number | undefined {
-  const reads = new Set(stepReads({ kind: "kernel", kernel: k }));
+  const reads = new Set(k.inputs.map((i) => i.node));
   for (let i = out.length - 1; i >= Math.max(0, out.length - WINDOW); i--) {
     const s = out[i]!;
-    if (stepWrites(s).some((b) => reads.has(b))) return undefined;
+    if (stepBuffers(s).outputs.some((b) => reads.has(b))) return undefined;
     const joined = parts(s);
     if (joined && fits(joined, k, options)) return i;
   }

@@ -2,7 +2,7 @@
 // groups, the variance's reading the mean: two kernels of one size and one number of terms, the second reading
 // the first's output only at its own index. Run by the same threads, with a barrier between (the renderer's),
 // the second finds the mean already written, and the pair takes one launch.
-import { atOwnIndex, stepWrites, sxNodes, type Kernel, type Step } from "./ir.js";
+import { atOwnIndex, stepBuffers, sxNodes, type Kernel, type Step } from "./ir.js";
 
 /** How far back a kernel looks for the kernel whose output it reads. */
 const WINDOW = 8;
@@ -28,9 +28,10 @@ function parts(step: Step): readonly Kernel[] | undefined {
 export function chainKernels(steps: readonly Step[]): Step[] {
   const out: Step[] = [];
   for (const step of steps) {
-    const at = step.kind === "kernel" && !step.kernel.tile ? producer(out, step.kernel) : undefined;
-    if (at === undefined) out.push(step);
-    else out[at] = { kind: "chain", chain: { parts: [...parts(out[at]!)!, (step as { kernel: Kernel }).kernel] } };
+    const k = step.kind === "kernel" && !step.kernel.tile ? step.kernel : undefined;
+    const at = k && producer(out, k);
+    if (k === undefined || at === undefined) out.push(step);
+    else out[at] = { kind: "chain", chain: { parts: [...parts(out[at]!)!, k] } };
   }
   return out;
 }
@@ -38,7 +39,7 @@ export function chainKernels(steps: readonly Step[]): Step[] {
 function producer(out: readonly Step[], k: Kernel): number | undefined {
   const reads = new Set(k.inputs.map((i) => i.node));
   for (let i = out.length - 1; i >= Math.max(0, out.length - WINDOW); i--) {
-    const written = stepWrites(out[i]!);
+    const written = stepBuffers(out[i]!).outputs;
     if (!written.some((b) => reads.has(b))) continue;
     const joined = parts(out[i]!);
     const alike = joined?.every((p) => p.size === k.size && p.reduce?.count === k.reduce?.count);

@@ -275,8 +275,8 @@ export type Step =
   | { readonly kind: "chain"; readonly chain: Chain };
 
 /**
- * The buffers a batch or chain binds: what its parts read from outside it, each once, in the order they first
- * read them; then every part's outputs.
+ * The buffers kernels bind together (one kernel, a batch or a chain): what its parts read from outside it, each
+ * once, in the order they first read them; then every part's outputs.
  */
 export function partsBuffers(parts: readonly Kernel[]): { inputs: number[]; outputs: number[] } {
   const outputs = parts.flatMap((k) => kernelOutputs(k).map((o) => o.node));
@@ -284,31 +284,17 @@ export function partsBuffers(parts: readonly Kernel[]): { inputs: number[]; outp
   return { inputs: [...new Set(parts.flatMap((k) => k.inputs.map((i) => i.node)))].filter((n) => !written.has(n)), outputs };
 }
 
-/** The buffers a step reads. */
-export function stepReads(step: Step): number[] {
+/** The buffers a step reads (from outside it), then those it writes. */
+export function stepBuffers(step: Step): { inputs: number[]; outputs: number[] } {
   switch (step.kind) {
     case "kernel":
-      return step.kernel.inputs.map((i) => i.node);
+      return partsBuffers([step.kernel]);
     case "library":
-      return step.call.operands.map((o) => o.node);
+      return { inputs: step.call.operands.map((o) => o.node), outputs: [step.call.node] };
     case "batch":
-      return partsBuffers(step.batch.parts).inputs;
+      return partsBuffers(step.batch.parts);
     case "chain":
-      return partsBuffers(step.chain.parts).inputs;
-  }
-}
-
-/** The buffers a step writes. */
-export function stepWrites(step: Step): number[] {
-  switch (step.kind) {
-    case "kernel":
-      return kernelOutputs(step.kernel).map((o) => o.node);
-    case "library":
-      return [step.call.node];
-    case "batch":
-      return partsBuffers(step.batch.parts).outputs;
-    case "chain":
-      return partsBuffers(step.chain.parts).outputs;
+      return partsBuffers(step.chain.parts);
   }
 }
 

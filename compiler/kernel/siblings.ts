@@ -3,7 +3,7 @@
 // three kernels that read the same gradient and state; as one, it launches once and reads them once. A later
 // kernel that reads an earlier one's output at its own index computes that value instead of loading it (the
 // earlier output is still written: it is a graph output, or read elsewhere).
-import { atOwnIndex, kernelOutputs, stepReads, type Kernel, type KernelInput, type Step, type Sx } from "./ir.js";
+import { atOwnIndex, kernelOutputs, stepBuffers, type Kernel, type KernelInput, type Step, type Sx } from "./ir.js";
 
 /** `x` reading the merged kernel's inputs: loads of `outputs` (at gid) become their bodies; undefined if one is read elsewhere. */
 function rebase(x: Sx, inputs: readonly KernelInput[], index: ReadonlyMap<number, number>, outputs: ReadonlyMap<number, Sx>, size: number): Sx | undefined {
@@ -85,7 +85,7 @@ function findPartner(out: readonly Step[], b: Kernel, maxBuffers: number, unrela
       const merged = merge(s.kernel, b, maxBuffers, unrelated);
       if (merged) return { index: i, merged };
     }
-    for (const n of stepReads(s)) readAfter.add(n);
+    for (const n of stepBuffers(s).inputs) readAfter.add(n);
   }
   return undefined;
 }

@@ -62,13 +62,9 @@ export interface ConvCase {
   readonly padding: number;
 }
 
-/**
- * A convolution and both its gradients as one graph (inputs x and w; outputs y, dx and dw), dy = sin(y) so the
- * gradients see values of both signs; with the input shapes.
- */
-export function convolutionGraph(c: ConvCase): { graph: Graph; xShape: number[]; wShape: number[] } {
+/** A convolution and both its gradients added to `b` (inputs x and w), dy = sin(y) so the gradients see values of both signs. */
+export function addConvolution(b: GraphBuilder, c: ConvCase): { x: number; y: number; dx: number; dw: number; xShape: number[]; wShape: number[] } {
   const attrs = { stride: c.stride, padding: c.padding, groups: c.groups };
-  const b = new GraphBuilder();
   const [xShape, wShape] = [[c.n, c.cinG * c.groups, c.h, c.w], [c.coutG * c.groups, c.cinG, c.k, c.k]];
   const x = b.add({ kind: "input", name: "x" }, [], xShape);
   const weights = b.add({ kind: "input", name: "w" }, [], wShape);
@@ -76,5 +72,12 @@ export function convolutionGraph(c: ConvCase): { graph: Graph; xShape: number[];
   const dy = b.add({ kind: "unary", fn: "sin" }, [y]);
   const dx = b.add({ kind: "conv2d_grad_input", ...attrs }, [dy, weights], xShape);
   const dw = b.add({ kind: "conv2d_grad_weight", ...attrs }, [x, dy], wShape);
+  return { x, y, dx, dw, xShape, wShape };
+}
+
+/** A convolution and both its gradients as one graph (addConvolution; outputs y, dx and dw), with the input shapes. */
+export function convolutionGraph(c: ConvCase): { graph: Graph; xShape: number[]; wShape: number[] } {
+  const b = new GraphBuilder();
+  const { y, dx, dw, xShape, wShape } = addConvolution(b, c);
   return { graph: b.build([{ name: "y", node: y }, { name: "dx", node: dx }, { name: "dw", node: dw }]), xShape, wShape };
 }

@@ -2,10 +2,15 @@
 // runtime) with warnings as errors, for sm_90 with PTX. Without a GPU the built program must say so plainly;
 // nvcc's own refusals (an architecture it lacks) and a missing nvcc are reported in words.
 import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, test } from "vitest";
 import { emitCuda } from "../backends/cuda/program.js";
+import { buildCommands } from "../backends/cuda/toolchain.js";
 import { lowerProgram } from "../compiler/lower.js";
 import { compileCuda, CudaError, detectArch, pruneCache, type Compiled } from "../runtime/cuda/compile.js";
+import { compileNative, writeNativeBuild } from "../runtime/native/compile.js";
 import { NativeSession } from "../runtime/native/session.js";
 
 const nvcc = process.env.ULC_NVCC ?? "nvcc";
@@ -27,29 +32,25 @@ describe.skipIf(!hasNvcc)("nvcc builds the CUDA target", () => {
   }, 600_000);
 
   // bf16: the GEMMs issue one mma.sync m16n8k16 BF16 per slice of 16 terms (no m16n8k8 TF32), from fragments packed
-  // in registers, with nothing spilled to local memory.
-  test("a bf16 build compiles and links, warnings as errors; its PTX holds mma.sync m16n8k16 BF16 and ptxas spills nothing", async () => {
-    const { binary, dir } = await compileCuda(emitCuda(lowerProgram("models/classifier.ul", { bindings: { B: 8 }, precision: "bf16" })), { flavour: "cuda", arch: "sm_90" });
-    expect(binary).toMatch(/ulc_program$/);
-    const { mkdtempSync, readFileSync, rmSync } = await import("node:fs");
-    const { tmpdir } = await import("node:os");
-    const { join } = await import("node:path");
-    const out = mkdtempSync(join(tmpdir(), "ulc-bf16-ptx-"));
+  // in registers, with nothing spilled to local memory. One compile of program.cu with the build's own flags, its
+  // PTX kept and ptxas verbose.
+  test("a bf16 program compiles, warnings as errors; its PTX holds mma.sync m16n8k16 BF16 and ptxas spills nothing", () => {
+    const dir = mkdtempSync(join(tmpdir(), "ulc-bf16-"));
     try {
-      const run = (args: string[]) => {
-        const r = spawnSync(nvcc, ["-std=c++17", "-O3", ...args], { cwd: dir, encoding: "utf8" });
-        expect(r.status, r.stderr).toBe(0);
-        return r.stdout + r.stderr;
-      };
-      run(["-arch=sm_90", "-ptx", "program.cu", "-o", join(out, "program.ptx")]);
-      const ptx = readFileSync(join(out, "program.ptx"), "utf8");
+      const build = emitCuda(lowerProgram("models/classifier.ul", { bindings: { B: 8 }, precision: "bf16" }));
+      writeNativeBuild(build, dir);
+      const [program] = buildCommands("cuda", "sm_90", { nvcc }).compile;
+      const [tool, ...args] = program!.argv;
+      const r = spawnSync(tool!, [...args, "-Xptxas", "-v", "-keep", "-keep-dir", dir], { cwd: dir, encoding: "utf8" });
+      expect(r.status, r.stderr).toBe(0);
+      const ptx = readFileSync(join(dir, "program.ptx"), "utf8");
       expect((ptx.match(/mma\.sync\.aligned\.m16n8k16\.row\.col\.f32\.bf16\.bf16\.f32/g) ?? []).length).toBeGreaterThan(0);
       expect(ptx).not.toMatch(/m16n8k8/);
-      const spills = [...run(["-gencode=arch=compute_90,code=sm_90", "-Xptxas", "-v", "-c", "program.cu", "-o", join(out, "program.o")]).matchAll(/(\d+) bytes spill stores, (\d+) bytes spill loads/g)];
+      const spills = [...(r.stdout + r.stderr).matchAll(/(\d+) bytes spill stores, (\d+) bytes spill loads/g)];
       expect(spills.length).toBeGreaterThan(0);
       expect(spills.filter((m) => m[1] !== "0" || m[2] !== "0").map((m) => m[0])).toEqual([]);
     } finally {
-      rmSync(out, { recursive: true, force: true });
+      rmSync(dir, { recursive: true, force: true });
     }
   }, 600_000);
 
@@ -69,22 +70,46 @@ describe.skipIf(!hasNvcc)("nvcc builds the CUDA target", () => {
 });
 
 describe("the build cache", () => {
-  test("keeps the most recently used programs and leaves builds under way alone", async () => {
-    const { mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync } = await import("node:fs");
-    const { tmpdir } = await import("node:os");
-    const path = await import("node:path");
-    const cache = mkdtempSync(path.join(tmpdir(), "ulc-cache-"));
+  // A toolchain of shell commands whose objects say when they were made: a copied object keeps its first stamp.
+  test("a shared unit (the host runtime) compiles once for every program made with the same command and headers", async () => {
+    const cache = mkdtempSync(join(tmpdir(), "ulc-cache-"));
+    const stamp = (unit: string, object: string) => ({ argv: ["sh", "-c", `cat ${unit} > ${object}; date +%s%N >> ${object}`, unit], output: object });
+    const commands = { compile: [stamp("program.cpp", "program.o"), { ...stamp("host.cpp", "host.o"), shared: true }], link: { argv: ["sh", "-c", "cat program.o host.o > program"], output: "program" }, binary: "program" };
+    const build = (program: string, header: string) => {
+      const manifest = emitCuda(lowerProgram("models/classifier.ul", { bindings: { B: 1 } })).manifest;
+      const files = new Map([["program.cpp", program], ["host.cpp", "host"], ["runtime.h", header]]);
+      return compileNative({ manifest, files }, { commands, cacheDir: cache, missing: () => "", flavour: "test" });
+    };
+    const host = async (b: Promise<Compiled>) => readFileSync(join((await b).dir, "host.o"), "utf8");
+    try {
+      const first = await host(build("one model", "h1"));
+      expect(first).toMatch(/^host\d+\n$/);
+      expect(await host(build("another model", "h1"))).toBe(first);
+      expect(await host(build("a third model", "h2"))).not.toBe(first);
+      expect(readdirSync(cache).filter((f) => f.endsWith(".o"))).toHaveLength(2);
+    } finally {
+      rmSync(cache, { recursive: true, force: true });
+    }
+  });
+
+  test("keeps the most recently used programs and leaves builds under way alone", () => {
+    const cache = mkdtempSync(join(tmpdir(), "ulc-cache-"));
     try {
       // p0 used longest ago ... p5 most recently; p1 used again just now.
       for (let i = 0; i < 6; i++) {
-        mkdirSync(path.join(cache, `p${i}`));
-        utimesSync(path.join(cache, `p${i}`), 1000 + i, 1000 + i);
+        mkdirSync(join(cache, `p${i}`));
+        utimesSync(join(cache, `p${i}`), 1000 + i, 1000 + i);
       }
-      utimesSync(path.join(cache, "p1"), 2000, 2000);
-      mkdirSync(path.join(cache, "build-x"));
-      utimesSync(path.join(cache, "build-x"), 10, 10);
-      pruneCache(cache, 3);
-      expect(readdirSync(cache).sort()).toEqual(["build-x", "p1", "p4", "p5"]);
+      utimesSync(join(cache, "p1"), 2000, 2000);
+      mkdirSync(join(cache, "build-x"));
+      utimesSync(join(cache, "build-x"), 10, 10);
+      // Shared objects, by their own count: o0 used longest ago.
+      for (let i = 0; i < 3; i++) {
+        writeFileSync(join(cache, `o${i}.o`), "");
+        utimesSync(join(cache, `o${i}.o`), 1000 + i, 1000 + i);
+      }
+      pruneCache(cache, 3, 2);
+      expect(readdirSync(cache).sort()).toEqual(["build-x", "o1.o", "o2.o", "p1", "p4", "p5"]);
     } finally {
       rmSync(cache, { recursive: true, force: true });
     }

@@ -8,6 +8,7 @@ import { MAKE_MPI, makeRules, MPI_MAKE_VARIABLES, mpiCompileFlags, type BuildCom
 const BINARY = "ulc_program_cpu";
 
 const UNITS = ["program.cpp", "ulc_host.cpp"];
+const HOST = "ulc_host.cpp";
 
 /** `mpi`: a data-parallel program's MPI flags (backends/native/toolchain.ts). */
 export function cpuCommands(cxx = "g++", mpi?: MpiFlags): BuildCommands {
@@ -16,7 +17,7 @@ export function cpuCommands(cxx = "g++", mpi?: MpiFlags): BuildCommands {
   // being vectorised (measured: an Adam update 4x slower).
   const flags = ["-std=c++17", "-O3", "-march=native", "-fno-math-errno", "-fopenmp", "-Wall", "-Werror", ...mpiCompileFlags(mpi)];
   return {
-    compile: UNITS.map((u) => ({ argv: [cxx, ...flags, "-c", u, "-o", object(u)], output: object(u) })),
+    compile: UNITS.map((u) => ({ argv: [cxx, ...flags, "-c", u, "-o", object(u)], output: object(u), shared: u === HOST })),
     link: { argv: [cxx, "-fopenmp", ...UNITS.map(object), "-ldnnl", "-lmvec", ...(mpi?.link ?? []), "-o", BINARY], output: BINARY },
     binary: BINARY,
   };

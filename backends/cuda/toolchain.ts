@@ -12,6 +12,7 @@ export const DEFAULT_ARCH = "sm_90";
 export type Flavour = "cuda" | "emulated";
 
 const UNITS = ["program.cu", "ulc_host.cu"];
+const HOST = "ulc_host.cu";
 
 /** `sm_90` -> `90`; throws on anything else, before nvcc is ever run. */
 export function archNumber(arch: string): string {
@@ -45,13 +46,13 @@ function commands(flavour: Flavour, n: string, arch: string, tools: Tools): Buil
     // The virtual architecture drops a feature suffix such as sm_90a's: its PTX is for compute_90a.
     const flags = ["-std=c++17", "-O3", "-lineinfo", "--Werror", "all-warnings", `-gencode=arch=compute_${n},code=[sm_${n},compute_${n}]`, `-DULC_ARCH="${arch}"`, ...mpiCompileFlags(tools.mpi)];
     const nvcc = tools.nvcc ?? "nvcc";
-    compile = UNITS.map((u) => ({ argv: [nvcc, ...flags, "-c", u, "-o", object(u)], output: object(u) }));
+    compile = UNITS.map((u) => ({ argv: [nvcc, ...flags, "-c", u, "-o", object(u)], output: object(u), shared: u === HOST }));
     link = { argv: [nvcc, `-gencode=arch=compute_${n},code=[sm_${n},compute_${n}]`, ...UNITS.map(object), ...(tools.mpi?.link ?? []), "-o", binary], output: binary };
   } else {
     // -O1: the kernels are many and each small; -O2 costs twice the compile time for a few percent at run time.
     const flags = ["-std=c++17", "-O1", "-Wall", "-Werror", "-pthread", ...mpiCompileFlags(tools.mpi), "-include", "ulc_emulate.h", "-x", "c++"];
     const cxx = tools.cxx ?? "g++";
-    compile = UNITS.map((u) => ({ argv: [cxx, ...flags, "-c", u, "-o", object(u)], output: object(u) }));
+    compile = UNITS.map((u) => ({ argv: [cxx, ...flags, "-c", u, "-o", object(u)], output: object(u), shared: u === HOST }));
     link = { argv: [cxx, "-pthread", ...UNITS.map(object), ...(tools.mpi?.link ?? []), "-o", binary], output: binary };
   }
   return { compile, link, binary };

@@ -5,6 +5,11 @@ export interface Command {
   readonly argv: readonly string[];
   /** The file it writes. */
   readonly output: string;
+  /**
+   * A translation unit without model code (the host runtime): its object is the same for every model built with
+   * the same flags, so runtime/native/compile.ts caches it apart from the programs.
+   */
+  readonly shared?: boolean;
 }
 
 export interface BuildCommands {

@@ -4,7 +4,7 @@ import { describe, expect, test } from "vitest";
 import { GraphBuilder, size, type Graph } from "../compiler/ir.js";
 import { fuse, type FuseOptions } from "../compiler/kernel/fuse.js";
 import { kernelOutputs, partsBuffers, type Kernel } from "../compiler/kernel/ir.js";
-import { lowerProgram } from "../compiler/lower.js";
+import { lowerProgram, type Program } from "../compiler/lower.js";
 import { interpret } from "../runtime/interpreter.js";
 import { runSchedule } from "../runtime/js/schedule.js";
 import { randomNormal } from "../runtime/random.js";
@@ -22,17 +22,38 @@ function inputsOf(g: Graph, seed: number): Map<string, Tensor> {
   return inputs;
 }
 
+/** The interpreter's outputs of a graph, once per graph and seed: several schedules of one graph compare to them. */
+const interpreted = new WeakMap<Graph, Map<number, Map<string, Tensor>>>();
+
 /** Fused and unfused execution agree exactly: the kernels do the interpreter's float64 arithmetic in its order. */
 function expectSameOutputs(g: Graph, params: Map<string, Tensor>, seed: number, options: FuseOptions = {}): void {
   const env = { inputs: inputsOf(g, seed), params };
-  const want = interpret(g, env, { precision: "f64", seed, step: 1 });
+  if (!interpreted.has(g)) interpreted.set(g, new Map());
+  const bySeed = interpreted.get(g)!;
+  if (!bySeed.has(seed)) bySeed.set(seed, interpret(g, env, { precision: "f64", seed, step: 1 }));
   const got = runSchedule(g, fuse(g, options), env, { seed, step: 1 });
-  for (const [name, t] of want) expect([...got.get(name)!.data], name).toEqual([...t.data]);
+  for (const [name, t] of bySeed.get(seed)!) expect([...got.get(name)!.data], name).toEqual([...t.data]);
+}
+
+/** A model at B = 2 and its initial parameters, lowered once per model: several tests schedule its graphs. */
+const lowered = new Map<string, { entries: Program["entries"]; params: Map<string, Tensor> }>();
+function model(path: string) {
+  if (!lowered.has(path)) {
+    const program = lowerProgram(path, { bindings: { B: 2 } });
+    lowered.set(path, { entries: program.entries, params: interpret(program.init, {}, { precision: "f64", seed: 4, step: 0 }) });
+  }
+  return lowered.get(path)!;
 }
 
 /** The tiled kernels of a schedule. */
 function tiled(g: Graph, options: FuseOptions) {
   return fuse(g, options).steps.flatMap((s) => (s.kind === "kernel" && s.kernel.tile ? [s.kernel] : []));
+}
+
+/** ul_tiny's train step and its initial parameters. */
+function ulTinyFit() {
+  const { entries, params } = model("models/ul_tiny.ul");
+  return { fit: entries.find((e) => e.name === "fit")!, params };
 }
 
 describe("fused schedules of the models", () => {
@@ -45,16 +66,13 @@ describe("fused schedules of the models", () => {
   ] as const) {
     // In register tiles, as the WebGPU runtime runs them (one output per invocation: the random graphs below).
     test(`${path}: every fused entry gives the interpreter's outputs`, () => {
-      const program = lowerProgram(path, { bindings: { B: 2 } });
-      const params = interpret(program.init, {}, { precision: "f64", seed: 4, step: 0 });
-      for (const e of program.entries) if (!entries || (entries as readonly string[]).includes(e.name)) expectSameOutputs(e.graph, params, 9, { tile: { rows: 5, cols: 3 } });
+      const { entries: all, params } = model(path);
+      for (const e of all) if (!entries || (entries as readonly string[]).includes(e.name)) expectSameOutputs(e.graph, params, 9, { tile: { rows: 5, cols: 3 } });
     }, 120_000);
   }
 
   test("ul_tiny's train step with matmuls as library calls (as the CPU target runs it): transposed operands read in place, outputs equal", () => {
-    const program = lowerProgram("models/ul_tiny.ul", { bindings: { B: 2 } });
-    const fit = program.entries.find((e) => e.name === "fit")!;
-    const params = interpret(program.init, {}, { precision: "f64", seed: 4, step: 0 });
+    const { fit, params } = ulTinyFit();
     const library = new Set(["matmul"]);
     const calls = fuse(fit.graph, { library }).steps.flatMap((s) => (s.kind === "library" ? [s.call] : []));
     // The backward pass multiplies by Wᵀ and xᵀ: those operands are the parameters and activations themselves.
@@ -65,9 +83,7 @@ describe("fused schedules of the models", () => {
   }, 120_000);
 
   test("ul_tiny's train step with sibling outputs (as the native targets run it): the optimizer's updates share kernels, outputs equal", () => {
-    const program = lowerProgram("models/ul_tiny.ul", { bindings: { B: 2 } });
-    const fit = program.entries.find((e) => e.name === "fit")!;
-    const params = interpret(program.init, {}, { precision: "f64", seed: 4, step: 0 });
+    const { fit, params } = ulTinyFit();
     const options = { library: new Set(["matmul"]), maxInputs: 32 };
     const kernels = (siblings: boolean) => fuse(fit.graph, { ...options, siblings }).steps.flatMap((s) => (s.kind === "kernel" ? [s.kernel] : []));
     const state = new Set(fit.graph.outputs.filter((o) => /^(param:|optimizer\.)/.test(o.name)).map((o) => o.node));
@@ -79,9 +95,7 @@ describe("fused schedules of the models", () => {
   }, 120_000);
 
   test("ul_tiny's train step with batches (as the CUDA target launches it): Adam's updates in one launch of independent parts, outputs equal", () => {
-    const program = lowerProgram("models/ul_tiny.ul", { bindings: { B: 2 } });
-    const fit = program.entries.find((e) => e.name === "fit")!;
-    const params = interpret(program.init, {}, { precision: "f64", seed: 4, step: 0 });
+    const { fit, params } = ulTinyFit();
     const options = { maxInputs: 32, siblings: true, chain: true, batch: { maxBuffers: 1000, maxTiled: 3 } };
     const steps = fuse(fit.graph, options).steps;
     const batches = steps.flatMap((s) => (s.kind === "batch" ? [s.batch] : []));

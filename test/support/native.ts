@@ -2,6 +2,7 @@
 // (test/cuda-emulated.test.ts) and on a GPU (test/cuda-gpu.test.ts, by `npm run test:gpu`): fused graphs and
 // every kernel of the models, through the native session and host runtime, against the reference interpreter in
 // float32.
+import { readdirSync } from "node:fs";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { GraphBuilder, type Graph } from "../../compiler/ir.js";
@@ -367,13 +368,10 @@ export function nativeSuites(target: NativeTarget): void {
       }
     }, 300_000);
 
-    // ul_small at B = 1: the emulated warps of its weight gradients are the slowest part of the suite.
-    test.each([
-      ["classifier", 2],
-      ["vae_tiny", 2],
-      ["ul_tiny_base", 2],
-      ["ul_small", 1],
-    ] as const)("%s: every kernel (its init, ema and train graphs, and the plain entries that cover the rest), B = %i", async (model, B) => {
+    // Every other model in models/ (ul_tiny's test is above). ul_small at B = 1: the emulated warps of its weight
+    // gradients are the slowest part of the suite.
+    const others = readdirSync("models").flatMap((f) => (f.endsWith(".ul") && f !== "ul_tiny.ul" ? [f.slice(0, -".ul".length)] : []));
+    test.each(others.map((model) => [model, model === "ul_small" ? 1 : 2] as const))("%s: every kernel (its init, ema and train graphs, and the plain entries that cover the rest), B = %i", async (model, B) => {
       const program = lowerProgram(`models/${model}.ul`, { bindings: { B }, precision });
       const session = await open(program, 5);
       try {

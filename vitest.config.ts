@@ -11,6 +11,9 @@ export default defineConfig({
     // Generous: a few tests spawn node processes, and property/fuzz tests run many cases. A test that needs
     // longer passes its own timeout as the third argument of `test(...)`.
     testTimeout: 60_000,
+    // Two files at a time even on two cores (vitest's default leaves one core to itself): most files spend much
+    // of their time in a compiler or in a native program while their own process waits.
+    maxWorkers: 2,
     hookTimeout: 180_000,
   },
 });

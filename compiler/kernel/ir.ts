@@ -152,9 +152,20 @@ export function sxChildren(x: Sx): Sx[] {
   }
 }
 
-/** Every node of an expression, depth first. */
+/**
+ * Every distinct node of an expression, depth first, each once: a subexpression that fusion inlined into several
+ * readers is one object under several parents, and visiting it once per path made this quadratic and worse.
+ */
 export function sxNodes(x: Sx): Sx[] {
-  return [x, ...sxChildren(x).flatMap(sxNodes)];
+  const seen = new Set<Sx>();
+  const pending = [x];
+  while (pending.length > 0) {
+    const y = pending.pop()!;
+    if (seen.has(y)) continue;
+    seen.add(y);
+    pending.push(...sxChildren(y).reverse());
+  }
+  return [...seen];
 }
 
 export interface KernelInput {
